@@ -1,0 +1,135 @@
+using System.Security.Claims;
+using System.Security.Cryptography;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using Read.Api.Authentication;
+using Read.Api.Problems;
+using Read.Domain.Configuration;
+using Read.Domain.Files;
+using Read.Domain.Jobs;
+using Read.Domain.Persistence;
+
+namespace Read.Api.Files;
+
+internal static class FilesApi
+{
+    public sealed record FileList(IReadOnlyList<FileResponse> Data);
+
+    // Multipart framing around the file; generous, the file itself is checked against the limit exactly.
+    private const long MultipartOverheadBytes = 64 * 1024;
+
+    public static IEndpointRouteBuilder MapFilesApi(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1/files").WithTags("Files").RequireAuthorization(AuthPolicies.Tenant);
+        group.MapPost("/", Upload)
+            .Accepts<IFormFile>("multipart/form-data")
+            .WithSummary("Upload a JSONL dataset (form field 'file'; optional 'purpose'). Validated on upload; errors name the line.");
+        group.MapGet("/", List).WithSummary("The calling tenant's files, newest first.");
+        group.MapGet("/{id}", Get).WithSummary("One file's metadata.");
+        group.MapDelete("/{id}", Delete).WithSummary("Delete a file that no queued or running job uses.");
+        return app;
+    }
+
+    internal static async Task<Results<Created<FileResponse>, ProblemHttpResult>> Upload(
+        HttpContext context, ClaimsPrincipal user, ReadDbContext db, IOptions<ReadOptions> options, CancellationToken ct)
+    {
+        var limit = options.Value.MaxUploadBytes;
+        var request = context.Request;
+        if (request.ContentLength > limit + MultipartOverheadBytes)
+            return TooLarge(limit);
+        var bodyLimit = context.Features.Get<IHttpMaxRequestBodySizeFeature>();
+        if (bodyLimit is { IsReadOnly: false })
+            bodyLimit.MaxRequestBodySize = limit + MultipartOverheadBytes;
+        if (!request.HasFormContentType)
+            return ApiProblems.BadRequest("invalid_request", "Send the dataset as multipart/form-data with a field named 'file'.");
+
+        IFormCollection form;
+        try
+        {
+            form = await request.ReadFormAsync(new FormOptions { MultipartBodyLengthLimit = limit + MultipartOverheadBytes }, ct);
+        }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            return TooLarge(limit);
+        }
+        catch (InvalidDataException e) when (e.Message.Contains("limit", StringComparison.OrdinalIgnoreCase))
+        {
+            return TooLarge(limit);
+        }
+
+        var file = form.Files.GetFile("file");
+        if (file is null)
+            return ApiProblems.BadRequest("missing_file", "The form has no field named 'file'.");
+        if (file.Length > limit)
+            return TooLarge(limit);
+
+        var content = new byte[file.Length];
+        await using (var stream = file.OpenReadStream())
+            await stream.ReadExactlyAsync(content, ct);
+        var parsed = JsonlDatasetParser.Parse(content);
+        if (!parsed.Succeeded)
+        {
+            var extra = parsed.ErrorLine is { } line ? new Dictionary<string, object?> { ["line"] = line } : null;
+            return ApiProblems.BadRequest(parsed.ErrorCode!, parsed.ErrorMessage!, extra);
+        }
+
+        var purpose = form["purpose"].FirstOrDefault() ?? "fine-tune";
+        if (purpose is not ("fine-tune" or "validation" or "test"))
+            return ApiProblems.BadRequest("invalid_purpose", "purpose must be fine-tune, validation or test.");
+        var entity = new DatasetFile
+        {
+            Id = "file-" + Guid.NewGuid().ToString("N"),
+            TenantId = user.GetTenantId(),
+            FileName = Path.GetFileName(file.FileName) is { Length: > 0 and <= 256 } name ? name : "dataset.jsonl",
+            Purpose = purpose,
+            Bytes = content.LongLength,
+            Sha256 = Convert.ToHexStringLower(SHA256.HashData(content)),
+            ExampleCount = parsed.Examples.Count,
+            Labels = [.. parsed.Labels],
+            HasTextPairs = parsed.Examples.Any(e => e.TextPair is not null),
+            Content = content,
+            CreatedAt = DateTime.UtcNow,
+        };
+        db.Files.Add(entity);
+        await db.SaveChangesAsync(ct);
+        return TypedResults.Created($"/v1/files/{entity.Id}", FileResponse.From(entity));
+    }
+
+    private static ProblemHttpResult TooLarge(long limit) =>
+        ApiProblems.Problem(StatusCodes.Status413PayloadTooLarge, "payload_too_large", "Payload too large",
+            $"Dataset files are limited to {limit} bytes.");
+
+    internal static async Task<Ok<FileList>> List(ClaimsPrincipal user, ReadDbContext db, CancellationToken ct)
+    {
+        var tenant = user.GetTenantId();
+        var files = await db.Files.AsNoTracking().Where(f => f.TenantId == tenant)
+            .OrderByDescending(f => f.CreatedAt)
+            .Select(f => new DatasetFile
+            {
+                Id = f.Id, TenantId = f.TenantId, FileName = f.FileName, Purpose = f.Purpose, Bytes = f.Bytes, Sha256 = f.Sha256,
+                ExampleCount = f.ExampleCount, Labels = f.Labels, HasTextPairs = f.HasTextPairs, Content = Array.Empty<byte>(), CreatedAt = f.CreatedAt,
+            })
+            .ToListAsync(ct);
+        return TypedResults.Ok(new FileList(files.Select(FileResponse.From).ToList()));
+    }
+
+    internal static async Task<Results<Ok<FileResponse>, ProblemHttpResult>> Get(string id, ClaimsPrincipal user, ReadDbContext db, CancellationToken ct)
+    {
+        var tenant = user.GetTenantId();
+        var file = await db.Files.AsNoTracking().SingleOrDefaultAsync(f => f.Id == id && f.TenantId == tenant, ct);
+        return file is null ? ApiProblems.NotFound("file", id) : TypedResults.Ok(FileResponse.From(file));
+    }
+
+    internal static async Task<Results<NoContent, ProblemHttpResult>> Delete(string id, ClaimsPrincipal user, ReadDbContext db, CancellationToken ct)
+    {
+        var tenant = user.GetTenantId();
+        var inUse = await db.Jobs.AnyAsync(j => j.TenantId == tenant && (j.TrainingFileId == id || j.ValidationFileId == id)
+                                                && (j.Status == JobStatus.Queued || j.Status == JobStatus.Running), ct);
+        if (inUse)
+            return ApiProblems.Problem(StatusCodes.Status409Conflict, "file_in_use", "Conflict", $"File '{id}' is used by a queued or running job.");
+        var deleted = await db.Files.Where(f => f.Id == id && f.TenantId == tenant).ExecuteDeleteAsync(ct);
+        return deleted == 0 ? ApiProblems.NotFound("file", id) : TypedResults.NoContent();
+    }
+}

@@ -1,0 +1,111 @@
+using System.Security.Claims;
+using System.Text.Json;
+using Hangfire;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using Read.Api.Authentication;
+using Read.Api.Problems;
+using Read.Domain.Backbones;
+using Read.Domain.Configuration;
+using Read.Domain.FineTuning;
+using Read.Domain.Jobs;
+using Read.Domain.Persistence;
+
+namespace Read.Api.FineTuning;
+
+internal static class FineTuningApi
+{
+    public sealed record JobList(IReadOnlyList<JobResponse> Data, bool HasMore);
+
+    public sealed record EventList(IReadOnlyList<JobEventResponse> Data, bool HasMore);
+
+    public static IEndpointRouteBuilder MapFineTuningApi(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1/fine-tuning/jobs").WithTags("Fine-tuning").RequireAuthorization(AuthPolicies.Tenant);
+        group.MapPost("/", Create).WithSummary("Create a READ fine-tuning job; it is queued for a worker.");
+        group.MapGet("/", List).WithSummary("The calling tenant's jobs, newest first (limit ≤ 100).");
+        group.MapGet("/{id}", Get).WithSummary("A job: status, stage, progress, metrics, error, adapter.");
+        group.MapGet("/{id}/events", Events).WithSummary("A job's events in order; page with 'after' (an event id) and 'limit'.");
+        return app;
+    }
+
+    internal static async Task<Results<Created<JobResponse>, ProblemHttpResult>> Create(
+        CreateJobRequest request, ClaimsPrincipal user, ReadDbContext db, BackboneRegistry backbones,
+        IBackgroundJobClient hangfire, CancellationToken ct)
+    {
+        var tenant = user.GetTenantId();
+        if (string.IsNullOrWhiteSpace(request.Backbone))
+            return ApiProblems.BadRequest("missing_backbone", "'backbone' is required; GET /v1/backbones lists them.");
+        if (!backbones.Contains(request.Backbone))
+            return ApiProblems.BadRequest("unknown_backbone", $"Backbone '{request.Backbone}' does not exist; GET /v1/backbones lists them.");
+        if (string.IsNullOrWhiteSpace(request.TrainingFile))
+            return ApiProblems.BadRequest("missing_training_file", "'training_file' is required.");
+        foreach (var fileId in new[] { request.TrainingFile, request.ValidationFile }.OfType<string>())
+        {
+            if (!await db.Files.AnyAsync(f => f.Id == fileId && f.TenantId == tenant, ct))
+                return ApiProblems.BadRequest("file_not_found", $"File '{fileId}' does not exist.");
+        }
+        var hyperparameters = request.Hyperparameters ?? new ReadHyperparameters();
+        var errors = hyperparameters.Validate();
+        if (errors.Count > 0)
+            return ApiProblems.BadRequest("invalid_hyperparameters", string.Join(" ", errors),
+                new Dictionary<string, object?> { ["errors"] = errors });
+
+        var job = new FineTuneJob
+        {
+            Id = "ftjob-" + Guid.NewGuid().ToString("N"),
+            TenantId = tenant,
+            BackboneId = request.Backbone,
+            TrainingFileId = request.TrainingFile,
+            ValidationFileId = request.ValidationFile,
+            HyperparametersJson = JsonSerializer.Serialize(hyperparameters, JsonDefaults.SnakeCase),
+            MetadataJson = request.Metadata is null ? null : JsonSerializer.Serialize(request.Metadata),
+            Status = JobStatus.Queued,
+            CreatedAt = DateTime.UtcNow,
+        };
+        db.Jobs.Add(job);
+        db.JobEvents.Add(new JobEvent { JobId = job.Id, TenantId = tenant, CreatedAt = job.CreatedAt, Level = "info", Message = "Job created" });
+        await db.SaveChangesAsync(ct);
+
+        // Enqueue after the row is committed so a fast worker always finds it.
+        var jobId = job.Id;
+        job.HangfireJobId = hangfire.Enqueue<FineTuneJobRunner>(FineTuneJobRunner.Queue, r => r.RunAsync(jobId, CancellationToken.None));
+        await db.SaveChangesAsync(ct);
+        return TypedResults.Created($"/v1/fine-tuning/jobs/{job.Id}", JobResponse.From(job));
+    }
+
+    internal static async Task<Results<Ok<JobList>, ProblemHttpResult>> List(
+        ClaimsPrincipal user, ReadDbContext db, int? limit, CancellationToken ct)
+    {
+        var take = limit ?? 20;
+        if (take is < 1 or > 100)
+            return ApiProblems.BadRequest("invalid_limit", "limit must be between 1 and 100.");
+        var tenant = user.GetTenantId();
+        var jobs = await db.Jobs.AsNoTracking().Where(j => j.TenantId == tenant)
+            .OrderByDescending(j => j.CreatedAt).Take(take + 1).ToListAsync(ct);
+        return TypedResults.Ok(new JobList(jobs.Take(take).Select(JobResponse.From).ToList(), jobs.Count > take));
+    }
+
+    internal static async Task<Results<Ok<JobResponse>, ProblemHttpResult>> Get(string id, ClaimsPrincipal user, ReadDbContext db, CancellationToken ct)
+    {
+        var tenant = user.GetTenantId();
+        var job = await db.Jobs.AsNoTracking().SingleOrDefaultAsync(j => j.Id == id && j.TenantId == tenant, ct);
+        return job is null ? ApiProblems.NotFound("fine-tuning job", id) : TypedResults.Ok(JobResponse.From(job));
+    }
+
+    internal static async Task<Results<Ok<EventList>, ProblemHttpResult>> Events(
+        string id, ClaimsPrincipal user, ReadDbContext db, long? after, int? limit, CancellationToken ct)
+    {
+        var take = limit ?? 100;
+        if (take is < 1 or > 1000)
+            return ApiProblems.BadRequest("invalid_limit", "limit must be between 1 and 1000.");
+        var tenant = user.GetTenantId();
+        if (!await db.Jobs.AnyAsync(j => j.Id == id && j.TenantId == tenant, ct))
+            return ApiProblems.NotFound("fine-tuning job", id);
+        var from = after ?? 0;
+        var events = await db.JobEvents.AsNoTracking()
+            .Where(e => e.JobId == id && e.TenantId == tenant && e.Id > from)
+            .OrderBy(e => e.Id).Take(take + 1).ToListAsync(ct);
+        return TypedResults.Ok(new EventList(events.Take(take).Select(JobEventResponse.From).ToList(), events.Count > take));
+    }
+}

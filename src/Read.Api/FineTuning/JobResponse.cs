@@ -1,0 +1,29 @@
+using System.Text.Json;
+using Read.Domain.Configuration;
+using Read.Domain.Jobs;
+
+namespace Read.Api.FineTuning;
+
+internal sealed record JobError(string Code, string Message);
+
+/// <summary>A fine-tuning job as the API shows it.</summary>
+internal sealed record JobResponse(
+    string Id, string Object, string Backbone, string TrainingFile, string? ValidationFile, string Status, string? Stage,
+    double Progress, JsonElement Hyperparameters, JsonElement? Metrics, JobError? Error, string? AdapterId, bool? CacheHit,
+    int Attempts, JsonElement? Metadata, DateTime CreatedAt, DateTime? StartedAt, DateTime? FinishedAt)
+{
+    public static JobResponse From(FineTuneJob j) => new(
+        j.Id, "fine_tuning.job", j.BackboneId, j.TrainingFileId, j.ValidationFileId, j.Status, j.Stage, j.Progress,
+        JsonSerializer.Deserialize<JsonElement>(j.HyperparametersJson),
+        j.MetricsJson is null ? null : JsonSerializer.Deserialize<JsonElement>(j.MetricsJson),
+        j.ErrorCode is null ? null : new JobError(j.ErrorCode, j.ErrorMessage ?? ""),
+        j.AdapterId, j.CacheHit, j.Attempts,
+        j.MetadataJson is null ? null : JsonSerializer.Deserialize<JsonElement>(j.MetadataJson),
+        j.CreatedAt, j.StartedAt, j.FinishedAt);
+}
+
+internal sealed record JobEventResponse(long Id, string Object, DateTime CreatedAt, string Level, string Message, JsonElement? Data)
+{
+    public static JobEventResponse From(JobEvent e) => new(e.Id, "fine_tuning.job.event", e.CreatedAt, e.Level, e.Message,
+        e.DataJson is null ? null : JsonSerializer.Deserialize<JsonElement>(e.DataJson, JsonDefaults.SnakeCase));
+}

@@ -1,0 +1,37 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Read.Domain.Backbones;
+
+#pragma warning disable IDE1006 // field names are Hugging Face state-dict keys
+
+/// <summary>A BERT encoder (no pooler) that returns every hidden state: embeddings then each layer.</summary>
+public sealed class BertModel : nn.Module<Tensor, Tensor, Tensor, Tensor[]>
+{
+    private readonly BertEmbeddings embeddings;
+    private readonly BertEncoder encoder;
+
+    public BertModel(BertConfig config) : base(nameof(BertModel))
+    {
+        Config = config;
+        embeddings = new BertEmbeddings(config);
+        encoder = new BertEncoder(config);
+        RegisterComponents();
+    }
+
+    public BertConfig Config { get; }
+
+    /// <summary>
+    /// (B, S) ids, mask and token types in; L + 1 tensors of (B, S, d) out: index 0 is the embedding
+    /// output, index i the output of layer i.
+    /// </summary>
+    public override Tensor[] forward(Tensor inputIds, Tensor attentionMask, Tensor tokenTypeIds)
+    {
+        // Same additive mask as Hugging Face: the dtype's minimum on padded keys, so they get zero weight.
+        using var keep = attentionMask.to_type(ScalarType.Float32).unsqueeze(1).unsqueeze(2); // (B, 1, 1, S)
+        using var maskBias = (1.0f - keep) * float.MinValue;
+        var embedded = embeddings.call(inputIds, tokenTypeIds);
+        var layers = encoder.call(embedded, maskBias);
+        return [embedded, .. layers];
+    }
+}

@@ -1,0 +1,27 @@
+namespace Read.Domain.Configuration;
+
+/// <summary>Service-wide settings (configuration section "Read").</summary>
+public sealed class ReadOptions
+{
+    public const string Section = "Read";
+
+    /// <summary>Root for worker-local state: the SQLite file (embedded), activation caches, generated backbones.</summary>
+    public string DataDirectory { get; set; } = "data";
+
+    /// <summary>Key that authorises the admin endpoints (creating tenants). Empty disables them.</summary>
+    public string? AdminKey { get; set; }
+
+    /// <summary>Embedded mode: API key of the development tenant; a random one is generated and printed when empty.</summary>
+    public string? DevelopmentApiKey { get; set; }
+
+    /// <summary>Largest accepted dataset upload, in bytes (larger answers 413).</summary>
+    public long MaxUploadBytes { get; set; } = 64L * 1024 * 1024;
+
+    /// <summary>Concurrent fine-tuning jobs per worker process. Training uses every core, so one is the sensible default.</summary>
+    public int WorkerCount { get; set; } = 1;
+
+    /// <summary>Largest number of inputs accepted by one predict request.</summary>
+    public int MaxPredictBatch { get; set; } = 256;
+
+    public string ActivationCacheDirectory => Path.Combine(DataDirectory, "activation-cache");
+}

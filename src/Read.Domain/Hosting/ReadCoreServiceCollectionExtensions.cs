@@ -1,0 +1,34 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Read.Domain.Backbones;
+using Read.Domain.Configuration;
+using Read.Domain.Jobs;
+using Read.Domain.Persistence;
+
+namespace Read.Domain.Hosting;
+
+public static class ReadCoreServiceCollectionExtensions
+{
+    /// <summary>What both the API and the worker need: the database, the backbone registry and the job runner.</summary>
+    public static IServiceCollection AddReadCore(this IServiceCollection services, DatabaseProvider provider, string connectionString)
+    {
+        services.AddReadDatabase(provider, connectionString);
+        services.AddSingleton(sp =>
+        {
+            var backboneOptions = sp.GetRequiredService<IOptions<BackboneOptions>>().Value;
+            return new BackboneRegistry(backboneOptions);
+        });
+        services.AddTransient<FineTuneJobRunner>();
+        return services;
+    }
+
+    /// <summary>Backbones live under the service's data directory unless configured elsewhere.</summary>
+    public static IServiceCollection AddReadBackboneDefaults(this IServiceCollection services) =>
+        services.AddSingleton<IPostConfigureOptions<BackboneOptions>>(sp => new PostConfigureOptions<BackboneOptions, IOptions<ReadOptions>>(
+            Options.DefaultName, sp.GetRequiredService<IOptions<ReadOptions>>(),
+            (backbones, read) =>
+            {
+                if (backbones.DataDirectory is "" or "data")
+                    backbones.DataDirectory = read.Value.DataDirectory;
+            }));
+}

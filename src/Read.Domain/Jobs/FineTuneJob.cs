@@ -1,0 +1,28 @@
+namespace Read.Domain.Jobs;
+
+/// <summary>A fine-tuning job row: what to train, and where it stands.</summary>
+public sealed class FineTuneJob
+{
+    public required string Id { get; init; }
+    public required Guid TenantId { get; init; }
+    public required string BackboneId { get; init; }
+    public required string TrainingFileId { get; init; }
+    public string? ValidationFileId { get; init; }
+    /// <summary>Hyperparameters as submitted, after defaults were applied (snake_case JSON).</summary>
+    public required string HyperparametersJson { get; init; }
+    public string? MetadataJson { get; init; }
+    public required string Status { get; set; }
+    /// <summary>precompute | train | evaluate | publish while running; the last stage reached afterwards.</summary>
+    public string? Stage { get; set; }
+    public double Progress { get; set; }
+    public string? ErrorCode { get; set; }
+    public string? ErrorMessage { get; set; }
+    public string? AdapterId { get; set; }
+    public bool? CacheHit { get; set; }
+    public string? MetricsJson { get; set; }
+    public int Attempts { get; set; }
+    public string? HangfireJobId { get; set; }
+    public required DateTime CreatedAt { get; init; }
+    public DateTime? StartedAt { get; set; }
+    public DateTime? FinishedAt { get; set; }
+}

@@ -1,0 +1,183 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Read.Domain.Adapters;
+using Read.Domain.Backbones;
+using Read.Domain.Configuration;
+using Read.Domain.Datasets;
+using Read.Domain.Files;
+using Read.Domain.FineTuning;
+using Read.Domain.Persistence;
+
+namespace Read.Domain.Jobs;
+
+/// <summary>
+/// Runs one fine-tuning job end to end: load data → precompute (or reuse) activations → train → evaluate → publish.
+/// Invoked by Hangfire on queue "training". Safe to run again after a crash: a job already finished is left alone, a job
+/// found "running" starts over (the activation cache makes that cheap), and publishing is one transaction.
+/// </summary>
+public sealed class FineTuneJobRunner(
+    IDbContextFactory<ReadDbContext> dbFactory,
+    BackboneRegistry backbones,
+    IOptions<ReadOptions> options,
+    IEnumerable<IJobStageListener> listeners,
+    ILogger<FineTuneJobRunner> logger)
+{
+    public const string Queue = "training";
+
+    public async Task RunAsync(string jobId, CancellationToken cancellationToken)
+    {
+        var job = await ClaimAsync(jobId, cancellationToken);
+        if (job is null)
+            return;
+
+        using var scope = logger.BeginScope(new Dictionary<string, object> { ["JobId"] = jobId });
+        logger.LogInformation("Job {JobId} started (attempt {Attempt}) on backbone {BackboneId}", jobId, job.Attempts, job.BackboneId);
+        try
+        {
+            var (train, validation) = await LoadDataAsync(job, cancellationToken);
+            Backbone backbone;
+            try
+            {
+                backbone = backbones.Get(job.BackboneId);
+            }
+            catch (Exception e) when (e is KeyNotFoundException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException)
+            {
+                throw new JobFailedException(JobErrorCodes.BackboneUnavailable, $"Backbone '{job.BackboneId}' could not be loaded: {e.Message}", e);
+            }
+
+            var hyperparameters = JsonSerializer.Deserialize<ReadHyperparameters>(job.HyperparametersJson, JsonDefaults.SnakeCase)!;
+            var progress = new JobProgressRecorder(dbFactory, job, listeners, logger);
+            var result = await Task.Run(
+                () => new ReadFineTuner().Run(backbone, train, validation, hyperparameters,
+                    options.Value.ActivationCacheDirectory, progress, cancellationToken),
+                cancellationToken);
+
+            progress.StageStarted(FineTuneStage.Publish);
+            await PublishAsync(job, backbone, result, cancellationToken);
+            logger.LogInformation("Job {JobId} succeeded: validation accuracy {Accuracy:F4}, cache hit {CacheHit}",
+                jobId, result.Metrics.ValidationAccuracy, result.Metrics.CacheHit);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Worker shutting down: leave the job "running"; Hangfire hands it to a worker again and we start over.
+            logger.LogWarning("Job {JobId} interrupted by shutdown; it will be retried", jobId);
+            throw;
+        }
+        catch (Exception e)
+        {
+            var (code, message) = e is JobFailedException failed ? (failed.Code, failed.Message) : (JobErrorCodes.TrainingFailed, e.Message);
+            logger.LogError(e, "Job {JobId} failed with {ErrorCode}", jobId, code);
+            await FailAsync(jobId, job.TenantId, code, message);
+        }
+    }
+
+    /// <summary>Moves a queued (or interrupted running) job to running; returns null when there is nothing to do.</summary>
+    private async Task<FineTuneJob?> ClaimAsync(string jobId, CancellationToken ct)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var now = DateTime.UtcNow;
+        var claimed = await db.Jobs
+            .Where(j => j.Id == jobId && (j.Status == JobStatus.Queued || j.Status == JobStatus.Running))
+            .ExecuteUpdateAsync(s => s
+                .SetProperty(j => j.Status, JobStatus.Running)
+                .SetProperty(j => j.Stage, (string?)null)
+                .SetProperty(j => j.Progress, 0.0)
+                .SetProperty(j => j.Attempts, j => j.Attempts + 1)
+                .SetProperty(j => j.StartedAt, now), ct);
+        if (claimed == 0)
+        {
+            logger.LogInformation("Job {JobId} is missing or already finished; nothing to do", jobId);
+            return null;
+        }
+        return await db.Jobs.AsNoTracking().SingleAsync(j => j.Id == jobId, ct);
+    }
+
+    private async Task<(IReadOnlyList<LabeledExample> Train, IReadOnlyList<LabeledExample>? Validation)> LoadDataAsync(FineTuneJob job, CancellationToken ct)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var train = await ReadFileAsync(db, job, job.TrainingFileId, ct);
+        var validation = job.ValidationFileId is null ? null : await ReadFileAsync(db, job, job.ValidationFileId, ct);
+        return (train, validation);
+    }
+
+    private static async Task<IReadOnlyList<LabeledExample>> ReadFileAsync(ReadDbContext db, FineTuneJob job, string fileId, CancellationToken ct)
+    {
+        var content = await db.Files.Where(f => f.Id == fileId && f.TenantId == job.TenantId).Select(f => f.Content).SingleOrDefaultAsync(ct)
+            ?? throw new JobFailedException(JobErrorCodes.InvalidTrainingData, $"File {fileId} no longer exists.");
+        var parsed = JsonlDatasetParser.Parse(content);
+        if (!parsed.Succeeded)
+            throw new JobFailedException(JobErrorCodes.InvalidTrainingData, $"File {fileId}: {parsed.ErrorMessage}");
+        return parsed.Examples;
+    }
+
+    /// <summary>Adapter row and job status change in one transaction: a job is never "succeeded" without its adapter, nor the reverse.</summary>
+    private async Task PublishAsync(FineTuneJob job, Backbone backbone, FineTuneResult result, CancellationToken ct)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var config = AdapterArtifact.ReadConfig(result.Artifact);
+        var adapterId = "adapter-" + Guid.NewGuid().ToString("N");
+        var metricsJson = JsonSerializer.Serialize(result.Metrics, JsonDefaults.SnakeCase);
+        var now = DateTime.UtcNow;
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        db.Adapters.Add(new AdapterRecord
+        {
+            Id = adapterId,
+            TenantId = job.TenantId,
+            JobId = job.Id,
+            BackboneId = backbone.Id,
+            BackboneWeightsHash = backbone.WeightsHash,
+            ConfigJson = JsonSerializer.Serialize(config, JsonDefaults.SnakeCase),
+            MetricsJson = metricsJson,
+            Artifact = result.Artifact,
+            SizeBytes = result.Artifact.LongLength,
+            Sha256 = Convert.ToHexStringLower(SHA256.HashData(result.Artifact)),
+            CreatedAt = now,
+        });
+        db.JobEvents.Add(new JobEvent
+        {
+            JobId = job.Id, TenantId = job.TenantId, CreatedAt = now, Level = "info",
+            Message = $"Published adapter {adapterId}",
+        });
+        await db.SaveChangesAsync(ct);
+        var updated = await db.Jobs
+            .Where(j => j.Id == job.Id && j.Status == JobStatus.Running)
+            .ExecuteUpdateAsync(s => s
+                .SetProperty(j => j.Status, JobStatus.Succeeded)
+                .SetProperty(j => j.Stage, FineTuneStages.Name(FineTuneStage.Publish))
+                .SetProperty(j => j.Progress, 1.0)
+                .SetProperty(j => j.AdapterId, adapterId)
+                .SetProperty(j => j.CacheHit, result.Metrics.CacheHit)
+                .SetProperty(j => j.MetricsJson, metricsJson)
+                .SetProperty(j => j.ErrorCode, (string?)null)
+                .SetProperty(j => j.ErrorMessage, (string?)null)
+                .SetProperty(j => j.FinishedAt, now), ct);
+        if (updated == 0)
+            throw new JobFailedException(JobErrorCodes.TrainingFailed, "The job left the running state before it could be published.");
+        await tx.CommitAsync(ct);
+    }
+
+    private async Task FailAsync(string jobId, Guid tenantId, string code, string message)
+    {
+        // Not cancellable: a failure must be recorded even while the worker is stopping.
+        await using var db = await dbFactory.CreateDbContextAsync();
+        var now = DateTime.UtcNow;
+        await db.Jobs
+            .Where(j => j.Id == jobId && j.Status == JobStatus.Running)
+            .ExecuteUpdateAsync(s => s
+                .SetProperty(j => j.Status, JobStatus.Failed)
+                .SetProperty(j => j.ErrorCode, code)
+                .SetProperty(j => j.ErrorMessage, message)
+                .SetProperty(j => j.FinishedAt, now));
+        db.JobEvents.Add(new JobEvent { JobId = jobId, TenantId = tenantId, CreatedAt = now, Level = "error", Message = $"{code}: {message}" });
+        await db.SaveChangesAsync();
+    }
+
+    private sealed class JobFailedException(string code, string message, Exception? inner = null) : Exception(message, inner)
+    {
+        public string Code { get; } = code;
+    }
+}

@@ -1,0 +1,9 @@
+namespace Read.Domain.Jobs;
+
+/// <summary>Stable error codes recorded on failed jobs.</summary>
+public static class JobErrorCodes
+{
+    public const string InvalidTrainingData = "invalid_training_data";
+    public const string BackboneUnavailable = "backbone_unavailable";
+    public const string TrainingFailed = "training_failed";
+}

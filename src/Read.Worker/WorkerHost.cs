@@ -1,0 +1,60 @@
+using Hangfire;
+using Hangfire.PostgreSql;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using Read.Domain.Backbones;
+using Read.Domain.Configuration;
+using Read.Domain.Hosting;
+using Read.Domain.Jobs;
+using Read.Domain.Persistence;
+using Serilog;
+
+namespace Read.Worker;
+
+/// <summary>
+/// A worker process: a Hangfire server on queue "training" over the shared Postgres, running <see cref="FineTuneJobRunner"/>.
+/// Public so tests can host a real worker in-process.
+/// </summary>
+public static class WorkerHost
+{
+    /// <param name="configure">Extra registrations (tests add stage listeners here).</param>
+    public static async Task<IHost> BuildAsync(string[] args, Action<HostApplicationBuilder>? configure = null)
+    {
+        var builder = Host.CreateApplicationBuilder(args);
+        var configuration = builder.Configuration;
+        var connectionString = configuration.GetConnectionString("Postgres");
+        if (string.IsNullOrWhiteSpace(connectionString))
+            throw new InvalidOperationException(
+                "Read.Worker needs ConnectionStrings__Postgres. For a single process without Postgres, run Read.Api alone (embedded mode).");
+
+        builder.Services.AddSerilog((sp, logger) => logger
+            .ReadFrom.Configuration(configuration)
+            .Enrich.FromLogContext()
+            .Enrich.WithProperty("Process", "worker")
+            .WriteTo.Console(outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {SourceContext}: {Message:lj}{NewLine}{Exception}"));
+        builder.Services.AddOptions<ReadOptions>().BindConfiguration(ReadOptions.Section)
+            .Validate(o => o.WorkerCount > 0, "Read:WorkerCount must be positive").ValidateOnStart();
+        builder.Services.AddOptions<BackboneOptions>().BindConfiguration($"{ReadOptions.Section}:Backbones");
+        builder.Services.AddReadBackboneDefaults();
+        builder.Services.AddReadCore(DatabaseProvider.Postgres, connectionString);
+
+        builder.Services.AddHangfire(hangfire => hangfire
+            .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
+            .UseSimpleAssemblyNameTypeSerializer()
+            .UseRecommendedSerializerSettings()
+            .UsePostgreSqlStorage(o => o.UseNpgsqlConnection(connectionString)));
+        builder.Services.AddHangfireServer((sp, server) =>
+        {
+            server.Queues = [FineTuneJobRunner.Queue];
+            server.WorkerCount = sp.GetRequiredService<IOptions<ReadOptions>>().Value.WorkerCount;
+            server.ServerName = $"read-worker:{Environment.MachineName}:{Environment.ProcessId}";
+        });
+        configure?.Invoke(builder);
+
+        var host = builder.Build();
+        // The API migrates too; EF takes a database lock, so concurrent starts are safe.
+        await using (var scope = host.Services.CreateAsyncScope())
+            await scope.ServiceProvider.GetRequiredService<ReadDbContext>().Database.MigrateAsync();
+        return host;
+    }
+}

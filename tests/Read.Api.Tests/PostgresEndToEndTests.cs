@@ -1,0 +1,138 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Read.Domain.Adapters;
+using Read.Domain.Backbones;
+using Read.Domain.FineTuning;
+using Read.Domain.Persistence;
+
+namespace Read.Api.Tests;
+
+[Collection(ServiceCollection.Name)]
+public sealed class PostgresEndToEndTests(PostgresServiceFixture service) : IClassFixture<PostgresServiceFixture>
+{
+    private static readonly object Hyperparameters = new { epochs = 8, batch_size = 16, learning_rate = 0.005, seed = 0 };
+
+    [Fact]
+    public async Task FineTune_OverHttpWithPostgresWorker_PublishesAdapterWhosePredictionsMatchEvaluation()
+    {
+        using var client = await service.Api.CreateTenantClientAsync("acme");
+        var train = TestData.Sentiment(64, seed: 1);
+        var validation = TestData.Sentiment(24, seed: 2);
+        var trainId = await client.UploadOkAsync(TestData.Jsonl(train));
+        var validationId = await client.UploadOkAsync(TestData.Jsonl(validation));
+
+        var created = await client.CreateJobOkAsync(new
+        {
+            backbone = "tiny-bert", training_file = trainId, validation_file = validationId, hyperparameters = Hyperparameters,
+        });
+        var jobId = created.GetProperty("id").GetString()!;
+        var job = await client.WaitForJobAsync(jobId);
+
+        Assert.True(job.GetProperty("status").GetString() == "succeeded", job.ToString());
+        Assert.Equal("publish", job.GetProperty("stage").GetString());
+        Assert.False(job.GetProperty("cache_hit").GetBoolean());
+        Assert.True(job.GetProperty("metrics").GetProperty("validation_accuracy").GetDouble() >= 0.75, job.ToString());
+
+        // Training and evaluation ran on the activation cache alone: the worker's backbone was not called after precompute.
+        var atTrain = StageProbe.ForwardCallsAtStart[(jobId, FineTuneStage.Train)];
+        Assert.True(atTrain > 0);
+        Assert.Equal(atTrain, StageProbe.ForwardCallsAtStart[(jobId, FineTuneStage.Evaluate)]);
+        Assert.Equal(atTrain, StageProbe.ForwardCallsAtStart[(jobId, FineTuneStage.Publish)]);
+
+        var events = await (await client.GetAsync($"/v1/fine-tuning/jobs/{jobId}/events")).JsonAsync();
+        var messages = events.GetProperty("data").EnumerateArray().Select(e => e.GetProperty("message").GetString()!).ToList();
+        Assert.Equal(8, messages.Count(m => m.StartsWith("Epoch ", StringComparison.Ordinal)));
+        Assert.Contains(messages, m => m.StartsWith("Published adapter", StringComparison.Ordinal));
+
+        var adapterId = job.GetProperty("adapter_id").GetString()!;
+        var adapter = await (await client.GetAsync($"/v1/adapters/{adapterId}")).JsonAsync();
+        var download = await client.GetAsync($"/v1/adapters/{adapterId}/download");
+        Assert.Equal(HttpStatusCode.OK, download.StatusCode);
+        Assert.Equal("application/zip", download.Content.Headers.ContentType?.MediaType);
+        var artifact = await download.Content.ReadAsByteArrayAsync();
+        Assert.Equal(adapter.GetProperty("sha256").GetString(), Convert.ToHexStringLower(SHA256.HashData(artifact)));
+        Assert.Equal(artifact.LongLength, adapter.GetProperty("size_bytes").GetInt64());
+
+        // The downloaded artifact loads onto the backbone, and the evaluation path (cached activations) agrees with /predict.
+        var backbone = service.Api.Service<BackboneRegistry>().Get("tiny-bert");
+        using var loaded = AdapterArtifact.Load(artifact, backbone);
+        var viaCache = ReadFineTuner.PredictViaCache(backbone, loaded, validation, Path.Combine(service.ApiDataDirectory, "eval-cache"));
+        var predict = await client.PostAsJsonAsync($"/v1/adapters/{adapterId}/predict",
+            new { inputs = validation.Select(e => new { text = e.Text }).ToArray() });
+        var predictions = (await predict.JsonAsync()).GetProperty("predictions").EnumerateArray().ToList();
+        Assert.Equal(validation.Count, predictions.Count);
+        for (var i = 0; i < validation.Count; i++)
+        {
+            Assert.Equal(viaCache[i].Label, predictions[i].GetProperty("label").GetString());
+            foreach (var (label, p) in viaCache[i].Probabilities)
+                Assert.InRange(predictions[i].GetProperty("probabilities").GetProperty(label).GetDouble(), p - 1e-3, p + 1e-3);
+        }
+        // And the published accuracy is what those predictions score.
+        var accuracy = viaCache.Zip(validation).Count(p => p.First.Label == p.Second.Label) / (double)validation.Count;
+        Assert.Equal(accuracy, job.GetProperty("metrics").GetProperty("validation_accuracy").GetDouble(), 6);
+    }
+
+    [Fact]
+    public async Task FineTune_WhenTrainingThrows_EndsFailedWithErrorAndNoAdapter()
+    {
+        using var client = await service.Api.CreateTenantClientAsync("fails");
+        var trainId = await client.UploadOkAsync(TestData.Jsonl(TestData.Sentiment(32, seed: 3)));
+        var created = await client.CreateJobOkAsync(new
+        {
+            backbone = "tiny-bert", training_file = trainId, hyperparameters = new { epochs = 1 },
+            metadata = new Dictionary<string, string> { ["fail_at_stage"] = "train" },
+        });
+        var jobId = created.GetProperty("id").GetString()!;
+        var job = await client.WaitForJobAsync(jobId);
+
+        Assert.Equal("failed", job.GetProperty("status").GetString());
+        Assert.Equal("train", job.GetProperty("stage").GetString());
+        Assert.Equal("training_failed", job.GetProperty("error").GetProperty("code").GetString());
+        Assert.Contains("Injected failure at stage train", job.GetProperty("error").GetProperty("message").GetString());
+        Assert.False(job.TryGetProperty("adapter_id", out _));
+        var adapters = await (await client.GetAsync("/v1/adapters")).JsonAsync();
+        Assert.Empty(adapters.GetProperty("data").EnumerateArray());
+        await using var db = service.Worker.Services.GetRequiredService<IDbContextFactory<ReadDbContext>>().CreateDbContext();
+        Assert.False(await db.Adapters.AnyAsync(a => a.JobId == jobId));
+    }
+
+    [Fact]
+    public async Task OtherTenant_CannotSeeDownloadOrPredictWithAnotherTenantsResources_404()
+    {
+        using var owner = await service.Api.CreateTenantClientAsync("owner");
+        using var intruder = await service.Api.CreateTenantClientAsync("intruder");
+        var fileId = await owner.UploadOkAsync(TestData.Jsonl(TestData.Sentiment(32, seed: 4)));
+        var job = await owner.WaitForJobAsync((await owner.CreateJobOkAsync(new
+        {
+            backbone = "tiny-bert", training_file = fileId, hyperparameters = new { epochs = 1 },
+        })).GetProperty("id").GetString()!);
+        Assert.Equal("succeeded", job.GetProperty("status").GetString());
+        var jobId = job.GetProperty("id").GetString()!;
+        var adapterId = job.GetProperty("adapter_id").GetString()!;
+
+        foreach (var path in new[]
+                 {
+                     $"/v1/files/{fileId}", $"/v1/fine-tuning/jobs/{jobId}", $"/v1/fine-tuning/jobs/{jobId}/events",
+                     $"/v1/adapters/{adapterId}", $"/v1/adapters/{adapterId}/download",
+                 })
+        {
+            await (await intruder.GetAsync(path)).AssertProblemAsync(HttpStatusCode.NotFound, "not_found");
+            Assert.Equal(HttpStatusCode.OK, (await owner.GetAsync(path)).StatusCode);
+        }
+        await (await intruder.PostAsJsonAsync($"/v1/adapters/{adapterId}/predict", new { inputs = new[] { new { text = "great" } } }))
+            .AssertProblemAsync(HttpStatusCode.NotFound, "not_found");
+        await (await intruder.DeleteAsync($"/v1/adapters/{adapterId}")).AssertProblemAsync(HttpStatusCode.NotFound, "not_found");
+        await (await intruder.DeleteAsync($"/v1/files/{fileId}")).AssertProblemAsync(HttpStatusCode.NotFound, "not_found");
+        // Nor can it train on them.
+        await (await intruder.PostAsJsonAsync("/v1/fine-tuning/jobs", new { backbone = "tiny-bert", training_file = fileId }))
+            .AssertProblemAsync(HttpStatusCode.BadRequest, "file_not_found");
+
+        foreach (var list in new[] { "/v1/files", "/v1/fine-tuning/jobs", "/v1/adapters" })
+            Assert.Empty((await (await intruder.GetAsync(list)).JsonAsync()).GetProperty("data").EnumerateArray());
+        // The owner's resources survived the intruder's attempts.
+        Assert.Equal(HttpStatusCode.OK, (await owner.GetAsync($"/v1/adapters/{adapterId}")).StatusCode);
+    }
+}
