@@ -13,7 +13,8 @@ namespace Read.Api.Tests;
 [Collection(ServiceCollection.Name)]
 public sealed class PostgresEndToEndTests(PostgresServiceFixture service) : IClassFixture<PostgresServiceFixture>
 {
-    private static readonly object Hyperparameters = new { epochs = 8, batch_size = 16, learning_rate = 0.005, seed = 0 };
+    private const int Epochs = 40;
+    private static readonly object Hyperparameters = new { epochs = Epochs, batch_size = 16, learning_rate = 0.01, seed = 0 };
 
     [Fact]
     public async Task FineTune_OverHttpWithPostgresWorker_PublishesAdapterWhosePredictionsMatchEvaluation()
@@ -44,7 +45,7 @@ public sealed class PostgresEndToEndTests(PostgresServiceFixture service) : ICla
 
         var events = await (await client.GetAsync($"/v1/fine-tuning/jobs/{jobId}/events")).JsonAsync();
         var messages = events.GetProperty("data").EnumerateArray().Select(e => e.GetProperty("message").GetString()!).ToList();
-        Assert.Equal(8, messages.Count(m => m.StartsWith("Epoch ", StringComparison.Ordinal)));
+        Assert.Equal(Epochs, messages.Count(m => m.StartsWith("Epoch ", StringComparison.Ordinal)));
         Assert.Contains(messages, m => m.StartsWith("Published adapter", StringComparison.Ordinal));
 
         var adapterId = job.GetProperty("adapter_id").GetString()!;

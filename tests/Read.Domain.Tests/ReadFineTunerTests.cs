@@ -7,7 +7,9 @@ public sealed class ReadFineTunerTests(TinyBackboneFixture fixture)
 {
     internal static readonly ReadHyperparameters Learnable = new()
     {
-        Epochs = 25, BatchSize = 16, LearningRate = 5e-3, SideHiddenSize = 32, MaxLength = 32, Seed = 3,
+        // The tiny backbone is random, so the [CLS] state carries the sentiment word only weakly: it takes a few
+        // dozen epochs at a high learning rate to pull it out (measured: 0.5 → 0.9 validation accuracy).
+        Epochs = 40, BatchSize = 16, LearningRate = 1e-2, SideHiddenSize = 32, Aggregation = "last", MaxLength = 32, Seed = 3,
     };
 
     [Fact]
