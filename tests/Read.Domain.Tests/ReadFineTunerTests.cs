@@ -7,9 +7,10 @@ public sealed class ReadFineTunerTests(TinyBackboneFixture fixture)
 {
     internal static readonly ReadHyperparameters Learnable = new()
     {
-        // The tiny backbone is random, so the [CLS] state carries the sentiment word only weakly: it takes a few
-        // dozen epochs at a high learning rate to pull it out (measured: 0.5 → 0.9 validation accuracy).
-        Epochs = 40, BatchSize = 16, LearningRate = 1e-2, SideHiddenSize = 32, Aggregation = "last", MaxLength = 32, Seed = 3,
+        // The tiny backbone is random, so the [CLS] state carries the sentiment word only weakly (class-mean distance
+        // ~0.25 against a shared component of norm ~6): it takes a few dozen epochs at a high learning rate to pull it
+        // out. Measured with seeds 3 and 5: validation accuracy 1.0 (0.5 before training).
+        Epochs = 60, BatchSize = 16, LearningRate = 3e-2, WeightDecay = 0, SideHiddenSize = 32, MaxLength = 32, Seed = 3,
     };
 
     [Fact]

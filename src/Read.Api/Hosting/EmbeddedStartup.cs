@@ -1,8 +1,5 @@
-using Hangfire;
-using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Read.Domain.Configuration;
-using Read.Domain.Jobs;
 using Read.Domain.Persistence;
 using Read.Domain.Tenants;
 
@@ -37,15 +34,6 @@ internal static class EmbeddedStartup
         logger.LogWarning("Embedded mode: development tenant {TenantId}; API key {ApiKey} (also in {KeyFile})", tenant.Id, key, keyFile);
 
         // In-memory Hangfire storage forgot everything at the last stop; the database did not.
-        var unfinished = await db.Jobs
-            .Where(j => j.Status == JobStatus.Queued || j.Status == JobStatus.Running)
-            .OrderBy(j => j.CreatedAt).Select(j => j.Id).ToListAsync();
-        var client = services.GetRequiredService<IBackgroundJobClient>();
-        foreach (var jobId in unfinished)
-        {
-            var hangfireId = client.Enqueue<FineTuneJobRunner>(FineTuneJobRunner.Queue, r => r.RunAsync(jobId, CancellationToken.None));
-            await db.Jobs.Where(j => j.Id == jobId).ExecuteUpdateAsync(s => s.SetProperty(j => j.HangfireJobId, hangfireId));
-            logger.LogInformation("Re-enqueued unfinished job {JobId}", jobId);
-        }
+        await JobRecovery.RequeueAsync(services, includeEnqueued: true);
     }
 }

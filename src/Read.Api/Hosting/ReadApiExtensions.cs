@@ -119,5 +119,7 @@ internal static class ReadApiExtensions
         var mode = scope.ServiceProvider.GetRequiredService<HostingMode>();
         if (mode.IsEmbedded)
             await EmbeddedStartup.RunAsync(scope.ServiceProvider);
+        else
+            await JobRecovery.RequeueAsync(scope.ServiceProvider, includeEnqueued: false);
     }
 }

@@ -1,0 +1,80 @@
+using Hangfire;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Read.Domain.Jobs;
+using Read.Domain.Persistence;
+
+namespace Read.Api.Tests;
+
+/// <summary>Jobs survive crashes: nothing the database accepted is lost, and an interrupted job starts over cleanly.</summary>
+[Collection(ServiceCollection.Name)]
+public sealed class JobRecoveryTests(PostgresServiceFixture service) : IClassFixture<PostgresServiceFixture>
+{
+    [Fact]
+    public async Task ApiStart_WithQueuedJobThatNeverReachedHangfire_EnqueuesItAndWorkerFinishesIt()
+    {
+        using var client = await service.Api.CreateTenantClientAsync("orphan");
+        var fileId = await client.UploadOkAsync(TestData.Jsonl(TestData.Sentiment(32, seed: 9)));
+        // The API committed the row and stopped before it could enqueue.
+        var jobId = await InsertJobAsync(fileId, JobStatus.Queued, attempts: 0);
+
+        await using (var restarted = ReadApplication.Start(Path.Combine(service.ApiDataDirectory, "second"), service.ConnectionString))
+        {
+            var job = await client.WaitForJobAsync(jobId);
+            Assert.True(job.GetProperty("status").GetString() == "succeeded", job.ToString());
+            Assert.Equal(1, job.GetProperty("attempts").GetInt32());
+        }
+    }
+
+    [Fact]
+    public async Task Redelivery_OfJobLeftRunningByCrashedWorker_StartsOverAndPublishesOnce()
+    {
+        using var client = await service.Api.CreateTenantClientAsync("crashed");
+        var fileId = await client.UploadOkAsync(TestData.Jsonl(TestData.Sentiment(32, seed: 10)));
+        // A worker died mid-job: the row says running, attempt 1, and Hangfire hands the job out again.
+        var jobId = await InsertJobAsync(fileId, JobStatus.Running, attempts: 1);
+        service.Api.Service<IBackgroundJobClient>()
+            .Enqueue<FineTuneJobRunner>(FineTuneJobRunner.Queue, r => r.RunAsync(jobId, CancellationToken.None));
+
+        var job = await client.WaitForJobAsync(jobId);
+        Assert.True(job.GetProperty("status").GetString() == "succeeded", job.ToString());
+        Assert.Equal(2, job.GetProperty("attempts").GetInt32());
+
+        // A second, late delivery of the finished job changes nothing.
+        var lateDelivery = service.Api.Service<IBackgroundJobClient>()
+            .Enqueue<FineTuneJobRunner>(FineTuneJobRunner.Queue, r => r.RunAsync(jobId, CancellationToken.None));
+        await WaitForHangfireSuccessAsync(lateDelivery);
+        await using var db = CreateDb();
+        Assert.Equal(1, await db.Adapters.CountAsync(a => a.JobId == jobId));
+        var after = await client.WaitForJobAsync(jobId);
+        Assert.Equal(2, after.GetProperty("attempts").GetInt32());
+    }
+
+    private async Task WaitForHangfireSuccessAsync(string hangfireJobId)
+    {
+        using var connection = service.Api.Service<JobStorage>().GetConnection();
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (connection.GetStateData(hangfireJobId)?.Name != "Succeeded")
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"Hangfire job {hangfireJobId} did not succeed in time");
+            await Task.Delay(100);
+        }
+    }
+
+    private ReadDbContext CreateDb() => service.Worker.Services.GetRequiredService<IDbContextFactory<ReadDbContext>>().CreateDbContext();
+
+    private async Task<string> InsertJobAsync(string fileId, string status, int attempts)
+    {
+        await using var db = CreateDb();
+        var tenantId = (await db.Files.SingleAsync(f => f.Id == fileId)).TenantId;
+        var jobId = "ftjob-" + Guid.NewGuid().ToString("N");
+        db.Jobs.Add(new FineTuneJob
+        {
+            Id = jobId, TenantId = tenantId, BackboneId = "tiny-bert", TrainingFileId = fileId,
+            HyperparametersJson = "{\"epochs\":1}", Status = status, Attempts = attempts,
+            CreatedAt = DateTime.UtcNow, StartedAt = status == JobStatus.Running ? DateTime.UtcNow : null,
+        });
+        await db.SaveChangesAsync();
+        return jobId;
+    }
+}
