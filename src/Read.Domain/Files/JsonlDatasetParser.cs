@@ -104,13 +104,15 @@ public static class JsonlDatasetParser
     /// <summary>Serialises examples back to the canonical JSONL form (used by tests and tools).</summary>
     public static byte[] Write(IEnumerable<LabeledExample> examples)
     {
+        // Readable files: no \u0027 for apostrophes. Still valid JSON; the files are data, never embedded in HTML.
+        var options = new JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
         var sb = new StringBuilder();
         foreach (var e in examples)
         {
             var obj = new Dictionary<string, string> { ["text"] = e.Text, ["label"] = e.Label };
             if (e.TextPair is not null)
                 obj["text_pair"] = e.TextPair;
-            sb.Append(JsonSerializer.Serialize(obj)).Append('\n');
+            sb.Append(JsonSerializer.Serialize(obj, options)).Append('\n');
         }
         return Encoding.UTF8.GetBytes(sb.ToString());
     }
