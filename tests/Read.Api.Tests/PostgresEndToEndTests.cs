@@ -13,8 +13,8 @@ namespace Read.Api.Tests;
 [Collection(ServiceCollection.Name)]
 public sealed class PostgresEndToEndTests(PostgresServiceFixture service) : IClassFixture<PostgresServiceFixture>
 {
-    private const int Epochs = 40;
-    private static readonly object Hyperparameters = new { epochs = Epochs, batch_size = 16, learning_rate = 0.01, seed = 0 };
+    private const int Epochs = 60;
+    private static readonly object Hyperparameters = new { epochs = Epochs, batch_size = 16, learning_rate = 0.03, r = 32, seed = 0 };
 
     [Fact]
     public async Task FineTune_OverHttpWithPostgresWorker_PublishesAdapterWhosePredictionsMatchEvaluation()
