@@ -31,7 +31,7 @@ internal static class EmbeddedStartup
             }
         }
         var tenant = await TenantProvisioning.EnsureTenantWithKeyAsync(db, DevelopmentTenantName, key);
-        logger.LogWarning("Embedded mode: development tenant {TenantId}; API key {ApiKey} (also in {KeyFile})", tenant.Id, key, keyFile);
+        logger.LogWarning("Embedded mode: development tenant {TenantId}; API key {ApiKey} (also in {KeyFile})", tenant.Id, key, Path.GetFullPath(keyFile));
 
         // In-memory Hangfire storage forgot everything at the last stop; the database did not.
         await JobRecovery.RequeueAsync(services, includeEnqueued: true);
