@@ -8,7 +8,7 @@ namespace Read.Api.Tests;
 
 /// <summary>Every bad request gets a ProblemDetails with a stable code, and nothing is stored.</summary>
 [Collection(ServiceCollection.Name)]
-public sealed class BadInputTests(PostgresServiceFixture service) : IClassFixture<PostgresServiceFixture>
+public sealed class BadInputTests(PostgresServiceFixture service)
 {
     [Theory]
     [InlineData("{\"text\":\"fine\",\"label\":\"a\"}\n{\"text\":\"x\",\"label\":\"b\"}\n{\"text\": oops}\n", "invalid_json", 3)]

@@ -8,7 +8,7 @@ namespace Read.Api.Tests;
 
 /// <summary>Jobs survive crashes: nothing the database accepted is lost, and an interrupted job starts over cleanly.</summary>
 [Collection(ServiceCollection.Name)]
-public sealed class JobRecoveryTests(PostgresServiceFixture service) : IClassFixture<PostgresServiceFixture>
+public sealed class JobRecoveryTests(PostgresServiceFixture service)
 {
     [Fact]
     public async Task ApiStart_WithQueuedJobThatNeverReachedHangfire_EnqueuesItAndWorkerFinishesIt()

@@ -11,7 +11,7 @@ using Read.Domain.Persistence;
 namespace Read.Api.Tests;
 
 [Collection(ServiceCollection.Name)]
-public sealed class PostgresEndToEndTests(PostgresServiceFixture service) : IClassFixture<PostgresServiceFixture>
+public sealed class PostgresEndToEndTests(PostgresServiceFixture service)
 {
     private const int Epochs = 60;
     private static readonly object Hyperparameters = new { epochs = Epochs, batch_size = 16, learning_rate = 0.03, r = 32, seed = 0 };

@@ -5,7 +5,7 @@ namespace Read.Api.Tests;
 /// process-wide, so two hosts must never run side by side.
 /// </summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class ServiceCollection
+public sealed class ServiceCollection : ICollectionFixture<PostgresServiceFixture>
 {
     public const string Name = "service";
 }

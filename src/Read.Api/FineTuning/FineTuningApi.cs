@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Security.Claims;
 using System.Text.Json;
 using Hangfire;
@@ -25,6 +26,7 @@ internal static class FineTuningApi
         group.MapPost("/", Create).WithSummary("Create a READ fine-tuning job; it is queued for a worker.");
         group.MapGet("/", List).WithSummary("The calling tenant's jobs, newest first (limit ≤ 100).");
         group.MapGet("/{id}", Get).WithSummary("A job: status, stage, progress, metrics, error, adapter.");
+        group.MapPost("/{id}/cancel", Cancel).WithSummary("Cancel a queued or running job; a running job stops within about a second.");
         group.MapGet("/{id}/events", Events).WithSummary("A job's events in order; page with 'after' (an event id) and 'limit'.");
         return app;
     }
@@ -38,12 +40,18 @@ internal static class FineTuningApi
             return ApiProblems.BadRequest("missing_backbone", "'backbone' is required; GET /v1/backbones lists them.");
         if (!backbones.Contains(request.Backbone))
             return ApiProblems.BadRequest("unknown_backbone", $"Backbone '{request.Backbone}' does not exist; GET /v1/backbones lists them.");
+        var task = request.Task ?? FineTuneTasks.Classification;
+        if (!FineTuneTasks.IsKnown(task))
+            return ApiProblems.BadRequest("invalid_task", $"task must be '{FineTuneTasks.Classification}' or '{FineTuneTasks.Regression}'.");
         if (string.IsNullOrWhiteSpace(request.TrainingFile))
             return ApiProblems.BadRequest("missing_training_file", "'training_file' is required.");
         foreach (var fileId in new[] { request.TrainingFile, request.ValidationFile }.OfType<string>())
         {
-            if (!await db.Files.AnyAsync(f => f.Id == fileId && f.TenantId == tenant, ct))
+            var labels = await db.Files.Where(f => f.Id == fileId && f.TenantId == tenant).Select(f => f.Labels).SingleOrDefaultAsync(ct);
+            if (labels is null)
                 return ApiProblems.BadRequest("file_not_found", $"File '{fileId}' does not exist.");
+            if (task == FineTuneTasks.Regression && labels.FirstOrDefault(l => !double.TryParse(l, NumberStyles.Float, CultureInfo.InvariantCulture, out _)) is { } bad)
+                return ApiProblems.BadRequest("invalid_regression_label", $"File '{fileId}' has the non-numeric label '{bad}'; regression needs numbers.");
         }
         var hyperparameters = request.Hyperparameters ?? new ReadHyperparameters();
         var errors = hyperparameters.Validate();
@@ -56,6 +64,7 @@ internal static class FineTuningApi
             Id = "ftjob-" + Guid.NewGuid().ToString("N"),
             TenantId = tenant,
             BackboneId = request.Backbone,
+            Task = task,
             TrainingFileId = request.TrainingFile,
             ValidationFileId = request.ValidationFile,
             HyperparametersJson = JsonSerializer.Serialize(hyperparameters, JsonDefaults.SnakeCase),
@@ -91,6 +100,30 @@ internal static class FineTuningApi
         var tenant = user.GetTenantId();
         var job = await db.Jobs.AsNoTracking().SingleOrDefaultAsync(j => j.Id == id && j.TenantId == tenant, ct);
         return job is null ? ApiProblems.NotFound("fine-tuning job", id) : TypedResults.Ok(JobResponse.From(job));
+    }
+
+    internal static async Task<Results<Ok<JobResponse>, ProblemHttpResult>> Cancel(string id, ClaimsPrincipal user, ReadDbContext db, CancellationToken ct)
+    {
+        var tenant = user.GetTenantId();
+        var now = DateTime.UtcNow;
+        // One conditional UPDATE: a job that finishes at the same moment stays finished.
+        var cancelled = await db.Jobs
+            .Where(j => j.Id == id && j.TenantId == tenant && (j.Status == JobStatus.Queued || j.Status == JobStatus.Running))
+            .ExecuteUpdateAsync(s => s
+                .SetProperty(j => j.Status, JobStatus.Cancelled)
+                .SetProperty(j => j.CancelRequestedAt, now)
+                .SetProperty(j => j.FinishedAt, now), ct);
+        var job = await db.Jobs.AsNoTracking().SingleOrDefaultAsync(j => j.Id == id && j.TenantId == tenant, ct);
+        if (job is null)
+            return ApiProblems.NotFound("fine-tuning job", id);
+        if (cancelled == 0 && job.Status != JobStatus.Cancelled)
+            return ApiProblems.Problem(StatusCodes.Status409Conflict, "job_not_cancellable", "Conflict", $"Job '{id}' already {job.Status}.");
+        if (cancelled > 0)
+        {
+            db.JobEvents.Add(new JobEvent { JobId = id, TenantId = tenant, CreatedAt = now, Level = "info", Message = "Cancellation requested" });
+            await db.SaveChangesAsync(ct);
+        }
+        return TypedResults.Ok(JobResponse.From(job));
     }
 
     internal static async Task<Results<Ok<EventList>, ProblemHttpResult>> Events(

@@ -8,12 +8,12 @@ internal sealed record JobError(string Code, string Message);
 
 /// <summary>A fine-tuning job as the API shows it.</summary>
 internal sealed record JobResponse(
-    string Id, string Object, string Backbone, string TrainingFile, string? ValidationFile, string Status, string? Stage,
+    string Id, string Object, string Backbone, string Task, string TrainingFile, string? ValidationFile, string Status, string? Stage,
     double Progress, JsonElement Hyperparameters, JsonElement? Metrics, JobError? Error, string? AdapterId, bool? CacheHit,
     int Attempts, JsonElement? Metadata, DateTime CreatedAt, DateTime? StartedAt, DateTime? FinishedAt)
 {
     public static JobResponse From(FineTuneJob j) => new(
-        j.Id, "fine_tuning.job", j.BackboneId, j.TrainingFileId, j.ValidationFileId, j.Status, j.Stage, j.Progress,
+        j.Id, "fine_tuning.job", j.BackboneId, j.Task, j.TrainingFileId, j.ValidationFileId, j.Status, j.Stage, j.Progress,
         JsonSerializer.Deserialize<JsonElement>(j.HyperparametersJson),
         j.MetricsJson is null ? null : JsonSerializer.Deserialize<JsonElement>(j.MetricsJson),
         j.ErrorCode is null ? null : new JobError(j.ErrorCode, j.ErrorMessage ?? ""),

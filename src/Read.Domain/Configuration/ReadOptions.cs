@@ -23,5 +23,8 @@ public sealed class ReadOptions
     /// <summary>Largest number of inputs accepted by one predict request.</summary>
     public int MaxPredictBatch { get; set; } = 256;
 
+    /// <summary>How often a running job checks whether the user cancelled it.</summary>
+    public TimeSpan CancellationPollInterval { get; set; } = TimeSpan.FromSeconds(1);
+
     public string ActivationCacheDirectory => Path.Combine(DataDirectory, "activation-cache");
 }

@@ -6,6 +6,8 @@ public sealed class FineTuneJob
     public required string Id { get; init; }
     public required Guid TenantId { get; init; }
     public required string BackboneId { get; init; }
+    /// <summary>classification | regression</summary>
+    public string Task { get; init; } = FineTuneTasks.Classification;
     public required string TrainingFileId { get; init; }
     public string? ValidationFileId { get; init; }
     /// <summary>Hyperparameters as submitted, after defaults were applied (snake_case JSON).</summary>
@@ -21,6 +23,7 @@ public sealed class FineTuneJob
     public bool? CacheHit { get; set; }
     public string? MetricsJson { get; set; }
     public int Attempts { get; set; }
+    public DateTime? CancelRequestedAt { get; set; }
     public string? HangfireJobId { get; set; }
     public required DateTime CreatedAt { get; init; }
     public DateTime? StartedAt { get; set; }

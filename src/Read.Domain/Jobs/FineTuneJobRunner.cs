@@ -36,30 +36,12 @@ public sealed class FineTuneJobRunner(
 
         using var scope = logger.BeginScope(new Dictionary<string, object> { ["JobId"] = jobId });
         logger.LogInformation("Job {JobId} started (attempt {Attempt}) on backbone {BackboneId}", jobId, job.Attempts, job.BackboneId);
+        // Cancelled either by the worker shutting down (Hangfire's token) or by the user (the row says so).
+        using var cancellation = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var watcher = WatchForCancellationAsync(jobId, cancellation);
         try
         {
-            var (train, validation) = await LoadDataAsync(job, cancellationToken);
-            Backbone backbone;
-            try
-            {
-                backbone = backbones.Get(job.BackboneId);
-            }
-            catch (Exception e) when (e is KeyNotFoundException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException)
-            {
-                throw new JobFailedException(JobErrorCodes.BackboneUnavailable, $"Backbone '{job.BackboneId}' could not be loaded: {e.Message}", e);
-            }
-
-            var hyperparameters = JsonSerializer.Deserialize<ReadHyperparameters>(job.HyperparametersJson, JsonDefaults.SnakeCase)!;
-            var progress = new JobProgressRecorder(dbFactory, job, listeners, logger);
-            var result = await Task.Run(
-                () => new ReadFineTuner().Run(backbone, train, validation, hyperparameters,
-                    options.Value.ActivationCacheDirectory, progress, cancellationToken),
-                cancellationToken);
-
-            progress.StageStarted(FineTuneStage.Publish);
-            await PublishAsync(job, backbone, result, cancellationToken);
-            logger.LogInformation("Job {JobId} succeeded: validation accuracy {Accuracy:F4}, cache hit {CacheHit}",
-                jobId, result.Metrics.ValidationAccuracy, result.Metrics.CacheHit);
+            await ExecuteAsync(job, cancellation.Token);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -67,11 +49,73 @@ public sealed class FineTuneJobRunner(
             logger.LogWarning("Job {JobId} interrupted by shutdown; it will be retried", jobId);
             throw;
         }
+        catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
+        {
+            logger.LogInformation("Job {JobId} cancelled by the user", jobId);
+            await RecordEventAsync(jobId, job.TenantId, "info", "Job cancelled; training stopped");
+        }
         catch (Exception e)
         {
             var (code, message) = e is JobFailedException failed ? (failed.Code, failed.Message) : (JobErrorCodes.TrainingFailed, e.Message);
             logger.LogError(e, "Job {JobId} failed with {ErrorCode}", jobId, code);
             await FailAsync(jobId, job.TenantId, code, message);
+        }
+        finally
+        {
+            await cancellation.CancelAsync();
+            await watcher;
+        }
+    }
+
+    private async Task ExecuteAsync(FineTuneJob job, CancellationToken ct)
+    {
+        var (train, validation) = await LoadDataAsync(job, ct);
+        Backbone backbone;
+        try
+        {
+            backbone = backbones.Get(job.BackboneId);
+        }
+        catch (Exception e) when (e is KeyNotFoundException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException)
+        {
+            throw new JobFailedException(JobErrorCodes.BackboneUnavailable, $"Backbone '{job.BackboneId}' could not be loaded: {e.Message}", e);
+        }
+
+        var hyperparameters = JsonSerializer.Deserialize<ReadHyperparameters>(job.HyperparametersJson, JsonDefaults.SnakeCase)!;
+        var progress = new JobProgressRecorder(dbFactory, job, listeners, logger);
+        var result = await Task.Run(
+            () => new ReadFineTuner().Run(backbone, train, validation, hyperparameters,
+                options.Value.ActivationCacheDirectory, progress, ct),
+            ct);
+
+        progress.StageStarted(FineTuneStage.Publish);
+        await PublishAsync(job, backbone, result, ct);
+        logger.LogInformation("Job {JobId} succeeded: validation accuracy {Accuracy:F4}, cache hit {CacheHit}",
+            job.Id, result.Metrics.ValidationAccuracy, result.Metrics.CacheHit);
+    }
+
+    /// <summary>Polls the job row and cancels <paramref name="cancellation"/> once the user has cancelled the job.</summary>
+    private async Task WatchForCancellationAsync(string jobId, CancellationTokenSource cancellation)
+    {
+        try
+        {
+            while (!cancellation.IsCancellationRequested)
+            {
+                await Task.Delay(options.Value.CancellationPollInterval, cancellation.Token);
+                await using var db = await dbFactory.CreateDbContextAsync(cancellation.Token);
+                if (await db.Jobs.AnyAsync(j => j.Id == jobId && j.Status == JobStatus.Cancelled, cancellation.Token))
+                {
+                    await cancellation.CancelAsync();
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The job ended; nothing to watch.
+        }
+        catch (Exception e)
+        {
+            logger.LogWarning(e, "Cancellation watcher for job {JobId} stopped", jobId);
         }
     }
 
@@ -158,6 +202,13 @@ public sealed class FineTuneJobRunner(
         if (updated == 0)
             throw new JobFailedException(JobErrorCodes.TrainingFailed, "The job left the running state before it could be published.");
         await tx.CommitAsync(ct);
+    }
+
+    private async Task RecordEventAsync(string jobId, Guid tenantId, string level, string message)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync();
+        db.JobEvents.Add(new JobEvent { JobId = jobId, TenantId = tenantId, CreatedAt = DateTime.UtcNow, Level = level, Message = message });
+        await db.SaveChangesAsync();
     }
 
     private async Task FailAsync(string jobId, Guid tenantId, string code, string message)

@@ -50,6 +50,7 @@ public abstract class ReadDbContext(DbContextOptions options) : DbContext(option
             e.Property(j => j.Id).HasMaxLength(64);
             e.Property(j => j.BackboneId).HasMaxLength(128);
             e.Property(j => j.Status).HasMaxLength(16);
+            e.Property(j => j.Task).HasMaxLength(16).HasDefaultValue(FineTuneTasks.Classification);
             e.Property(j => j.Stage).HasMaxLength(16);
             e.Property(j => j.ErrorCode).HasMaxLength(64);
             e.HasIndex(j => new { j.TenantId, j.CreatedAt });

@@ -149,6 +149,9 @@ namespace Read.Domain.Persistence.Migrations.Postgres
                     b.Property<bool?>("CacheHit")
                         .HasColumnType("boolean");
 
+                    b.Property<DateTime?>("CancelRequestedAt")
+                        .HasColumnType("timestamp with time zone");
+
                     b.Property<DateTime>("CreatedAt")
                         .HasColumnType("timestamp with time zone");
 
@@ -189,6 +192,13 @@ namespace Read.Domain.Persistence.Migrations.Postgres
                         .IsRequired()
                         .HasMaxLength(16)
                         .HasColumnType("character varying(16)");
+
+                    b.Property<string>("Task")
+                        .IsRequired()
+                        .ValueGeneratedOnAdd()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasDefaultValue("classification");
 
                     b.Property<Guid>("TenantId")
                         .HasColumnType("uuid");

@@ -143,6 +143,9 @@ namespace Read.Domain.Persistence.Migrations.Sqlite
                     b.Property<bool?>("CacheHit")
                         .HasColumnType("INTEGER");
 
+                    b.Property<DateTime?>("CancelRequestedAt")
+                        .HasColumnType("TEXT");
+
                     b.Property<DateTime>("CreatedAt")
                         .HasColumnType("TEXT");
 
@@ -183,6 +186,13 @@ namespace Read.Domain.Persistence.Migrations.Sqlite
                         .IsRequired()
                         .HasMaxLength(16)
                         .HasColumnType("TEXT");
+
+                    b.Property<string>("Task")
+                        .IsRequired()
+                        .ValueGeneratedOnAdd()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasDefaultValue("classification");
 
                     b.Property<Guid>("TenantId")
                         .HasColumnType("TEXT");
