@@ -1,8 +1,10 @@
 using System.CommandLine;
 using Read.Cli;
 
-var root = new RootCommand("Read command-line tools: datasets and backbone import.")
+var root = new RootCommand("Read command-line tools: datasets, backbone import and benchmarks.")
 {
     DatasetsCommand.Create(),
+    BackbonesCommand.Create(),
+    BenchCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();

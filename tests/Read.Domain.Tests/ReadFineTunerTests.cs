@@ -33,7 +33,7 @@ public sealed class ReadFineTunerTests(TinyBackboneFixture fixture)
         Assert.Equal(progress.ForwardCallsAt(FineTuneStage.Train), callsAfterFirst); // train + evaluate: no backbone forward
         Assert.Equal(progress.ForwardCallsAt(FineTuneStage.Evaluate), callsAfterFirst);
         Assert.Equal(Learnable.Epochs, progress.Epochs.Count);
-        Assert.True(progress.Epochs[^1].Loss < progress.Epochs[0].Loss, "training loss went down");
+        Assert.True(progress.Epochs[^1].TrainLoss < progress.Epochs[0].TrainLoss, "training loss went down");
         Assert.Equal((80, 40), (first.Metrics.TrainExamples, first.Metrics.ValidationExamples));
         Assert.Equal(["negative", "positive"], first.Labels);
         Assert.Single(Directory.GetFiles(cache));

@@ -8,7 +8,7 @@ internal sealed class RecordingProgress(Backbone backbone) : IFineTuneProgress
 {
     public List<(FineTuneStage Stage, long ForwardCalls)> Stages { get; } = [];
 
-    public List<(int Epoch, double Loss, double Accuracy)> Epochs { get; } = [];
+    public List<EpochMetrics> Epochs { get; } = [];
 
     public List<(FineTuneStage Stage, double Fraction)> Fractions { get; } = [];
 
@@ -18,5 +18,5 @@ internal sealed class RecordingProgress(Backbone backbone) : IFineTuneProgress
 
     public void Progress(FineTuneStage stage, double fraction) => Fractions.Add((stage, fraction));
 
-    public void EpochCompleted(int epoch, double trainLoss, double validationAccuracy) => Epochs.Add((epoch, trainLoss, validationAccuracy));
+    public void EpochCompleted(EpochMetrics metrics) => Epochs.Add(metrics);
 }

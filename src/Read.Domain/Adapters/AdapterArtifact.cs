@@ -59,7 +59,8 @@ public static class AdapterArtifact
             throw new InvalidDataException($"The adapter was trained on backbone '{config.BackboneId}' with weights {config.BackboneWeightsHash}, not on '{backbone.Id}' with weights {backbone.WeightsHash}.");
         if (config.HiddenSize != backbone.Config.HiddenSize)
             throw new InvalidDataException($"The adapter expects width {config.HiddenSize}, the backbone has {backbone.Config.HiddenSize}.");
-        if (config.Layers.Count == 0 || config.Layers.Any(l => l < 1 || l > backbone.Config.NumHiddenLayers))
+        if (config.Layers.Count == 0 || config.Layers.Any(l => l < 1 || l > backbone.Config.NumHiddenLayers)
+            || (config.BackboneLayers is { } layers && layers != backbone.Config.NumHiddenLayers))
             throw new InvalidDataException($"The adapter's layers [{string.Join(", ", config.Layers)}] do not fit a backbone of {backbone.Config.NumHiddenLayers} layers.");
         var weightsEntry = zip.GetEntry(WeightsEntry) ?? throw new InvalidDataException($"The adapter has no {WeightsEntry}.");
         byte[] bytes;
@@ -70,14 +71,14 @@ public static class AdapterArtifact
             bytes = copy.ToArray();
         }
 
-        var classifier = Build(config);
+        var (classifier, layout) = Build(config, backbone.Config.NumHiddenLayers);
         try
         {
             ModuleWeights.Load(classifier, SafeTensorsFile.Read(bytes), WeightsEntry, "");
             classifier.eval();
             foreach (var parameter in classifier.parameters())
                 parameter.requires_grad = false;
-            return new LoadedAdapter(config, classifier);
+            return new LoadedAdapter(config, classifier, layout);
         }
         catch
         {
@@ -86,16 +87,22 @@ public static class AdapterArtifact
         }
     }
 
-    internal static ReadClassifier Build(AdapterConfig config)
+    /// <summary>The untrained module an adapter_config.json describes, and the layer layout it reads.</summary>
+    internal static (ReadClassifier Classifier, LayerLayout Layout) Build(AdapterConfig config, int backboneLayers)
     {
-        if (config.Method != "read" || config.Head != "sequence_classification" || config.Pooling != "cls")
+        if (config.Method != "read" || config.Head is not (AdapterConfig.ClassificationHead or AdapterConfig.RegressionHead)
+            || config.Pooling is not ("cls" or "mean"))
             throw new InvalidDataException($"Unsupported adapter: method '{config.Method}', head '{config.Head}', pooling '{config.Pooling}'.");
-        if (config.LabelNames.Count < 1)
+        if (!config.IsRegression && config.LabelNames.Count < 1)
             throw new InvalidDataException("The adapter has no label_names.");
         try
         {
-            var side = new ReadSideNetwork(config.HiddenSize, config.SideHiddenSize, config.Cell, config.Aggregation, config.InputLayerNorm);
-            return new ReadClassifier(side, config.HiddenSize, config.LabelNames.Count);
+            var layout = LayerLayout.Create(config.Layers, backboneLayers, config.InitialState == "embedding");
+            var side = new ReadSideNetwork(
+                new ReadSideNetworkConfig(config.HiddenSize, config.SideHiddenSize, config.Cell, config.Aggregation, config.EffectiveInputNorm,
+                    ZeroInitOutput: true, config.InitialState),
+                layout);
+            return (new ReadClassifier(side, config.HiddenSize, config.IsRegression ? 1 : config.LabelNames.Count, config.Pooling), layout);
         }
         catch (ArgumentException e)
         {

@@ -14,14 +14,40 @@ public sealed record AdapterConfig(
     [property: JsonPropertyName("aggregation")] string Aggregation,
     // Backbone layer indices (1-based; 0 would be the embedding output) that feed the recurrence, in order.
     [property: JsonPropertyName("layers")] IReadOnlyList<int> Layers,
+    // Label names in head-output order; empty for regression.
     [property: JsonPropertyName("label_names")] IReadOnlyList<string> LabelNames,
     [property: JsonPropertyName("max_length")] int MaxLength,
     [property: JsonPropertyName("tokenizer")] AdapterTokenizerConfig Tokenizer,
+    // Kept for artifacts that predate input_norm: true means layernorm.
     [property: JsonPropertyName("input_layer_norm")] bool InputLayerNorm = true,
+    // sequence_classification or regression.
     [property: JsonPropertyName("head")] string Head = "sequence_classification",
+    // cls (first token) or mean (masked mean over the positions).
     [property: JsonPropertyName("pooling")] string Pooling = "cls",
     [property: JsonPropertyName("method")] string Method = "read",
-    [property: JsonPropertyName("format_version")] int FormatVersion = AdapterConfig.CurrentFormatVersion)
+    [property: JsonPropertyName("format_version")] int FormatVersion = AdapterConfig.CurrentFormatVersion,
+    // layernorm, rmsnorm or none; null in older artifacts (see input_layer_norm).
+    [property: JsonPropertyName("input_norm")] string? InputNorm = null,
+    // zeros or embedding (h_0 = W_0 · norm(φ_0)).
+    [property: JsonPropertyName("initial_state")] string InitialState = "zeros",
+    // L of the backbone the adapter was trained on: the layer whose state is corrected. Null in older artifacts (then max of layers).
+    [property: JsonPropertyName("backbone_layers")] int? BackboneLayers = null,
+    // Storage type of the activation cache used for training and cached evaluation.
+    [property: JsonPropertyName("cache_dtype")] string CacheDtype = "fp16",
+    // Regression: the head predicts (y - target_mean) / target_std of the training targets.
+    [property: JsonPropertyName("target_mean")] double? TargetMean = null,
+    [property: JsonPropertyName("target_std")] double? TargetStd = null)
 {
     public const int CurrentFormatVersion = 1;
+
+    public const string ClassificationHead = "sequence_classification";
+
+    public const string RegressionHead = "regression";
+
+    /// <summary>The input norm in effect, old artifacts included.</summary>
+    [JsonIgnore]
+    public string EffectiveInputNorm => InputNorm ?? (InputLayerNorm ? "layernorm" : "none");
+
+    [JsonIgnore]
+    public bool IsRegression => Head == RegressionHead;
 }

@@ -1,19 +1,21 @@
 using Read.Domain.Backbones;
-using Read.Domain.SideNetwork;
+using Read.Domain.FineTuning;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Read.Domain.Adapters;
 
-/// <summary>The inference path: backbone forward (no_grad), side network and head, softmax.</summary>
+/// <summary>The inference path: backbone forward (no_grad), side network and head over packed positions, decoded.</summary>
 public sealed class AdapterPredictor
 {
-    private const int BatchSize = 32;
+    private const int MaxBatchExamples = 32;
+    private const int TokenBudget = 4096;
 
     private AdapterPredictor()
     {
     }
 
+    /// <summary>Predictions in input order. Inputs are run in length-sorted batches so the backbone pads little.</summary>
     public static IReadOnlyList<Prediction> Predict(Backbone backbone, LoadedAdapter adapter, IReadOnlyList<string> texts, IReadOnlyList<string?>? pairs)
     {
         ArgumentNullException.ThrowIfNull(backbone);
@@ -24,41 +26,66 @@ public sealed class AdapterPredictor
         if (pairs is not null && pairs.Count != texts.Count)
             throw new ArgumentException("pairs must have one entry per text.", nameof(pairs));
 
-        var predictions = new List<Prediction>(texts.Count);
-        for (var start = 0; start < texts.Count; start += BatchSize)
+        var config = adapter.Config;
+        // Sorting needs a tokenization pass; for a single batch it cannot save padding, so skip it.
+        var batches = texts.Count <= MaxBatchExamples
+            ? [Enumerable.Range(0, texts.Count).ToArray()]
+            : TokenLengths.SortedBatches(TokenLengths.Of(backbone, texts, pairs, config.MaxLength), MaxBatchExamples, TokenBudget);
+        var predictions = new Prediction[texts.Count];
+        using var noGrad = no_grad();
+        foreach (var batch in batches)
         {
-            var count = Math.Min(BatchSize, texts.Count - start);
+            if (batch.Length == 0)
+                continue;
             using var scope = NewDisposeScope();
-            using var encoded = backbone.Encode(texts.Skip(start).Take(count).ToList(), pairs?.Skip(start).Take(count).ToList(), adapter.Config.MaxLength);
+            using var encoded = backbone.Encode(batch.Select(i => texts[i]).ToList(), pairs is null ? null : batch.Select(i => pairs[i]).ToList(), config.MaxLength);
             var hidden = backbone.HiddenStates(encoded);
-            var states = stack(adapter.Config.Layers.Select(l => hidden[l].select(1, 0)).ToArray(), 1); // (B, L, d)
-            predictions.AddRange(Classify(adapter.Classifier, states, adapter.Config.LabelNames));
+            var (states, segments) = HiddenStateGather.Gather(hidden, encoded.AttentionMask, adapter.Layout.Channels, config.Pooling);
+            var outputs = adapter.Classifier.Forward(states, segments, batch.Length).to_type(ScalarType.Float32).contiguous().data<float>().ToArray();
+            var decoded = Decode(outputs, config.LabelNames, config.IsRegression, config.TargetMean ?? 0, config.TargetStd ?? 1);
+            for (var k = 0; k < batch.Length; k++)
+                predictions[batch[k]] = decoded[k];
         }
 
         return predictions;
     }
 
-    /// <summary>Softmax over the head's logits for first-token states (N, L, d) of the adapter's layers.</summary>
-    internal static IReadOnlyList<Prediction> Classify(ReadClassifier classifier, Tensor states, IReadOnlyList<string> labels)
+    /// <summary>Head outputs (rows × outputs, row-major) to predictions: softmax and argmax, or the de-standardised value.</summary>
+    internal static Prediction[] Decode(ReadOnlySpan<float> outputs, IReadOnlyList<string> labels, bool regression, double targetMean, double targetStd)
     {
-        using var noGrad = no_grad();
-        using var scope = NewDisposeScope();
-        var probabilities = classifier.call(states).to_type(ScalarType.Float64).softmax(-1); // (N, labels)
-        var values = probabilities.contiguous().data<double>().ToArray();
-        var result = new List<Prediction>((int)states.shape[0]);
-        for (var n = 0; n < states.shape[0]; n++)
+        if (regression)
         {
-            var row = values.AsSpan(n * labels.Count, labels.Count);
-            var best = 0;
-            var map = new Dictionary<string, double>(labels.Count, StringComparer.Ordinal);
-            for (var k = 0; k < labels.Count; k++)
+            var values = new Prediction[outputs.Length];
+            for (var n = 0; n < outputs.Length; n++)
             {
-                map[labels[k]] = row[k];
-                if (row[k] > row[best])
-                    best = k;
+                var value = outputs[n] * targetStd + targetMean;
+                values[n] = new Prediction(value.ToString("R", System.Globalization.CultureInfo.InvariantCulture), new Dictionary<string, double>(), value);
             }
 
-            result.Add(new Prediction(labels[best], map));
+            return values;
+        }
+
+        var k = labels.Count;
+        var result = new Prediction[outputs.Length / k];
+        var probabilities = new double[k];
+        for (var n = 0; n < result.Length; n++)
+        {
+            var row = outputs.Slice(n * k, k);
+            double max = double.NegativeInfinity, sum = 0;
+            foreach (var v in row)
+                max = Math.Max(max, v);
+            for (var j = 0; j < k; j++)
+                sum += probabilities[j] = Math.Exp(row[j] - max);
+            var best = 0;
+            var map = new Dictionary<string, double>(k, StringComparer.Ordinal);
+            for (var j = 0; j < k; j++)
+            {
+                map[labels[j]] = probabilities[j] / sum;
+                if (probabilities[j] > probabilities[best])
+                    best = j;
+            }
+
+            result[n] = new Prediction(labels[best], map);
         }
 
         return result;

@@ -1,4 +1,7 @@
 namespace Read.Domain.Adapters;
 
-/// <summary>The most probable label of one input and the probability of every label.</summary>
-public sealed record Prediction(string Label, IReadOnlyDictionary<string, double> Probabilities);
+/// <summary>
+/// One input's prediction. Classification: the most probable label and every label's probability (Value null).
+/// Regression: Value, with Label its invariant-culture text and no probabilities.
+/// </summary>
+public sealed record Prediction(string Label, IReadOnlyDictionary<string, double> Probabilities, double? Value = null);

@@ -19,6 +19,9 @@ public sealed class Backbone : IDisposable
         this.tokenizer = tokenizer;
         WeightsHash = weightsHash;
         LowerCase = lowerCase;
+        // libtorch defaults to the physical cores it sees; a container's CPU quota is what .NET reports.
+        if (torch.get_num_threads() < Environment.ProcessorCount)
+            torch.set_num_threads(Environment.ProcessorCount);
     }
 
     public string Id { get; }
@@ -100,7 +103,8 @@ public sealed class Backbone : IDisposable
     }
 
     /// <summary>
-    /// Backbone forward under no_grad: L + 1 tensors of (B, S, d); index 0 is the embedding output, i the output of layer i.
+    /// Backbone forward under no_grad (not inference mode: its tensors could not feed the side network's autograd
+    /// graph later): L + 1 tensors of (B, S, d); index 0 is the embedding output, i the output of layer i.
     /// </summary>
     public Tensor[] HiddenStates(EncodedBatch batch)
     {

@@ -1,14 +1,20 @@
+using Read.Domain.Backbones.Onnx;
+
 namespace Read.Domain.Backbones;
 
 /// <summary>The backbones a deployment can fine-tune. Thread-safe; loads each backbone once, on first use.</summary>
 public sealed class BackboneRegistry : IDisposable
 {
     public const string TinyBackboneId = "tiny-bert";
+
+    /// <summary>The backbone jobs use when they name none: all-MiniLM-L6-v2, imported from its bundled ONNX export.</summary>
+    public const string DefaultBackboneId = BundledBackbones.MiniLmId;
     private const int TinySeed = 20230525;
 
     private readonly Dictionary<string, string> directories;
     private readonly Dictionary<string, Backbone> loaded = new(StringComparer.Ordinal);
     private readonly string? tinyDirectory;
+    private readonly Dictionary<string, string> bundledDirectories = new(StringComparer.Ordinal);
     private readonly Lock gate = new();
     private bool disposed;
 
@@ -20,6 +26,16 @@ public sealed class BackboneRegistry : IDisposable
         {
             tinyDirectory = Path.GetFullPath(Path.Combine(options.DataDirectory, "backbones", TinyBackboneId));
             directories[TinyBackboneId] = tinyDirectory;
+        }
+
+        if (options.ImportBundledBackbones)
+        {
+            foreach (var bundled in BundledBackbones.All.Where(b => !directories.ContainsKey(b.Id)))
+            {
+                var directory = Path.GetFullPath(Path.Combine(options.DataDirectory, "backbones", bundled.Id));
+                bundledDirectories[bundled.Id] = directory;
+                directories[bundled.Id] = directory;
+            }
         }
     }
 
@@ -67,6 +83,14 @@ public sealed class BackboneRegistry : IDisposable
 
     private void EnsureGenerated(string id)
     {
+        if (bundledDirectories.TryGetValue(id, out var bundled))
+        {
+            // The importer writes to a temporary directory and renames it, so an existing directory is complete.
+            if (!File.Exists(Path.Combine(bundled, HuggingFaceCheckpoint.WeightsFile)))
+                BundledBackbones.Import(id, bundled);
+            return;
+        }
+
         if (id != TinyBackboneId || tinyDirectory is null || File.Exists(Path.Combine(tinyDirectory, HuggingFaceCheckpoint.WeightsFile)))
             return;
         TinyBertCheckpoint.Write(tinyDirectory, BertConfig.Tiny(vocabSize: 1), TinySeed);

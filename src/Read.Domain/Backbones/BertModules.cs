@@ -62,8 +62,8 @@ internal sealed class BertSelfAttention : nn.Module<Tensor, Tensor, Tensor>
         var q = Split(query.call(hidden));
         var k = Split(key.call(hidden));
         var v = Split(value.call(hidden));
-        var scores = q.matmul(k.transpose(-1, -2)) / Math.Sqrt(headSize) + maskBias; // (B, H, S, S)
-        var context = scores.softmax(-1).matmul(v); // (B, H, S, dh)
+        // libtorch's fused kernel: softmax(q·kᵀ/√dh + maskBias)·v without materialising the scores in managed code.
+        var context = nn.functional.scaled_dot_product_attention(q, k, v, maskBias); // (B, H, S, dh)
         return context.transpose(1, 2).reshape(b, s, heads * headSize).MoveToOuterDisposeScope(); // (B, S, d)
     }
 }

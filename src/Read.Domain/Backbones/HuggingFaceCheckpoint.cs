@@ -1,27 +1,34 @@
+using System.Collections;
 using System.Security.Cryptography;
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.ML.Tokenizers;
 using TorchSharp;
+using TorchSharp.PyBridge;
 
 namespace Read.Domain.Backbones;
 
-/// <summary>Loads a Hugging Face BERT checkpoint directory: config.json, model.safetensors, vocab.txt.</summary>
+/// <summary>
+/// Loads a Hugging Face BERT checkpoint directory: config.json; model.safetensors or pytorch_model.bin; vocab.txt or
+/// tokenizer.json (WordPiece). RoBERTa-style checkpoints (BPE tokenizer, offset positions) are not supported.
+/// </summary>
 public static class HuggingFaceCheckpoint
 {
     public const string ConfigFile = "config.json";
     public const string WeightsFile = "model.safetensors";
+    public const string PyTorchWeightsFile = "pytorch_model.bin";
     public const string VocabularyFile = "vocab.txt";
+    public const string TokenizerFile = "tokenizer.json";
 
     public static Backbone Load(string id, string directory)
     {
         var config = ReadConfig(directory);
-        var weightsPath = Path.Combine(directory, WeightsFile);
-        if (!File.Exists(weightsPath))
-            throw new FileNotFoundException($"Backbone '{id}': {weightsPath} does not exist.", weightsPath);
+        var weightsPath = FindWeights(directory)
+            ?? throw new FileNotFoundException($"Backbone '{id}': {directory} has neither {WeightsFile} nor {PyTorchWeightsFile}.", Path.Combine(directory, WeightsFile));
         var bytes = File.ReadAllBytes(weightsPath);
         var hash = Convert.ToHexStringLower(SHA256.HashData(bytes));
-        var tensors = SafeTensorsFile.Read(bytes);
+        var tensors = ReadTensors(weightsPath, bytes);
 
         var model = new BertModel(config);
         try
@@ -30,8 +37,7 @@ public static class HuggingFaceCheckpoint
             model.eval();
             foreach (var parameter in model.parameters())
                 parameter.requires_grad = false;
-            var lowerCase = ReadLowerCase(directory);
-            var tokenizer = BertTokenizer.Create(Path.Combine(directory, VocabularyFile), new BertOptions { LowerCaseBeforeTokenization = lowerCase });
+            var (tokenizer, lowerCase) = CreateTokenizer(directory);
             return new Backbone(id, config, model, tokenizer, hash, lowerCase);
         }
         catch
@@ -55,19 +61,96 @@ public static class HuggingFaceCheckpoint
     }
 
     /// <summary>Parameters the encoder uses (embeddings and layers; pooler and pretraining heads excluded), from tensor shapes only.</summary>
-    public static long CountParameters(string directory) =>
-        SafeTensorsFile.ReadShapes(Path.Combine(directory, WeightsFile))
+    public static long CountParameters(string directory)
+    {
+        var weights = FindWeights(directory) ?? throw new FileNotFoundException($"{directory} has neither {WeightsFile} nor {PyTorchWeightsFile}.");
+        var shapes = weights.EndsWith(".safetensors", StringComparison.Ordinal)
+            ? SafeTensorsFile.ReadShapes(weights)
+            : ReadTensors(weights, File.ReadAllBytes(weights)).ToDictionary(p => p.Key, p => p.Value.Shape, StringComparer.Ordinal);
+        return shapes
             .Where(p => Strip(p.Key).StartsWith("embeddings.", StringComparison.Ordinal) || Strip(p.Key).StartsWith("encoder.", StringComparison.Ordinal))
             .Where(p => !p.Key.EndsWith("position_ids", StringComparison.Ordinal))
             .Sum(p => p.Value.Aggregate(1L, (a, b) => a * b));
+    }
+
+    /// <summary>model.safetensors if present, else pytorch_model.bin, else null.</summary>
+    internal static string? FindWeights(string directory) =>
+        new[] { WeightsFile, PyTorchWeightsFile }.Select(f => Path.Combine(directory, f)).FirstOrDefault(File.Exists);
+
+    /// <summary>Every tensor of a safetensors or PyTorch (zip pickle) state-dict file, widened to float32.</summary>
+    internal static Dictionary<string, SafeTensor> ReadTensors(string path, byte[] bytes)
+    {
+        if (path.EndsWith(".safetensors", StringComparison.Ordinal))
+            return SafeTensorsFile.Read(bytes);
+
+        Hashtable state;
+        try
+        {
+            using var stream = new MemoryStream(bytes, writable: false);
+            state = PyTorchUnpickler.UnpickleStateDict(stream);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw new InvalidDataException($"{path} is not a PyTorch state dict this loader can read: {e.Message}", e);
+        }
+
+        var tensors = new Dictionary<string, SafeTensor>(StringComparer.Ordinal);
+        foreach (DictionaryEntry entry in state)
+        {
+            if (entry.Key is not string name || entry.Value is not torch.Tensor tensor)
+                continue;
+            using (tensor)
+            {
+                if (tensor.dtype is torch.ScalarType.Float32 or torch.ScalarType.Float16 or torch.ScalarType.BFloat16 or torch.ScalarType.Float64)
+                    tensors[name] = new SafeTensor(tensor.shape.ToArray(), ModuleWeights.ToArray(tensor));
+            }
+        }
+
+        return tensors;
+    }
+
+    /// <summary>A WordPiece tokenizer from vocab.txt, or from the vocabulary inside tokenizer.json.</summary>
+    private static (BertTokenizer Tokenizer, bool LowerCase) CreateTokenizer(string directory)
+    {
+        var vocabPath = Path.Combine(directory, VocabularyFile);
+        var tokenizerPath = Path.Combine(directory, TokenizerFile);
+        JsonNode? tokenizerJson = null;
+        if (!File.Exists(vocabPath))
+        {
+            if (!File.Exists(tokenizerPath))
+                throw new FileNotFoundException($"{directory} has neither {VocabularyFile} nor {TokenizerFile}.", vocabPath);
+            tokenizerJson = JsonNode.Parse(File.ReadAllText(tokenizerPath));
+        }
+
+        var lowerCase = ReadLowerCase(directory, tokenizerJson);
+        var options = new BertOptions { LowerCaseBeforeTokenization = lowerCase };
+        if (tokenizerJson is null)
+            return (BertTokenizer.Create(vocabPath, options), lowerCase);
+
+        var model = tokenizerJson["model"];
+        var type = model?["type"]?.GetValue<string>();
+        if (type != "WordPiece")
+            throw new NotSupportedException($"{tokenizerPath}: tokenizer model '{type}' is not supported (only WordPiece, as BERT uses).");
+        var vocabulary = model!["vocab"]?.AsObject() ?? throw new InvalidDataException($"{tokenizerPath} has no model.vocab.");
+        var ordered = vocabulary.Select(p => (Token: p.Key, Id: p.Value!.GetValue<int>())).OrderBy(p => p.Id).ToList();
+        for (var i = 0; i < ordered.Count; i++)
+        {
+            if (ordered[i].Id != i)
+                throw new InvalidDataException($"{tokenizerPath}: vocabulary ids are not 0..{ordered.Count - 1} (token '{ordered[i].Token}' has id {ordered[i].Id}).");
+        }
+
+        using var stream = new MemoryStream(Encoding.UTF8.GetBytes(string.Join("\n", ordered.Select(p => p.Token)) + "\n"));
+        return (BertTokenizer.Create(stream, options), lowerCase);
+    }
 
     private static string Strip(string key) => key.StartsWith("bert.", StringComparison.Ordinal) ? key[5..] : key;
 
-    private static bool ReadLowerCase(string directory)
+    private static bool ReadLowerCase(string directory, JsonNode? tokenizerJson)
     {
         var path = Path.Combine(directory, "tokenizer_config.json");
-        if (!File.Exists(path))
-            return true;
-        return JsonNode.Parse(File.ReadAllText(path))?["do_lower_case"]?.GetValue<bool>() ?? true;
+        if (File.Exists(path) && JsonNode.Parse(File.ReadAllText(path))?["do_lower_case"] is { } flag)
+            return flag.GetValue<bool>();
+        // tokenizer.json's BertNormalizer carries the same switch.
+        return tokenizerJson?["normalizer"]?["lowercase"]?.GetValue<bool>() ?? true;
     }
 }

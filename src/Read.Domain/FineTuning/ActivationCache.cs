@@ -1,6 +1,9 @@
 using System.Buffers.Binary;
+using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.Json;
+using Microsoft.Win32.SafeHandles;
 using Read.Domain.Backbones;
 using Read.Domain.Datasets;
 using TorchSharp;
@@ -9,98 +12,146 @@ using static TorchSharp.torch;
 namespace Read.Domain.FineTuning;
 
 /// <summary>
-/// First-token ([CLS]) hidden states of backbone layers 1..L for a list of examples, stored once on disk and reused
-/// by every job on the same backbone and data. File layout (little-endian):
-/// magic "READACT\0" (8 bytes), int32 version (1), int32 dtype (1 = fp16), int64 N, int32 L, int32 d,
-/// then N·L·d values ordered [example][layer][feature]. Files are written to a temporary name and renamed.
+/// Backbone hidden states of a list of examples, computed once and stored on disk (docs/activation-cache.md): the
+/// first token (cls pooling) or every non-padding position (mean pooling, packed), for a set of layers, as fp16 or
+/// bf16. Content-addressed, so every job on the same backbone, data and settings reuses it; written atomically;
+/// verified on open (header checksum, exact length, index checksum, per-block payload checksums) and rebuilt when
+/// anything is off. Training reads it batch by batch with positional reads: the file is never loaded whole.
+/// An instance is not thread-safe (it reuses one read buffer).
 /// </summary>
-internal sealed class ActivationCache
+internal sealed class ActivationCache : IDisposable
 {
-    public const int FormatVersion = 1;
-    private const int Fp16 = 1;
-    private const int HeaderSize = 8 + 4 + 4 + 8 + 4 + 4;
-    private const int PrecomputeBatchSize = 32;
+    public const int FormatVersion = 2;
+    public const string Extension = ".readact";
+    private const int PrefixSize = 16; // magic, version, header length
+    private const int HashSize = 32;
+    private const int IndexEntrySize = 16; // int64 first position, int32 positions, int32 reserved
+    private const int BlockHashSize = 8; // first 8 bytes of the block's SHA-256
+    private const int BlockBytes = 1 << 20;
+    private const int Alignment = 4096;
+    private const int MaxHeaderBytes = 1 << 20;
+    private const int PrecomputeMaxExamples = 64;
+    private const int PrecomputeTokenBudget = 4096;
     private static ReadOnlySpan<byte> Magic => "READACT\0"u8;
 
-    private ActivationCache(int count, int layers, int hiddenSize, Half[] values)
+    private readonly SafeFileHandle handle;
+    private readonly long[] offsets;
+    private readonly int[] lengths;
+    private byte[] buffer = [];
+
+    private ActivationCache(string path, SafeFileHandle handle, ActivationCacheHeader header, long[] offsets, int[] lengths)
     {
-        Count = count;
-        Layers = layers;
-        HiddenSize = hiddenSize;
-        Values = values;
+        Path = path;
+        this.handle = handle;
+        Header = header;
+        this.offsets = offsets;
+        this.lengths = lengths;
+        FileBytes = RandomAccess.GetLength(handle);
     }
 
-    public int Count { get; }
+    public string Path { get; }
 
-    public int Layers { get; }
+    public ActivationCacheHeader Header { get; }
 
-    public int HiddenSize { get; }
+    public int Count => Header.Examples;
 
-    private Half[] Values { get; }
+    public long FileBytes { get; }
 
-    /// <summary>The cached states as float32 (N, L, d).</summary>
-    public Tensor ToTensor()
+    private int Channels => Header.Layers.Count;
+
+    private int RowBytes => Channels * Header.HiddenSize * 2;
+
+    /// <summary>Stored positions of one example (1 with cls pooling).</summary>
+    public int PositionsOf(int example) => lengths[example];
+
+    /// <summary>Reads the states of <paramref name="examples"/> (dataset indices) as one packed float32 batch.</summary>
+    public PackedBatch Read(ReadOnlySpan<long> examples)
     {
-        var floats = new float[Values.Length];
-        for (var i = 0; i < floats.Length; i++)
-            floats[i] = (float)Values[i];
-        return torch.tensor(floats, [Count, Layers, HiddenSize], ScalarType.Float32);
-    }
-
-    /// <summary>
-    /// Content address: cache format, backbone weights, tokenizer settings, max length, pooling, layer set, dtype
-    /// and the exact inputs (labels excluded: they do not change the states).
-    /// </summary>
-    public static string Key(Backbone backbone, IReadOnlyList<LabeledExample> examples, int maxLength)
-    {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        void Add(string? value)
+        long total = 0;
+        foreach (var e in examples)
+            total += lengths[e];
+        var bytes = checked((int)(total * RowBytes));
+        if (buffer.Length < bytes)
+            buffer = new byte[bytes];
+        var segments = new long[total];
+        long position = 0;
+        for (var b = 0; b < examples.Length; b++)
         {
-            if (value is null)
-            {
-                hash.AppendData([0xFF]);
-                return;
-            }
-
-            var bytes = Encoding.UTF8.GetBytes(value);
-            Span<byte> length = stackalloc byte[4];
-            BinaryPrimitives.WriteInt32LittleEndian(length, bytes.Length);
-            hash.AppendData(length);
-            hash.AppendData(bytes);
+            var e = examples[b];
+            var span = buffer.AsSpan((int)(position * RowBytes), lengths[e] * RowBytes);
+            ReadExactly(Header.PayloadOffset + offsets[e] * RowBytes, span);
+            segments.AsSpan((int)position, lengths[e]).Fill(b);
+            position += lengths[e];
         }
 
-        Add($"read-activations v{FormatVersion} fp16 pooling=cls layers=1..{backbone.Config.NumHiddenLayers}");
-        Add(backbone.WeightsHash);
-        Add($"lower={backbone.LowerCase} max_length={maxLength} truncation=longest_first");
-        Add(examples.Count.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        using var scope = NewDisposeScope();
+        var raw = empty([total, Channels, Header.HiddenSize], DtypeOf(Header.Dtype));
+        raw.bytes = buffer.AsSpan(0, bytes);
+        var states = raw.to_type(ScalarType.Float32).MoveToOuterDisposeScope(); // (P, C, d)
+        var segmentTensor = tensor(segments, ScalarType.Int64).MoveToOuterDisposeScope(); // (P)
+        return new PackedBatch(states, segmentTensor, examples.Length);
+    }
+
+    public void Dispose() => handle.Dispose();
+
+    /// <summary>SHA-256 over the examples' texts and pairs, in order, each length-prefixed.</summary>
+    public static string DatasetHash(IReadOnlyList<LabeledExample> examples)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        AddField(hash, examples.Count.ToString(CultureInfo.InvariantCulture));
         foreach (var example in examples)
         {
-            Add(example.Text);
-            Add(example.TextPair);
+            AddField(hash, example.Text);
+            AddField(hash, example.TextPair);
         }
 
         return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
 
-    /// <summary>Loads the cache for these examples, or runs the backbone once (no_grad) and writes it.</summary>
-    public static (ActivationCache Cache, bool Hit) GetOrCreate(
-        Backbone backbone, IReadOnlyList<LabeledExample> examples, int maxLength, string directory, Action<double>? progress, CancellationToken cancellationToken)
+    /// <summary>
+    /// Content address: format, backbone id and weights, dataset, tokenizer settings, max length, pooling, layer set, dtype.
+    /// </summary>
+    public static string Key(Backbone backbone, string datasetHash, ActivationCacheSpec spec)
     {
-        var path = Path.Combine(directory, Key(backbone, examples, maxLength) + ".readact");
-        var existing = TryLoad(path, examples.Count, backbone.Config.NumHiddenLayers, backbone.Config.HiddenSize);
-        if (existing is not null)
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        AddField(hash, $"read-activations v{FormatVersion}");
+        AddField(hash, backbone.Id);
+        AddField(hash, backbone.WeightsHash);
+        AddField(hash, datasetHash);
+        AddField(hash, $"do_lower_case={backbone.LowerCase} truncation=longest_first max_length={spec.MaxLength}");
+        AddField(hash, $"pooling={spec.Pooling} layers={string.Join(',', spec.Layers)} dtype={spec.Dtype}");
+        return Convert.ToHexStringLower(hash.GetHashAndReset());
+    }
+
+    /// <summary>
+    /// Opens the intact cache for these examples, or runs the backbone (no_grad, length-sorted batches, each example
+    /// once) and writes it. Hit is true when the backbone was not called.
+    /// </summary>
+    public static (ActivationCache Cache, bool Hit) GetOrCreate(
+        Backbone backbone, IReadOnlyList<LabeledExample> examples, ActivationCacheSpec spec, string directory,
+        Action<double>? progress, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(backbone);
+        ArgumentNullException.ThrowIfNull(examples);
+        ArgumentNullException.ThrowIfNull(spec);
+        var expected = Expected(backbone, examples, spec);
+        var path = System.IO.Path.Combine(directory, Key(backbone, expected.DatasetSha256, spec) + Extension);
+        if (File.Exists(path))
         {
-            progress?.Invoke(1.0);
-            return (existing, true);
+            // A file that does not verify is never trained on: it is rebuilt below.
+            var existing = TryOpen(path, expected, verifyPayload: true, cancellationToken);
+            if (existing is not null)
+            {
+                progress?.Invoke(1.0);
+                return (existing, true);
+            }
         }
 
-        var cache = Compute(backbone, examples, maxLength, progress, cancellationToken);
         Directory.CreateDirectory(directory);
         var temporary = path + ".tmp-" + Guid.NewGuid().ToString("N");
         try
         {
-            using (var stream = File.Create(temporary))
-                cache.WriteTo(stream);
+            Write(backbone, examples, spec, expected, temporary, progress, cancellationToken);
             File.Move(temporary, path, overwrite: true);
         }
         finally
@@ -109,64 +160,308 @@ internal sealed class ActivationCache
                 File.Delete(temporary);
         }
 
-        return (cache, false);
+        var written = TryOpen(path, expected, verifyPayload: false, cancellationToken)
+            ?? throw new InvalidDataException($"The activation cache just written to {path} does not read back.");
+        return (written, false);
     }
 
-    private static ActivationCache Compute(Backbone backbone, IReadOnlyList<LabeledExample> examples, int maxLength, Action<double>? progress, CancellationToken cancellationToken)
+    /// <summary>The header fields a cache for these inputs must carry (sizes and checksums left open).</summary>
+    private static ActivationCacheHeader Expected(Backbone backbone, IReadOnlyList<LabeledExample> examples, ActivationCacheSpec spec) => new()
     {
-        int layers = backbone.Config.NumHiddenLayers, d = backbone.Config.HiddenSize;
-        var values = new Half[(long)examples.Count * layers * d];
-        for (var start = 0; start < examples.Count; start += PrecomputeBatchSize)
+        BackboneId = backbone.Id,
+        BackboneWeightsHash = backbone.WeightsHash,
+        DatasetSha256 = DatasetHash(examples),
+        DoLowerCase = backbone.LowerCase,
+        MaxLength = spec.MaxLength,
+        Pooling = spec.Pooling,
+        Layers = spec.Layers.ToArray(),
+        Dtype = spec.Dtype,
+        HiddenSize = backbone.Config.HiddenSize,
+        Examples = examples.Count,
+        Positions = 0,
+        PayloadOffset = 0,
+        PayloadBytes = 0,
+        BlockBytes = BlockBytes,
+        IndexOffset = 0,
+        IndexBytes = 0,
+        IndexSha256 = new string('0', 64),
+    };
+
+    private static void Write(
+        Backbone backbone, IReadOnlyList<LabeledExample> examples, ActivationCacheSpec spec, ActivationCacheHeader expected,
+        string path, Action<double>? progress, CancellationToken cancellationToken)
+    {
+        var texts = examples.Select(e => e.Text).ToList();
+        var pairs = examples.Select(e => e.TextPair).ToList();
+        var tokens = TokenLengths.Of(backbone, texts, pairs, spec.MaxLength);
+        var stored = spec.Pooling == "cls" ? tokens.Select(_ => 1).ToArray() : tokens;
+        var positions = stored.Sum(l => (long)l);
+        var rowBytes = (long)spec.Layers.Count * backbone.Config.HiddenSize * 2;
+        var payloadBytes = positions * rowBytes;
+        var blocks = (payloadBytes + BlockBytes - 1) / BlockBytes;
+        var header = expected with { Positions = positions, PayloadBytes = payloadBytes, IndexBytes = examples.Count * (long)IndexEntrySize + blocks * BlockHashSize };
+        // The payload starts at the first aligned offset after the header; the header holds that offset, so settle both.
+        // Only the index checksum changes afterwards, and it has a fixed width.
+        long payloadOffset = Alignment;
+        int headerLength;
+        while (true)
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            var batch = examples.Skip(start).Take(PrecomputeBatchSize).ToList();
-            using var scope = NewDisposeScope();
-            using var encoded = backbone.Encode(batch.Select(e => e.Text).ToList(), batch.Select(e => e.TextPair).ToList(), maxLength);
-            var hidden = backbone.HiddenStates(encoded);
-            var firstToken = stack(hidden.Skip(1).Select(h => h.select(1, 0)).ToArray(), 1); // (B, L, d)
-            var halves = firstToken.to_type(ScalarType.Float16).contiguous().data<Half>().ToArray();
-            halves.CopyTo(values, (long)start * layers * d);
-            progress?.Invoke(Math.Min(1.0, (double)(start + batch.Count) / examples.Count));
+            header = header with { PayloadOffset = payloadOffset, IndexOffset = payloadOffset + payloadBytes };
+            headerLength = JsonSerializer.SerializeToUtf8Bytes(header).Length;
+            var needed = Align(PrefixSize + headerLength + HashSize);
+            if (needed <= payloadOffset)
+                break;
+            payloadOffset = needed;
         }
 
-        return new ActivationCache(examples.Count, layers, d, values);
+        var offsets = new long[examples.Count];
+        var blockHashes = new byte[blocks * BlockHashSize];
+        using var stream = new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16);
+        stream.Position = payloadOffset;
+        var blockWriter = new BlockHasher(stream, blockHashes);
+        var dtype = DtypeOf(spec.Dtype);
+        long written = 0;
+        var done = 0;
+        foreach (var batch in TokenLengths.SortedBatches(tokens, PrecomputeMaxExamples, PrecomputeTokenBudget))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            using var scope = NewDisposeScope();
+            using var encoded = backbone.Encode(batch.Select(i => texts[i]).ToList(), batch.Select(i => pairs[i]).ToList(), spec.MaxLength);
+            var hidden = backbone.HiddenStates(encoded); // L + 1 of (B, S, d)
+            var (states, _) = HiddenStateGather.Gather(hidden, encoded.AttentionMask, spec.Layers, spec.Pooling); // (P_b, C, d)
+            var batchPositions = batch.Sum(i => (long)stored[i]);
+            if (states.shape[0] != batchPositions)
+                throw new InvalidOperationException("Token counts changed between tokenization passes.");
+            foreach (var i in batch)
+            {
+                offsets[i] = written;
+                written += stored[i];
+            }
+
+            using var halves = states.to_type(dtype).contiguous();
+            blockWriter.Write(halves.bytes);
+            done += batch.Length;
+            progress?.Invoke((double)done / examples.Count);
+        }
+
+        blockWriter.Finish();
+        var index = new byte[header.IndexBytes];
+        for (var i = 0; i < examples.Count; i++)
+        {
+            BinaryPrimitives.WriteInt64LittleEndian(index.AsSpan(i * IndexEntrySize), offsets[i]);
+            BinaryPrimitives.WriteInt32LittleEndian(index.AsSpan(i * IndexEntrySize + 8), stored[i]);
+        }
+
+        blockHashes.CopyTo(index.AsSpan(examples.Count * IndexEntrySize));
+        stream.Write(index);
+        header = header with { IndexSha256 = Convert.ToHexStringLower(SHA256.HashData(index)) };
+        var prefix = Prefix(header);
+        if (prefix.Length != PrefixSize + headerLength)
+            throw new InvalidOperationException("The cache header changed length.");
+        stream.Position = 0;
+        stream.Write(prefix);
+        stream.Write(SHA256.HashData(prefix));
+        stream.Flush(flushToDisk: true);
     }
 
-    private static ActivationCache? TryLoad(string path, int count, int layers, int hiddenSize)
+    /// <summary>Opens and verifies a cache file; null when it is not a sound cache for <paramref name="expected"/>.</summary>
+    private static ActivationCache? TryOpen(string path, ActivationCacheHeader expected, bool verifyPayload, CancellationToken cancellationToken)
     {
-        if (!File.Exists(path))
+        SafeFileHandle handle;
+        try
+        {
+            handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
+        }
+        catch (IOException)
+        {
             return null;
-        var bytes = File.ReadAllBytes(path);
-        // A file that does not match what its name promises is treated as absent and rewritten.
-        if (bytes.Length < HeaderSize || !bytes.AsSpan(0, 8).SequenceEqual(Magic))
-            return null;
-        var span = bytes.AsSpan();
-        if (BinaryPrimitives.ReadInt32LittleEndian(span[8..]) != FormatVersion || BinaryPrimitives.ReadInt32LittleEndian(span[12..]) != Fp16
-            || BinaryPrimitives.ReadInt64LittleEndian(span[16..]) != count || BinaryPrimitives.ReadInt32LittleEndian(span[24..]) != layers
-            || BinaryPrimitives.ReadInt32LittleEndian(span[28..]) != hiddenSize)
-            return null;
-        var length = (long)count * layers * hiddenSize;
-        if (bytes.LongLength != HeaderSize + length * 2)
-            return null;
-        var values = new Half[length];
-        for (var i = 0; i < length; i++)
-            values[i] = BinaryPrimitives.ReadHalfLittleEndian(span[(HeaderSize + (int)i * 2)..]);
-        return new ActivationCache(count, layers, hiddenSize, values);
+        }
+
+        try
+        {
+            var cache = Verify(path, handle, expected, verifyPayload, cancellationToken);
+            if (cache is null)
+                handle.Dispose();
+            return cache;
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
     }
 
-    private void WriteTo(Stream stream)
+    private static ActivationCache? Verify(string path, SafeFileHandle handle, ActivationCacheHeader expected, bool verifyPayload, CancellationToken cancellationToken)
     {
-        var header = new byte[HeaderSize];
-        Magic.CopyTo(header);
-        BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(8), FormatVersion);
-        BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(12), Fp16);
-        BinaryPrimitives.WriteInt64LittleEndian(header.AsSpan(16), Count);
-        BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(24), Layers);
-        BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(28), HiddenSize);
-        stream.Write(header);
-        var data = new byte[Values.Length * 2];
-        for (var i = 0; i < Values.Length; i++)
-            BinaryPrimitives.WriteHalfLittleEndian(data.AsSpan(i * 2), Values[i]);
-        stream.Write(data);
+        var length = RandomAccess.GetLength(handle);
+        var prefix = new byte[PrefixSize];
+        if (length < PrefixSize || RandomAccess.Read(handle, prefix, 0) != PrefixSize || !prefix.AsSpan(0, 8).SequenceEqual(Magic)
+            || BinaryPrimitives.ReadInt32LittleEndian(prefix.AsSpan(8)) != FormatVersion)
+            return null;
+        var headerLength = BinaryPrimitives.ReadInt32LittleEndian(prefix.AsSpan(12));
+        if (headerLength is < 2 or > MaxHeaderBytes || length < PrefixSize + headerLength + HashSize)
+            return null;
+        var head = new byte[PrefixSize + headerLength + HashSize];
+        if (!TryReadExactly(handle, 0, head))
+            return null;
+        if (!SHA256.HashData(head.AsSpan(0, PrefixSize + headerLength)).AsSpan().SequenceEqual(head.AsSpan(PrefixSize + headerLength)))
+            return null;
+        ActivationCacheHeader header;
+        try
+        {
+            header = JsonSerializer.Deserialize<ActivationCacheHeader>(head.AsSpan(PrefixSize, headerLength))!;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+
+        var rowBytes = (long)header.Layers.Count * header.HiddenSize * 2;
+        var blocks = header.BlockBytes > 0 ? (header.PayloadBytes + header.BlockBytes - 1) / header.BlockBytes : -1;
+        var sound = header.Format == expected.Format && header.BackboneId == expected.BackboneId
+            && header.BackboneWeightsHash == expected.BackboneWeightsHash && header.DatasetSha256 == expected.DatasetSha256
+            && header.DoLowerCase == expected.DoLowerCase && header.Truncation == expected.Truncation
+            && header.MaxLength == expected.MaxLength && header.Pooling == expected.Pooling
+            && header.Layers.SequenceEqual(expected.Layers) && header.Dtype == expected.Dtype
+            && header.HiddenSize == expected.HiddenSize && header.Examples == expected.Examples
+            && header.PayloadOffset >= PrefixSize + headerLength + HashSize && header.PayloadBytes == header.Positions * rowBytes
+            && header.BlockBytes > 0 && header.IndexOffset == header.PayloadOffset + header.PayloadBytes
+            && header.IndexBytes == header.Examples * (long)IndexEntrySize + blocks * BlockHashSize
+            && length == header.IndexOffset + header.IndexBytes;
+        if (!sound)
+            return null;
+
+        var index = new byte[header.IndexBytes];
+        if (!TryReadExactly(handle, header.IndexOffset, index) || Convert.ToHexStringLower(SHA256.HashData(index)) != header.IndexSha256)
+            return null;
+        var offsets = new long[header.Examples];
+        var lengths = new int[header.Examples];
+        long total = 0;
+        for (var i = 0; i < header.Examples; i++)
+        {
+            offsets[i] = BinaryPrimitives.ReadInt64LittleEndian(index.AsSpan(i * IndexEntrySize));
+            lengths[i] = BinaryPrimitives.ReadInt32LittleEndian(index.AsSpan(i * IndexEntrySize + 8));
+            if (lengths[i] < 1 || (header.Pooling == "cls" && lengths[i] != 1) || lengths[i] > header.MaxLength
+                || offsets[i] < 0 || offsets[i] + lengths[i] > header.Positions)
+                return null;
+            total += lengths[i];
+        }
+
+        if (total != header.Positions)
+            return null;
+        if (verifyPayload && !PayloadMatches(handle, header, index.AsSpan(header.Examples * IndexEntrySize), cancellationToken))
+            return null;
+        return new ActivationCache(path, handle, header, offsets, lengths);
+    }
+
+    /// <summary>One sequential pass over the payload, checking every block's checksum.</summary>
+    private static bool PayloadMatches(SafeFileHandle handle, ActivationCacheHeader header, ReadOnlySpan<byte> blockHashes, CancellationToken cancellationToken)
+    {
+        var block = new byte[header.BlockBytes];
+        Span<byte> digest = stackalloc byte[HashSize];
+        for (long b = 0, offset = 0; offset < header.PayloadBytes; b++, offset += header.BlockBytes)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var span = block.AsSpan(0, (int)Math.Min(header.BlockBytes, header.PayloadBytes - offset));
+            if (!TryReadExactly(handle, header.PayloadOffset + offset, span))
+                return false;
+            SHA256.HashData(span, digest);
+            if (!digest[..BlockHashSize].SequenceEqual(blockHashes.Slice((int)(b * BlockHashSize), BlockHashSize)))
+                return false;
+        }
+
+        return true;
+    }
+
+    private static byte[] Prefix(ActivationCacheHeader header)
+    {
+        var json = JsonSerializer.SerializeToUtf8Bytes(header);
+        var prefix = new byte[PrefixSize + json.Length];
+        Magic.CopyTo(prefix);
+        BinaryPrimitives.WriteInt32LittleEndian(prefix.AsSpan(8), FormatVersion);
+        BinaryPrimitives.WriteInt32LittleEndian(prefix.AsSpan(12), json.Length);
+        json.CopyTo(prefix, PrefixSize);
+        return prefix;
+    }
+
+    private void ReadExactly(long offset, Span<byte> span)
+    {
+        if (!TryReadExactly(handle, offset, span))
+            throw new InvalidDataException($"The activation cache {Path} ended early.");
+    }
+
+    private static bool TryReadExactly(SafeFileHandle handle, long offset, Span<byte> span)
+    {
+        while (span.Length > 0)
+        {
+            var read = RandomAccess.Read(handle, span, offset);
+            if (read <= 0)
+                return false;
+            span = span[read..];
+            offset += read;
+        }
+
+        return true;
+    }
+
+    private static ScalarType DtypeOf(string dtype) => dtype switch
+    {
+        "fp16" => ScalarType.Float16,
+        "bf16" => ScalarType.BFloat16,
+        _ => throw new ArgumentException($"Unknown cache dtype '{dtype}'.", nameof(dtype)),
+    };
+
+    private static long Align(long value) => (value + Alignment - 1) / Alignment * Alignment;
+
+    private static void AddField(IncrementalHash hash, string? value)
+    {
+        if (value is null)
+        {
+            hash.AppendData([0xFF, 0xFF, 0xFF, 0xFF]);
+            return;
+        }
+
+        var bytes = Encoding.UTF8.GetBytes(value);
+        Span<byte> length = stackalloc byte[4];
+        BinaryPrimitives.WriteInt32LittleEndian(length, bytes.Length);
+        hash.AppendData(length);
+        hash.AppendData(bytes);
+    }
+
+    /// <summary>Writes the payload sequentially and records the truncated SHA-256 of every full or final block.</summary>
+    private sealed class BlockHasher(Stream stream, byte[] hashes)
+    {
+        private readonly IncrementalHash hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        private int inBlock;
+        private int block;
+
+        public void Write(ReadOnlySpan<byte> data)
+        {
+            stream.Write(data);
+            while (data.Length > 0)
+            {
+                var take = Math.Min(BlockBytes - inBlock, data.Length);
+                hash.AppendData(data[..take]);
+                inBlock += take;
+                data = data[take..];
+                if (inBlock == BlockBytes)
+                    Close();
+            }
+        }
+
+        public void Finish()
+        {
+            if (inBlock > 0)
+                Close();
+            hash.Dispose();
+        }
+
+        private void Close()
+        {
+            var digest = hash.GetHashAndReset();
+            digest.AsSpan(0, BlockHashSize).CopyTo(hashes.AsSpan(block * BlockHashSize));
+            block++;
+            inBlock = 0;
+        }
     }
 }

@@ -8,5 +8,5 @@ public interface IFineTuneProgress
     /// <param name="fraction">Share of the stage done, 0..1.</param>
     void Progress(FineTuneStage stage, double fraction);
 
-    void EpochCompleted(int epoch, double trainLoss, double validationAccuracy);
+    void EpochCompleted(EpochMetrics metrics);
 }

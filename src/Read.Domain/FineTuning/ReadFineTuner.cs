@@ -4,6 +4,7 @@ using Read.Domain.Backbones;
 using Read.Domain.Datasets;
 using Read.Domain.SideNetwork;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Read.Domain.FineTuning;
@@ -14,15 +15,27 @@ namespace Read.Domain.FineTuning;
 /// </summary>
 public sealed class ReadFineTuner
 {
-    private const int EvaluateBatchSize = 256;
+    // Positions per evaluation batch: bounds memory with all-token caches.
+    private const int EvaluatePositionBudget = 8192;
+    private const int EvaluateMaxExamples = 512;
 
     // libtorch's default generator is process-wide: seeding and initialising a model must not interleave across jobs.
     private static readonly Lock SeedLock = new();
 
+    /// <summary>Sequence classification; see the overload taking a <see cref="FineTuneTask"/>.</summary>
+    public FineTuneResult Run(
+        Backbone backbone, IReadOnlyList<LabeledExample> train, IReadOnlyList<LabeledExample>? validation, ReadHyperparameters hyperparameters,
+        string cacheDirectory, IFineTuneProgress progress, CancellationToken cancellationToken) =>
+        Run(backbone, train, validation, FineTuneTask.Classification, hyperparameters, cacheDirectory, progress, cancellationToken);
+
+    /// <param name="validation">Held-out examples; null to hold out <see cref="ReadHyperparameters.ValidationSplit"/> of
+    /// <paramref name="train"/> (seeded).</param>
+    /// <param name="task">Classification (labels are names) or regression (labels are numbers in invariant culture).</param>
     public FineTuneResult Run(
         Backbone backbone,
         IReadOnlyList<LabeledExample> train,
         IReadOnlyList<LabeledExample>? validation,
+        FineTuneTask task,
         ReadHyperparameters hyperparameters,
         string cacheDirectory,
         IFineTuneProgress progress,
@@ -32,137 +45,321 @@ public sealed class ReadFineTuner
         ArgumentNullException.ThrowIfNull(train);
         ArgumentNullException.ThrowIfNull(hyperparameters);
         ArgumentNullException.ThrowIfNull(progress);
-        var errors = hyperparameters.Validate(backbone.Config.MaxPositionEmbeddings);
+        var hp = hyperparameters;
+        var errors = hp.Validate(backbone.Config.MaxPositionEmbeddings, backbone.Config.NumHiddenLayers);
         if (errors.Count > 0)
             throw new ArgumentException(string.Join(" ", errors), nameof(hyperparameters));
         if (train.Count == 0)
             throw new ArgumentException("The training set is empty.", nameof(train));
 
-        var labels = train.Concat(validation ?? []).Select(e => e.Label).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
-        if (labels.Count < 2)
-            throw new ArgumentException("Classification needs at least two distinct labels.", nameof(train));
-        var labelIndex = labels.Select((l, i) => (l, i)).ToDictionary(p => p.l, p => (long)p.i, StringComparer.Ordinal);
-
         // One cache over train followed by validation; a holdout split only picks indices, so it never changes the cache key.
         var all = validation is null ? train : train.Concat(validation).ToList();
-        var (trainIndices, validationIndices) = Split(train.Count, validation?.Count, hyperparameters);
+        var (trainIndices, validationIndices) = Split(train.Count, validation?.Count, hp);
+        var targets = TaskTargets.Create(task, all, trainIndices);
+        var layout = LayerLayout.Create(hp.Layers, backbone.Config.NumHiddenLayers, hp.InitialState == "embedding");
+        var spec = new ActivationCacheSpec(hp.MaxLength, hp.Pooling, layout.Channels, hp.CacheDtype);
 
         progress.StageStarted(FineTuneStage.Precompute);
         var clock = Stopwatch.StartNew();
-        var (cache, hit) = ActivationCache.GetOrCreate(backbone, all, hyperparameters.MaxLength, cacheDirectory,
-            f => progress.Progress(FineTuneStage.Precompute, f), cancellationToken);
+        var (cache, hit) = ActivationCache.GetOrCreate(backbone, all, spec, cacheDirectory, f => progress.Progress(FineTuneStage.Precompute, f), cancellationToken);
+        using var cacheScope = cache;
         var precomputeSeconds = clock.Elapsed.TotalSeconds;
 
         progress.StageStarted(FineTuneStage.Train);
         clock.Restart();
-        using var states = cache.ToTensor(); // (N, L, d), layers 1..L
-        using var targets = torch.tensor(all.Select(e => labelIndex[e.Label]).ToArray(), ScalarType.Int64); // (N)
-        using var classifier = CreateClassifier(backbone.Config.HiddenSize, hyperparameters, labels.Count);
-        var finalLoss = Train(classifier, states, targets, trainIndices, validationIndices, hyperparameters, progress, cancellationToken);
+        using var model = CreateModel(backbone.Config.HiddenSize, hp, layout, targets);
+        var trained = Train(model, cache, targets, trainIndices, validationIndices, hp, progress, cancellationToken);
         var trainSeconds = clock.Elapsed.TotalSeconds;
 
         progress.StageStarted(FineTuneStage.Evaluate);
         clock.Restart();
-        classifier.eval();
-        var accuracy = Accuracy(classifier, states, targets, validationIndices);
+        var evaluation = validationIndices.Length == 0 ? null : Evaluate(model, cache, validationIndices, targets).Metrics;
         progress.Progress(FineTuneStage.Evaluate, 1.0);
         var evaluateSeconds = clock.Elapsed.TotalSeconds;
 
-        var metrics = new FineTuneMetrics(accuracy, finalLoss, classifier.TrainableParameters, trainIndices.Length, validationIndices.Length,
-            precomputeSeconds, trainSeconds, evaluateSeconds, hit);
+        var metrics = new FineTuneMetrics
+        {
+            Task = task == FineTuneTask.Regression ? "regression" : "classification",
+            ValidationAccuracy = evaluation?.Accuracy,
+            F1 = evaluation?.F1,
+            MacroF1 = evaluation?.MacroF1,
+            Mcc = evaluation?.Mcc,
+            Mse = evaluation?.Mse,
+            Pearson = evaluation?.Pearson,
+            Spearman = evaluation?.Spearman,
+            ValidationLoss = evaluation?.Loss,
+            FinalTrainLoss = trained.FinalTrainLoss,
+            TrainableParameters = model.TrainableParameters,
+            TrainExamples = trainIndices.Length,
+            ValidationExamples = validationIndices.Length,
+            EpochsRun = trained.EpochsRun,
+            BestEpoch = trained.BestEpoch,
+            PrecomputeSeconds = precomputeSeconds,
+            TrainSeconds = trainSeconds,
+            EvaluateSeconds = evaluateSeconds,
+            CacheHit = hit,
+            CacheBytes = cache.FileBytes,
+        };
         var config = new AdapterConfig(
-            backbone.Id, backbone.WeightsHash, backbone.Config.HiddenSize, hyperparameters.Cell, hyperparameters.SideHiddenSize,
-            hyperparameters.Aggregation, Enumerable.Range(1, backbone.Config.NumHiddenLayers).ToList(), labels, hyperparameters.MaxLength,
-            new AdapterTokenizerConfig(backbone.LowerCase));
-        var artifact = AdapterArtifact.Write(config, classifier, metrics);
-        return new FineTuneResult(artifact, metrics, labels);
+            backbone.Id, backbone.WeightsHash, backbone.Config.HiddenSize, hp.Cell, hp.SideHiddenSize, hp.Aggregation, layout.InputLayers,
+            targets.Labels, hp.MaxLength, new AdapterTokenizerConfig(backbone.LowerCase),
+            InputLayerNorm: hp.InputNorm == "layernorm",
+            Head: targets.IsRegression ? AdapterConfig.RegressionHead : AdapterConfig.ClassificationHead,
+            Pooling: hp.Pooling,
+            InputNorm: hp.InputNorm,
+            InitialState: hp.InitialState,
+            BackboneLayers: backbone.Config.NumHiddenLayers,
+            CacheDtype: hp.CacheDtype,
+            TargetMean: targets.IsRegression ? targets.Mean : null,
+            TargetStd: targets.IsRegression ? targets.Std : null);
+        var artifact = AdapterArtifact.Write(config, model, metrics);
+        return new FineTuneResult(artifact, metrics, targets.Labels);
     }
 
     /// <summary>
-    /// The evaluation path, reusable: precompute (or reuse) the cache for these examples and run the adapter over
+    /// Scores an adapter on labelled examples through the activation cache (built once, reused after): metrics and
+    /// a prediction per example, in input order. Labels must be the adapter's (classification) or numbers (regression).
+    /// </summary>
+    public static EvaluationResult Evaluate(Backbone backbone, LoadedAdapter adapter, IReadOnlyList<LabeledExample> examples, string cacheDirectory)
+    {
+        ArgumentNullException.ThrowIfNull(adapter);
+        ArgumentNullException.ThrowIfNull(examples);
+        var config = adapter.Config;
+        var labelIndex = config.LabelNames.Select((l, i) => (l, i)).ToDictionary(p => p.l, p => (long)p.i, StringComparer.Ordinal);
+        var classes = config.IsRegression ? [] : examples.Select(e => labelIndex.TryGetValue(e.Label, out var k)
+            ? k : throw new ArgumentException($"Label '{e.Label}' is not one of the adapter's labels ({string.Join(", ", config.LabelNames)}).", nameof(examples))).ToArray();
+        var values = config.IsRegression ? examples.Select(e => TaskTargets.ParseNumber(e.Label)).ToArray() : [];
+        var (cache, _) = OpenCache(backbone, adapter, examples, cacheDirectory);
+        using (cache)
+            return Evaluate(adapter.Classifier, cache, Enumerable.Range(0, examples.Count).Select(i => (long)i).ToArray(), classes, values, config);
+    }
+
+    /// <summary>
+    /// The evaluation path without labels: precompute (or reuse) the cache for these examples and run the adapter over
     /// the cached states.
     /// </summary>
     public static IReadOnlyList<Prediction> PredictViaCache(Backbone backbone, LoadedAdapter adapter, IReadOnlyList<LabeledExample> examples, string cacheDirectory)
     {
         ArgumentNullException.ThrowIfNull(adapter);
-        var (cache, _) = ActivationCache.GetOrCreate(backbone, examples, adapter.Config.MaxLength, cacheDirectory, null, CancellationToken.None);
-        using var scope = NewDisposeScope();
-        var all = cache.ToTensor();
-        using var layerIndex = torch.tensor(adapter.Config.Layers.Select(l => (long)l - 1).ToArray(), ScalarType.Int64);
-        var states = all.index_select(1, layerIndex); // (N, |layers|, d)
-        return AdapterPredictor.Classify(adapter.Classifier, states, adapter.Config.LabelNames);
+        ArgumentNullException.ThrowIfNull(examples);
+        var (cache, _) = OpenCache(backbone, adapter, examples, cacheDirectory);
+        using (cache)
+        {
+            var outputs = Outputs(adapter.Classifier, cache, Enumerable.Range(0, examples.Count).Select(i => (long)i).ToArray());
+            var config = adapter.Config;
+            return AdapterPredictor.Decode(outputs, config.LabelNames, config.IsRegression, config.TargetMean ?? 0, config.TargetStd ?? 1);
+        }
     }
 
-    private static ReadClassifier CreateClassifier(int hiddenSize, ReadHyperparameters hp, int labels)
+    private static (ActivationCache Cache, bool Hit) OpenCache(Backbone backbone, LoadedAdapter adapter, IReadOnlyList<LabeledExample> examples, string cacheDirectory)
+    {
+        ArgumentNullException.ThrowIfNull(backbone);
+        if (!string.Equals(adapter.Config.BackboneWeightsHash, backbone.WeightsHash, StringComparison.OrdinalIgnoreCase))
+            throw new InvalidOperationException($"The adapter belongs to backbone weights {adapter.Config.BackboneWeightsHash}, not {backbone.WeightsHash}.");
+        var spec = new ActivationCacheSpec(adapter.Config.MaxLength, adapter.Config.Pooling, adapter.Layout.Channels, adapter.Config.CacheDtype);
+        return ActivationCache.GetOrCreate(backbone, examples, spec, cacheDirectory, null, CancellationToken.None);
+    }
+
+    private static ReadClassifier CreateModel(int hiddenSize, ReadHyperparameters hp, LayerLayout layout, TaskTargets targets)
     {
         lock (SeedLock)
         {
             torch.manual_seed(hp.Seed);
-            var side = new ReadSideNetwork(hiddenSize, hp.SideHiddenSize, hp.Cell, hp.Aggregation);
-            return new ReadClassifier(side, hiddenSize, labels);
+            var side = new ReadSideNetwork(
+                new ReadSideNetworkConfig(hiddenSize, hp.SideHiddenSize, hp.Cell, hp.Aggregation, hp.InputNorm, hp.ZeroInitOutput, hp.InitialState), layout);
+            return new ReadClassifier(side, hiddenSize, targets.IsRegression ? 1 : targets.Labels.Count, hp.Pooling);
         }
     }
 
-    private static double Train(
-        ReadClassifier classifier, Tensor states, Tensor targets, long[] trainIndices, long[] validationIndices,
+    private sealed record TrainOutcome(double FinalTrainLoss, int EpochsRun, int BestEpoch);
+
+    private static TrainOutcome Train(
+        ReadClassifier model, ActivationCache cache, TaskTargets targets, long[] trainIndices, long[] validationIndices,
         ReadHyperparameters hp, IFineTuneProgress progress, CancellationToken cancellationToken)
     {
         var batchesPerEpoch = (trainIndices.Length + hp.BatchSize - 1) / hp.BatchSize;
         var totalSteps = hp.Epochs * batchesPerEpoch;
-        var warmup = Math.Max(1, totalSteps / 10);
-        using var optimizer = optim.AdamW(classifier.parameters(), hp.LearningRate, weight_decay: hp.WeightDecay);
-        // Linear warmup over the first tenth of the steps, then linear decay to zero.
+        var warmup = (int)Math.Ceiling(hp.WarmupRatio * totalSteps);
+        using var optimizer = CreateOptimizer(model, hp);
+        // Linear warmup over warmup_ratio of the planned steps, then linear decay to zero.
         var schedule = optim.lr_scheduler.LambdaLR(optimizer, step =>
             step < warmup ? (step + 1.0) / warmup : Math.Max(0.0, (double)(totalSteps - step) / Math.Max(1, totalSteps - warmup)));
+        using var classWeights = !targets.IsRegression && hp.ClassWeights == "balanced" ? tensor(targets.BalancedWeights(trainIndices)) : null;
+        var earlyStopping = hp.EarlyStoppingPatience > 0 && validationIndices.Length > 0;
         var shuffle = new Random(hp.Seed);
         var order = (long[])trainIndices.Clone();
         var lastLoss = double.NaN;
         var step = 0;
-        for (var epoch = 1; epoch <= hp.Epochs; epoch++)
+        EvaluationMetrics? best = null;
+        var bestEpoch = 0;
+        Dictionary<string, Tensor>? bestWeights = null;
+        var epoch = 0;
+        try
         {
-            classifier.train();
-            shuffle.Shuffle(order);
-            double lossSum = 0;
-            for (var start = 0; start < order.Length; start += hp.BatchSize)
+            while (epoch < hp.Epochs)
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                using var scope = NewDisposeScope();
-                var count = Math.Min(hp.BatchSize, order.Length - start);
-                var index = torch.tensor(order.AsSpan(start, count).ToArray(), ScalarType.Int64);
-                var logits = classifier.call(states.index_select(0, index)); // (B, labels)
-                var loss = nn.functional.cross_entropy(logits, targets.index_select(0, index));
-                optimizer.zero_grad();
-                loss.backward();
-                optimizer.step();
-                schedule.step();
-                lossSum += loss.item<float>() * count;
-                step++;
-                progress.Progress(FineTuneStage.Train, (double)step / totalSteps);
+                epoch++;
+                var epochClock = Stopwatch.StartNew();
+                model.train();
+                shuffle.Shuffle(order);
+                double lossSum = 0;
+                for (var start = 0; start < order.Length; start += hp.BatchSize)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    using var scope = NewDisposeScope();
+                    var indices = order.AsSpan(start, Math.Min(hp.BatchSize, order.Length - start));
+                    using var batch = cache.Read(indices);
+                    var outputs = model.Forward(batch.States, batch.Segments, batch.Count); // (B, outputs)
+                    var loss = Loss(outputs, targets, indices, classWeights);
+                    optimizer.zero_grad();
+                    loss.backward();
+                    if (hp.MaxGradNorm > 0)
+                        nn.utils.clip_grad_norm_(model.parameters(), hp.MaxGradNorm);
+                    optimizer.step();
+                    schedule.step();
+                    lossSum += loss.item<float>() * indices.Length;
+                    step++;
+                    progress.Progress(FineTuneStage.Train, (double)step / totalSteps);
+                }
+
+                lastLoss = lossSum / order.Length;
+                var validation = validationIndices.Length == 0 ? null : Evaluate(model, cache, validationIndices, targets).Metrics;
+                progress.EpochCompleted(new EpochMetrics(epoch, lastLoss, validation, epochClock.Elapsed.TotalSeconds));
+                if (!earlyStopping)
+                {
+                    bestEpoch = epoch;
+                    continue;
+                }
+
+                if (best is null || IsBetter(validation!, best, targets.IsRegression))
+                {
+                    best = validation;
+                    bestEpoch = epoch;
+                    Dispose(bestWeights);
+                    bestWeights = Snapshot(model);
+                }
+                else if (epoch - bestEpoch >= hp.EarlyStoppingPatience)
+                {
+                    break;
+                }
             }
 
-            lastLoss = lossSum / order.Length;
-            classifier.eval();
-            progress.EpochCompleted(epoch, lastLoss, Accuracy(classifier, states, targets, validationIndices));
+            if (earlyStopping && bestWeights is not null && bestEpoch != epoch)
+                Restore(model, bestWeights);
+        }
+        finally
+        {
+            Dispose(bestWeights);
         }
 
-        return lastLoss;
+        model.eval();
+        return new TrainOutcome(lastLoss, epoch, bestEpoch);
     }
 
-    private static double Accuracy(ReadClassifier classifier, Tensor states, Tensor targets, long[] indices)
+    /// <summary>AdamW with decoupled weight decay on matrices only: biases and norm weights (all 1-D) are not decayed.</summary>
+    private static AdamW CreateOptimizer(ReadClassifier model, ReadHyperparameters hp)
     {
-        if (indices.Length == 0)
-            return 0.0;
-        using var noGrad = no_grad();
-        long correct = 0;
-        for (var start = 0; start < indices.Length; start += EvaluateBatchSize)
+        var parameters = model.parameters().Where(p => p.requires_grad).ToList();
+        var groups = new List<AdamW.ParamGroup>();
+        var decayed = parameters.Where(p => p.dim() >= 2).ToList();
+        var plain = parameters.Where(p => p.dim() < 2).ToList();
+        if (decayed.Count > 0)
+            groups.Add(new AdamW.ParamGroup(decayed, new AdamW.Options { weight_decay = hp.WeightDecay }));
+        if (plain.Count > 0)
+            groups.Add(new AdamW.ParamGroup(plain, new AdamW.Options { weight_decay = 0.0 }));
+        return optim.AdamW(groups, hp.LearningRate, weight_decay: hp.WeightDecay);
+    }
+
+    private static Tensor Loss(Tensor outputs, TaskTargets targets, ReadOnlySpan<long> indices, Tensor? classWeights)
+    {
+        if (targets.IsRegression)
         {
-            using var scope = NewDisposeScope();
-            var index = torch.tensor(indices.AsSpan(start, Math.Min(EvaluateBatchSize, indices.Length - start)).ToArray(), ScalarType.Int64);
-            var predicted = classifier.call(states.index_select(0, index)).argmax(-1);
-            correct += predicted.eq(targets.index_select(0, index)).sum().item<long>();
+            var standardised = new float[indices.Length];
+            for (var i = 0; i < indices.Length; i++)
+                standardised[i] = (float)((targets.Values[indices[i]] - targets.Mean) / targets.Std);
+            return nn.functional.mse_loss(outputs.squeeze(-1), tensor(standardised));
         }
 
-        return (double)correct / indices.Length;
+        var classes = new long[indices.Length];
+        for (var i = 0; i < indices.Length; i++)
+            classes[i] = targets.Classes[indices[i]];
+        return nn.functional.cross_entropy(outputs, tensor(classes), weight: classWeights);
+    }
+
+    /// <summary>Classification: higher accuracy, then lower loss. Regression: lower MSE.</summary>
+    private static bool IsBetter(EvaluationMetrics candidate, EvaluationMetrics best, bool regression) => regression
+        ? candidate.Mse < best.Mse
+        : candidate.Accuracy > best.Accuracy || (candidate.Accuracy == best.Accuracy && candidate.Loss < best.Loss);
+
+    private static Dictionary<string, Tensor> Snapshot(ReadClassifier model) =>
+        model.state_dict().ToDictionary(p => p.Key, p => p.Value.detach().clone());
+
+    private static void Restore(ReadClassifier model, Dictionary<string, Tensor> weights)
+    {
+        using var noGrad = no_grad();
+        foreach (var (name, parameter) in model.state_dict())
+            parameter.copy_(weights[name]);
+    }
+
+    private static void Dispose(Dictionary<string, Tensor>? weights)
+    {
+        if (weights is null)
+            return;
+        foreach (var tensor in weights.Values)
+            tensor.Dispose();
+        weights.Clear();
+    }
+
+    private static EvaluationResult Evaluate(ReadClassifier model, ActivationCache cache, long[] indices, TaskTargets targets) =>
+        Evaluate(model, cache, indices, indices.Select(i => targets.IsRegression ? 0 : targets.Classes[i]).ToArray(),
+            indices.Select(i => targets.IsRegression ? targets.Values[i] : 0).ToArray(),
+            targets.Labels, targets.IsRegression, targets.Mean, targets.Std);
+
+    private static EvaluationResult Evaluate(ReadClassifier model, ActivationCache cache, long[] indices, long[] classes, double[] values, AdapterConfig config) =>
+        Evaluate(model, cache, indices, classes, values, config.LabelNames, config.IsRegression, config.TargetMean ?? 0, config.TargetStd ?? 1);
+
+    /// <param name="classes">Per evaluated example (aligned with <paramref name="indices"/>): the true class.</param>
+    /// <param name="values">Per evaluated example: the true number.</param>
+    private static EvaluationResult Evaluate(
+        ReadClassifier model, ActivationCache cache, long[] indices, long[] classes, double[] values,
+        IReadOnlyList<string> labels, bool regression, double mean, double std)
+    {
+        var outputs = Outputs(model, cache, indices);
+        var predictions = AdapterPredictor.Decode(outputs, labels, regression, mean, std);
+        if (regression)
+            return new EvaluationResult(MetricsCalculator.Regression(predictions.Select(p => p.Value!.Value).ToArray(), values), predictions);
+
+        var labelIndex = labels.Select((l, i) => (l, i)).ToDictionary(p => p.l, p => p.i, StringComparer.Ordinal);
+        var predicted = predictions.Select(p => labelIndex[p.Label]).ToArray();
+        var actual = classes.Select(c => (int)c).ToArray();
+        // Cross-entropy from the probabilities: -log p(true label), floored to stay finite.
+        var loss = predictions.Select((p, i) => -Math.Log(Math.Max(p.Probabilities[labels[actual[i]]], 1e-12))).Average();
+        var metrics = MetricsCalculator.Classification(predicted, actual, labels.Count) with { Loss = loss };
+        return new EvaluationResult(metrics, predictions);
+    }
+
+    /// <summary>Head outputs (N × outputs, row-major) for cached examples, in batches bounded by positions.</summary>
+    private static float[] Outputs(ReadClassifier model, ActivationCache cache, long[] indices)
+    {
+        using var noGrad = no_grad();
+        var wasTraining = model.training;
+        model.eval();
+        var result = new List<float>(indices.Length * model.Outputs);
+        for (var start = 0; start < indices.Length;)
+        {
+            var end = start;
+            long positions = 0;
+            while (end < indices.Length && end - start < EvaluateMaxExamples && (end == start || positions + cache.PositionsOf((int)indices[end]) <= EvaluatePositionBudget))
+                positions += cache.PositionsOf((int)indices[end++]);
+            using var scope = NewDisposeScope();
+            using var batch = cache.Read(indices.AsSpan(start, end - start));
+            result.AddRange(model.Forward(batch.States, batch.Segments, batch.Count).to_type(ScalarType.Float32).contiguous().data<float>().ToArray());
+            start = end;
+        }
+
+        if (wasTraining)
+            model.train();
+        return [.. result];
     }
 
     /// <summary>Train and validation indices into the concatenated example list; a seeded holdout when no validation set is given.</summary>

@@ -2,21 +2,31 @@ using System.Text.Json.Serialization;
 
 namespace Read.Domain.FineTuning;
 
-/// <summary>Hyperparameters of a READ fine-tuning job; every field is optional (snake_case JSON).</summary>
+/// <summary>
+/// Hyperparameters of a READ fine-tuning job; every field is optional (snake_case JSON). Defaults suit a
+/// MiniLM-sized backbone (d = 384, L = 6): all-token mean pooling, GRU, r = 64, 10 epochs, batch 32.
+/// </summary>
 public sealed record ReadHyperparameters
 {
     public static readonly IReadOnlyList<string> Cells = ["gru", "rnn", "lstm"];
     public static readonly IReadOnlyList<string> Aggregations = ["mean", "last"];
+    public static readonly IReadOnlyList<string> Poolings = ["mean", "cls"];
+    public static readonly IReadOnlyList<string> InputNorms = ["layernorm", "rmsnorm", "none"];
+    public static readonly IReadOnlyList<string> InitialStates = ["zeros", "embedding"];
+    public static readonly IReadOnlyList<string> ClassWeightings = ["none", "balanced"];
+    public static readonly IReadOnlyList<string> CacheDtypes = ["fp16", "bf16"];
 
     [JsonPropertyName("epochs")]
-    public int Epochs { get; init; } = 3;
+    public int Epochs { get; init; } = 10;
 
     [JsonPropertyName("batch_size")]
-    public int BatchSize { get; init; } = 16;
+    public int BatchSize { get; init; } = 32;
 
+    /// <summary>Peak learning rate of AdamW, reached after the warmup.</summary>
     [JsonPropertyName("learning_rate")]
-    public double LearningRate { get; init; } = 1e-3;
+    public double LearningRate { get; init; } = 2e-3;
 
+    /// <summary>Decoupled weight decay on matrices; biases and norm weights are never decayed.</summary>
     [JsonPropertyName("weight_decay")]
     public double WeightDecay { get; init; } = 0.01;
 
@@ -32,9 +42,55 @@ public sealed record ReadHyperparameters
     [JsonPropertyName("r")]
     public int SideHiddenSize { get; init; } = 64;
 
-    /// <summary>mean of h_1..h_L, or last (h_L).</summary>
+    /// <summary>mean of h_1..h_K, or last (h_K).</summary>
     [JsonPropertyName("aggregation")]
     public string Aggregation { get; init; } = "mean";
+
+    /// <summary>
+    /// How the head pools the corrected final state: mean over the non-padding positions (what MiniLM-style sentence
+    /// encoders were trained for), or cls (first token only: a cache and an epoch far cheaper, usually less accurate).
+    /// </summary>
+    [JsonPropertyName("pooling")]
+    public string Pooling { get; init; } = "mean";
+
+    /// <summary>Backbone layers (1-based, ascending) feeding the recurrence; null for all of 1..L.</summary>
+    [JsonPropertyName("layers")]
+    public IReadOnlyList<int>? Layers { get; init; }
+
+    /// <summary>Trainable norm on every layer state before the cell: layernorm, rmsnorm or none.</summary>
+    [JsonPropertyName("input_norm")]
+    public string InputNorm { get; init; } = "layernorm";
+
+    /// <summary>Start the r→d output projection at zero, so the untrained adapter leaves the backbone's output unchanged.</summary>
+    [JsonPropertyName("zero_init_output")]
+    public bool ZeroInitOutput { get; init; } = true;
+
+    /// <summary>zeros, or embedding: h_0 = W_0 · norm(φ_0) from the embedding output (adds a d×r projection).</summary>
+    [JsonPropertyName("initial_state")]
+    public string InitialState { get; init; } = "zeros";
+
+    /// <summary>Share of the optimizer steps spent warming the learning rate up linearly; it then decays linearly to zero.</summary>
+    [JsonPropertyName("warmup_ratio")]
+    public double WarmupRatio { get; init; } = 0.1;
+
+    /// <summary>Clip the global gradient norm to this value; 0 turns clipping off.</summary>
+    [JsonPropertyName("max_grad_norm")]
+    public double MaxGradNorm { get; init; } = 1.0;
+
+    /// <summary>
+    /// Stop after this many epochs without a better validation metric and restore the best epoch's weights; 0 = off
+    /// (train every epoch, keep the last weights).
+    /// </summary>
+    [JsonPropertyName("early_stopping_patience")]
+    public int EarlyStoppingPatience { get; init; }
+
+    /// <summary>none, or balanced: weight each class's loss by N / (K · n_class) over the training set (classification only).</summary>
+    [JsonPropertyName("class_weights")]
+    public string ClassWeights { get; init; } = "none";
+
+    /// <summary>Storage type of the activation cache: fp16 or bf16.</summary>
+    [JsonPropertyName("cache_dtype")]
+    public string CacheDtype { get; init; } = "fp16";
 
     [JsonPropertyName("seed")]
     public int Seed { get; init; }
@@ -43,12 +99,17 @@ public sealed record ReadHyperparameters
     [JsonPropertyName("validation_split")]
     public double ValidationSplit { get; init; } = 0.1;
 
-    /// <summary>Human-readable errors; empty when valid. max_length is checked against 512.</summary>
+    /// <summary>Human-readable errors; empty when valid. max_length is checked against 512, layers only for their form.</summary>
     public IReadOnlyList<string> Validate() => Validate(512);
 
     /// <summary>Human-readable errors; empty when valid.</summary>
     /// <param name="maxPositions">The backbone's max_position_embeddings.</param>
-    public IReadOnlyList<string> Validate(int maxPositions)
+    public IReadOnlyList<string> Validate(int maxPositions) => Validate(maxPositions, null);
+
+    /// <summary>Human-readable errors; empty when valid.</summary>
+    /// <param name="maxPositions">The backbone's max_position_embeddings.</param>
+    /// <param name="numLayers">The backbone's depth L, to check <see cref="Layers"/> against; null checks only their form.</param>
+    public IReadOnlyList<string> Validate(int maxPositions, int? numLayers)
     {
         var errors = new List<string>();
         if (Epochs is < 1 or > 1000)
@@ -69,6 +130,34 @@ public sealed record ReadHyperparameters
             errors.Add($"aggregation must be one of {string.Join(", ", Aggregations)} (got '{Aggregation}').");
         if (!(ValidationSplit >= 0 && ValidationSplit <= 0.5))
             errors.Add($"validation_split must be between 0 and 0.5 (got {ValidationSplit}).");
+        if (!Poolings.Contains(Pooling))
+            errors.Add($"pooling must be one of {string.Join(", ", Poolings)} (got '{Pooling}').");
+        if (Layers is not null)
+        {
+            var limit = numLayers ?? int.MaxValue;
+            var text = string.Join(", ", Layers);
+            if (Layers.Count == 0)
+                errors.Add("layers must name at least one layer (omit it for all).");
+            else if (Layers.Any(l => l < 1 || l > limit))
+                errors.Add(numLayers is null ? $"layers must be 1 or more (got [{text}])." : $"layers must be between 1 and {numLayers} (got [{text}]).");
+            else if (Layers.Zip(Layers.Skip(1)).Any(p => p.First >= p.Second))
+                errors.Add($"layers must be ascending and distinct (got [{text}]).");
+        }
+
+        if (!InputNorms.Contains(InputNorm))
+            errors.Add($"input_norm must be one of {string.Join(", ", InputNorms)} (got '{InputNorm}').");
+        if (!InitialStates.Contains(InitialState))
+            errors.Add($"initial_state must be one of {string.Join(", ", InitialStates)} (got '{InitialState}').");
+        if (!(WarmupRatio >= 0 && WarmupRatio < 1))
+            errors.Add($"warmup_ratio must be at least 0 and below 1 (got {WarmupRatio}).");
+        if (!(MaxGradNorm >= 0) || double.IsInfinity(MaxGradNorm))
+            errors.Add($"max_grad_norm must be zero (off) or positive (got {MaxGradNorm}).");
+        if (EarlyStoppingPatience is < 0 or > 1000)
+            errors.Add($"early_stopping_patience must be between 0 (off) and 1000 (got {EarlyStoppingPatience}).");
+        if (!ClassWeightings.Contains(ClassWeights))
+            errors.Add($"class_weights must be one of {string.Join(", ", ClassWeightings)} (got '{ClassWeights}').");
+        if (!CacheDtypes.Contains(CacheDtype))
+            errors.Add($"cache_dtype must be one of {string.Join(", ", CacheDtypes)} (got '{CacheDtype}').");
         return errors;
     }
 }

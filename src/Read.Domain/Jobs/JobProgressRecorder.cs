@@ -42,13 +42,11 @@ internal sealed class JobProgressRecorder(
         db.Jobs.Where(j => j.Id == job.Id).ExecuteUpdate(s => s.SetProperty(j => j.Progress, Math.Clamp(fraction, 0, 1)));
     }
 
-    public void EpochCompleted(int epoch, double trainLoss, double validationAccuracy)
+    public void EpochCompleted(EpochMetrics metrics)
     {
-        logger.LogInformation("Job {JobId} epoch {Epoch}: train loss {TrainLoss:F4}, validation accuracy {Accuracy:F4}",
-            job.Id, epoch, trainLoss, validationAccuracy);
+        logger.LogInformation("Job {JobId} epoch {Epoch}: {EpochMetrics}", job.Id, metrics.Epoch, metrics.Describe());
         using var db = dbFactory.CreateDbContext();
-        AddEvent(db, "info", $"Epoch {epoch}: train loss {trainLoss:F4}, validation accuracy {validationAccuracy:F4}",
-            JsonSerializer.Serialize(new { epoch, train_loss = trainLoss, validation_accuracy = validationAccuracy }));
+        AddEvent(db, "info", $"Epoch {metrics.Epoch}: {metrics.Describe()}", JsonSerializer.Serialize(metrics, JsonDefaults.SnakeCase));
     }
 
     private void AddEvent(ReadDbContext db, string level, string message, string? dataJson)

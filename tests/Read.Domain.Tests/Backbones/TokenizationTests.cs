@@ -1,7 +1,7 @@
 using Read.Domain.Backbones;
 using TorchSharp;
 
-namespace Read.Domain.Tests;
+namespace Read.Domain.Tests.Backbones;
 
 [Collection(TinyBackboneCollection.Name)]
 public sealed class TokenizationTests(TinyBackboneFixture fixture)

@@ -1,4 +1,4 @@
-namespace Read.Domain.Tests;
+namespace Read.Domain.Tests.Backbones;
 
 /// <summary>
 /// Plain C# (double precision, no TorchSharp) BERT forward: embeddings, post-LN attention and feed-forward blocks,

@@ -2,7 +2,7 @@ using Read.Domain.Backbones;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Read.Domain.Tests;
+namespace Read.Domain.Tests.Backbones;
 
 public sealed class BertModelTests
 {

@@ -1,0 +1,32 @@
+using static TorchSharp.torch;
+
+namespace Read.Domain.FineTuning;
+
+/// <summary>Picks what a head needs out of a padded backbone forward, packed with no padding.</summary>
+internal static class HiddenStateGather
+{
+    /// <summary>
+    /// States (P, C, d) of <paramref name="layers"/> (0 = embeddings) — the first token of each example (cls) or every
+    /// non-padding position, example by example in order (mean) — and Segments (P), each position's example index.
+    /// </summary>
+    public static (Tensor States, Tensor Segments) Gather(Tensor[] hidden, Tensor attentionMask, IReadOnlyList<int> layers, string pooling)
+    {
+        using var scope = NewDisposeScope();
+        var batch = attentionMask.shape[0];
+        var width = attentionMask.shape[1];
+        Tensor states, segments;
+        if (pooling == "cls")
+        {
+            states = stack(layers.Select(l => hidden[l].select(1, 0)).ToArray(), 1); // (B, C, d)
+            segments = arange(batch, dtype: ScalarType.Int64);
+        }
+        else
+        {
+            var valid = attentionMask.reshape(-1).nonzero().squeeze(1); // row-major: each example's positions, in order
+            states = stack(layers.Select(l => hidden[l].reshape(batch * width, -1).index_select(0, valid)).ToArray(), 1); // (P, C, d)
+            segments = valid.div(width, rounding_mode: RoundingMode.floor);
+        }
+
+        return (states.MoveToOuterDisposeScope(), segments.MoveToOuterDisposeScope());
+    }
+}

@@ -1,0 +1,90 @@
+using Read.Domain.FineTuning;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Read.Domain.Tests.FineTuning;
+
+[Collection(TinyBackboneCollection.Name)]
+public sealed class ActivationCacheTests(TinyBackboneFixture fixture)
+{
+    private static readonly ReadHyperparameters Quick = ReadFineTunerTests.Learnable with { Epochs = 2 };
+
+    [Theory]
+    [InlineData("truncate")]
+    [InlineData("flip-payload")]
+    [InlineData("flip-header")]
+    [InlineData("flip-index")]
+    [InlineData("append")]
+    public void Run_CorruptCacheFile_IsRebuiltNotTrainedOn(string damage)
+    {
+        var backbone = fixture.Backbone;
+        var train = SyntheticSentiment.Generate(24, seed: 11);
+        var cache = fixture.NewCacheDirectory();
+        var first = new ReadFineTuner().Run(backbone, train, null, Quick, cache, new RecordingProgress(backbone), CancellationToken.None);
+        var path = Assert.Single(Directory.GetFiles(cache));
+        var bytes = File.ReadAllBytes(path);
+        switch (damage)
+        {
+            case "truncate":
+                bytes = bytes[..^100];
+                break;
+            case "append":
+                bytes = [.. bytes, 0];
+                break;
+            case "flip-header":
+                bytes[40] ^= 0x01;
+                break;
+            case "flip-payload":
+                bytes[4096 + 1000] ^= 0x10; // inside the first payload block
+                break;
+            case "flip-index":
+                bytes[^20] ^= 0x01;
+                break;
+        }
+
+        File.WriteAllBytes(path, bytes);
+        var calls = backbone.ForwardCalls;
+        var second = new ReadFineTuner().Run(backbone, train, null, Quick, cache, new RecordingProgress(backbone), CancellationToken.None);
+
+        Assert.False(second.Metrics.CacheHit);
+        Assert.True(backbone.ForwardCalls > calls, "the backbone ran again to rebuild the cache");
+        Assert.Equal(first.Metrics.FinalTrainLoss, second.Metrics.FinalTrainLoss); // rebuilt content is identical
+        Assert.Equal(File.ReadAllBytes(path).Length, first.Metrics.CacheBytes);
+        var third = new ReadFineTuner().Run(backbone, train, null, Quick with { LearningRate = 1e-2, SideHiddenSize = 8 }, cache,
+            new RecordingProgress(backbone), CancellationToken.None);
+        Assert.True(third.Metrics.CacheHit); // other training hyperparameters, same cache
+        Assert.Single(Directory.GetFiles(cache));
+    }
+
+    [Theory]
+    [InlineData("mean", "fp16", 1e-2)]
+    [InlineData("cls", "fp16", 1e-2)]
+    [InlineData("mean", "bf16", 6e-2)]
+    public void GetOrCreate_StoresWhatThePoolingNeeds_PackedAndCloseToTheBackbone(string pooling, string dtype, double tolerance)
+    {
+        var backbone = fixture.Backbone;
+        var examples = SyntheticSentiment.Generate(9, seed: 12).Append(new("the movie", "was good and so was the book", "positive")).ToList();
+        var spec = new ActivationCacheSpec(32, pooling, [0, 2, 4], dtype);
+        var (cache, hit) = ActivationCache.GetOrCreate(backbone, examples, spec, fixture.NewCacheDirectory(), null, CancellationToken.None);
+        using (cache)
+        {
+            Assert.False(hit);
+            var tokens = TokenLengths.Of(backbone, examples.Select(e => e.Text).ToList(), examples.Select(e => e.TextPair).ToList(), 32);
+            Assert.Equal(pooling == "cls" ? tokens.Select(_ => 1) : tokens, Enumerable.Range(0, examples.Count).Select(cache.PositionsOf));
+            Assert.Equal(tokens.Sum() > 0 ? (pooling == "cls" ? examples.Count : tokens.Sum()) : 0, cache.Header.Positions);
+
+            long[] pick = [9, 3];
+            using var batch = cache.Read(pick);
+            Assert.Equal(2, batch.Count);
+            using var encoded = backbone.Encode(pick.Select(i => examples[(int)i].Text).ToList(), pick.Select(i => examples[(int)i].TextPair).ToList(), 32);
+            var hidden = backbone.HiddenStates(encoded);
+            var (expected, segments) = HiddenStateGather.Gather(hidden, encoded.AttentionMask, [0, 2, 4], pooling);
+            Assert.Equal(expected.shape, batch.States.shape);
+            Assert.Equal(segments.data<long>().ToArray(), batch.Segments.data<long>().ToArray());
+            var error = (expected - batch.States).abs().max().item<float>();
+            Assert.True(error < tolerance * Math.Max(1, expected.abs().max().item<float>()), $"max error {error}");
+            foreach (var h in hidden)
+                h.Dispose();
+        }
+    }
+}
