@@ -51,6 +51,10 @@ public sealed class BadInputTests(PostgresServiceFixture service)
 
         await (await client.PostAsJsonAsync("/v1/fine-tuning/jobs", new { backbone = "gpt-17", training_file = fileId }))
             .AssertProblemAsync(HttpStatusCode.BadRequest, "unknown_backbone");
+        await (await client.PostAsJsonAsync("/v1/fine-tuning/jobs", new { backbone = "tiny-bert", training_file = fileId, task = "regression" }))
+            .AssertProblemAsync(HttpStatusCode.BadRequest, "invalid_regression_label");
+        await (await client.PostAsJsonAsync("/v1/fine-tuning/jobs", new { backbone = "tiny-bert", training_file = fileId, task = "ranking" }))
+            .AssertProblemAsync(HttpStatusCode.BadRequest, "invalid_task");
         await (await client.PostAsJsonAsync("/v1/fine-tuning/jobs", new { backbone = "tiny-bert", training_file = "file-doesnotexist" }))
             .AssertProblemAsync(HttpStatusCode.BadRequest, "file_not_found");
         await (await client.PostAsJsonAsync("/v1/fine-tuning/jobs", new { backbone = "tiny-bert", training_file = fileId, validation_file = "file-nope" }))

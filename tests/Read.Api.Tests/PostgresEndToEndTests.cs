@@ -77,6 +77,36 @@ public sealed class PostgresEndToEndTests(PostgresServiceFixture service)
     }
 
     [Fact]
+    public async Task FineTune_RegressionTask_ReportsCorrelationAndPredictsValues()
+    {
+        using var client = await service.Api.CreateTenantClientAsync("regression");
+        var train = TestData.SentimentScores(96, seed: 13);
+        var validation = TestData.SentimentScores(32, seed: 14);
+        var created = await client.CreateJobOkAsync(new
+        {
+            backbone = "tiny-bert", task = "regression",
+            training_file = await client.UploadOkAsync(TestData.Jsonl(train)),
+            validation_file = await client.UploadOkAsync(TestData.Jsonl(validation)),
+            hyperparameters = new { epochs = 60, learning_rate = 0.03, r = 32, batch_size = 16 },
+        });
+        Assert.Equal("regression", created.GetProperty("task").GetString());
+        var job = await client.WaitForJobAsync(created.GetProperty("id").GetString()!);
+        Assert.True(job.GetProperty("status").GetString() == "succeeded", job.ToString());
+        var metrics = job.GetProperty("metrics");
+        Assert.True(metrics.GetProperty("pearson").GetDouble() > 0.7, metrics.ToString());
+        Assert.True(metrics.TryGetProperty("spearman", out _));
+        Assert.False(metrics.TryGetProperty("validation_accuracy", out _));
+
+        var predict = await client.PostAsJsonAsync($"/v1/adapters/{job.GetProperty("adapter_id").GetString()}/predict",
+            new { inputs = new[] { new { text = "the movie was great and wonderful" }, new { text = "the movie was awful and terrible" } } });
+        var predictions = (await predict.JsonAsync()).GetProperty("predictions").EnumerateArray().ToList();
+        var high = predictions[0].GetProperty("value").GetDouble();
+        var low = predictions[1].GetProperty("value").GetDouble();
+        Assert.True(high > low, $"positive text scored {high}, negative {low}");
+        Assert.False(predictions[0].TryGetProperty("probabilities", out _));
+    }
+
+    [Fact]
     public async Task FineTune_WhenTrainingThrows_EndsFailedWithErrorAndNoAdapter()
     {
         using var client = await service.Api.CreateTenantClientAsync("fails");

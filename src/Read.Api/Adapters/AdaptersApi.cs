@@ -78,7 +78,7 @@ internal static class AdaptersApi
         var predictions = await Task.Run(() => AdapterPredictor.Predict(backbone, loaded,
             inputs.Select(i => i.Text!).ToList(), inputs.Select(i => i.TextPair).ToList()), ct);
         return TypedResults.Ok(new PredictResponse(adapter.Id,
-            predictions.Select(p => new PredictionResponse(p.Label, p.Probabilities)).ToList()));
+            predictions.Select(p => new PredictionResponse(p.Label, p.Value is null ? p.Probabilities : null, p.Value)).ToList()));
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> Delete(string id, ClaimsPrincipal user, ReadDbContext db, LoadedAdapterCache cache, CancellationToken ct)

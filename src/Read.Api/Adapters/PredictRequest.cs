@@ -8,4 +8,5 @@ internal sealed record PredictInput(string? Text, string? TextPair);
 
 internal sealed record PredictResponse(string AdapterId, IReadOnlyList<PredictionResponse> Predictions);
 
-internal sealed record PredictionResponse(string Label, IReadOnlyDictionary<string, double> Probabilities);
+/// <summary>Classification: label and probabilities. Regression: value (label is the same number as text).</summary>
+internal sealed record PredictionResponse(string Label, IReadOnlyDictionary<string, double>? Probabilities, double? Value);

@@ -83,14 +83,13 @@ public sealed class FineTuneJobRunner(
         var hyperparameters = JsonSerializer.Deserialize<ReadHyperparameters>(job.HyperparametersJson, JsonDefaults.SnakeCase)!;
         var progress = new JobProgressRecorder(dbFactory, job, listeners, logger);
         var result = await Task.Run(
-            () => new ReadFineTuner().Run(backbone, train, validation, hyperparameters,
+            () => new ReadFineTuner().Run(backbone, train, validation, FineTuneTasks.Parse(job.Task), hyperparameters,
                 options.Value.ActivationCacheDirectory, progress, ct),
             ct);
 
         progress.StageStarted(FineTuneStage.Publish);
         await PublishAsync(job, backbone, result, ct);
-        logger.LogInformation("Job {JobId} succeeded: validation accuracy {Accuracy:F4}, cache hit {CacheHit}",
-            job.Id, result.Metrics.ValidationAccuracy, result.Metrics.CacheHit);
+        logger.LogInformation("Job {JobId} succeeded: {Metrics}, cache hit {CacheHit}", job.Id, result.Metrics, result.Metrics.CacheHit);
     }
 
     /// <summary>Polls the job row and cancels <paramref name="cancellation"/> once the user has cancelled the job.</summary>

@@ -1,3 +1,5 @@
+using Read.Domain.FineTuning;
+
 namespace Read.Domain.Jobs;
 
 /// <summary>The task names jobs are created with.</summary>
@@ -7,4 +9,11 @@ public static class FineTuneTasks
     public const string Regression = "regression";
 
     public static bool IsKnown(string task) => task is Classification or Regression;
+
+    public static FineTuneTask Parse(string task) => task switch
+    {
+        Classification => FineTuneTask.Classification,
+        Regression => FineTuneTask.Regression,
+        _ => throw new ArgumentOutOfRangeException(nameof(task), task, "Unknown task."),
+    };
 }
