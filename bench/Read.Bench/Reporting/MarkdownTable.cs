@@ -34,17 +34,16 @@ internal sealed class MarkdownTable(params string[] columns)
     public string ToCsv()
     {
         using var writer = new StringWriter(CultureInfo.InvariantCulture);
-        using var csv = new CsvWriter(writer, CultureInfo.InvariantCulture);
-        foreach (var column in columns)
-            csv.WriteField(column);
-        csv.NextRecord();
-        foreach (var row in _rows)
+        using (var csv = CsvWriter.Create(writer, new CsvWriterOptions(), false))
         {
-            foreach (var cell in row)
-                csv.WriteField(cell);
-            csv.NextRecord();
+            foreach (var row in _rows.Prepend(columns))
+            {
+                foreach (var cell in row)
+                    csv.WriteField(cell);
+                csv.EndRecord();
+            }
+            csv.Flush();
         }
-        csv.Flush();
         return writer.ToString();
     }
 }

@@ -4,12 +4,13 @@ using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using Read.Domain.Backbones;
 using Read.Domain.Backbones.Onnx;
+using Read.Bench.Measurement;
 using TorchSharp;
 
-namespace Read.Cli;
+namespace Read.Bench.Speed;
 
-/// <summary>`read bench backbone`: the backbone forward's speed against this machine's matmul rate and ONNX Runtime.</summary>
-internal static class BenchCommand
+/// <summary>`read-bench backbone`: the backbone forward's speed against this machine's matmul rate and ONNX Runtime.</summary>
+internal static class BackboneSpeedCommand
 {
     public static Command Create()
     {
@@ -31,23 +32,20 @@ internal static class BenchCommand
             var backbone = registry.Get(id);
             var config = backbone.Config;
 
-            var matmul = MatmulGflops();
+            var matmul = MatmulRate.MeasureGflops();
             var random = new Random(0);
             var ids = Enumerable.Range(0, b * s).Select(i => i % s == 0 ? 101L : i % s == s - 1 ? 102L : random.Next(1000, config.VocabSize)).ToArray();
             var ones = Enumerable.Repeat(1L, b * s).ToArray();
             var zeros = new long[b * s];
             using var batch = new EncodedBatch(torch.tensor(ids, [b, s]), torch.tensor(ones, [b, s]), torch.tensor(zeros, [b, s]));
-            var seconds = Time(n, () =>
+            var seconds = Timing.Median(n, () =>
             {
                 foreach (var h in backbone.HiddenStates(batch))
                     h.Dispose();
             });
 
-            // 2 · (parameters outside the embedding tables) per token, plus attention's 4·S·d per token per layer.
-            var embeddings = (long)(config.VocabSize + config.MaxPositionEmbeddings + config.TypeVocabSize) * config.HiddenSize;
-            var dense = backbone.Model.parameters().Sum(p => p.numel()) - embeddings;
             var tokens = (double)b * s;
-            var flops = tokens * (2.0 * dense + 4.0 * s * config.HiddenSize * config.NumHiddenLayers);
+            var flops = b * BackboneFlops.ForExample(config, BackboneFlops.DenseParameters(backbone), s);
             var gflops = flops / seconds / 1e9;
 
             Console.WriteLine($"backbone {id}: batch {b} x {s} tokens, {torch.get_num_threads()} threads, {n} timed forwards");
@@ -69,7 +67,7 @@ internal static class BenchCommand
                     NamedOnnxValue.CreateFromTensor("attention_mask", new DenseTensor<long>(ones, shape)),
                     NamedOnnxValue.CreateFromTensor("token_type_ids", new DenseTensor<long>(zeros, shape)),
                 };
-                var ortSeconds = Time(n, () =>
+                var ortSeconds = Timing.Median(n, () =>
                 {
                     using var results = session.Run(inputs, ["last_hidden_state"]);
                 });
@@ -78,31 +76,6 @@ internal static class BenchCommand
 
             return 0;
         });
-        return new Command("bench", "Benchmarks.") { command };
-    }
-
-    private static double MatmulGflops()
-    {
-        using var a = torch.randn(1024, 1024);
-        using var w = torch.randn(1024, 1024);
-        using var noGrad = torch.no_grad();
-        var seconds = Time(20, () => a.matmul(w).Dispose());
-        return 2.0 * 1024 * 1024 * 1024 / seconds / 1e9;
-    }
-
-    /// <summary>Median seconds per call over <paramref name="repeats"/> calls, after one warm-up call.</summary>
-    private static double Time(int repeats, Action action)
-    {
-        action();
-        var times = new List<double>();
-        for (var i = 0; i < repeats; i++)
-        {
-            var watch = Stopwatch.StartNew();
-            action();
-            times.Add(watch.Elapsed.TotalSeconds);
-        }
-
-        times.Sort();
-        return times[times.Count / 2];
+        return command;
     }
 }

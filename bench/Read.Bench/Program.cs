@@ -1,0 +1,10 @@
+using System.CommandLine;
+using Read.Bench.Quality;
+using Read.Bench.Speed;
+
+var root = new RootCommand("Read benchmarks: each prints a table and writes markdown + CSV under docs/benchmarks.")
+{
+    BackboneSpeedCommand.Create(),
+    ReadQualityCommand.Create(),
+};
+return await root.Parse(args).InvokeAsync();

@@ -1,0 +1,174 @@
+using System.Diagnostics;
+using System.Globalization;
+using Read.Bench.Measurement;
+using Read.Bench.Reporting;
+using Read.Domain.Adapters;
+using Read.Domain.Backbones;
+using Read.Domain.Datasets;
+using Read.Domain.Files;
+using Read.Domain.FineTuning;
+using TorchSharp;
+
+namespace Read.Bench.Quality;
+
+/// <summary>
+/// For each dataset: READ (one row per pooling) and a head-only linear probe on the same frozen backbone, scored on the
+/// held-out test split; plus the cost ratios the issue targets, all measured in this one process.
+/// </summary>
+internal static class QualityBenchmark
+{
+    public sealed record Settings(
+        IReadOnlyList<string> Datasets, string BackboneId, string DataDirectory, string OutputDirectory, IReadOnlyList<string> Poolings,
+        int Epochs, int Patience, int SideHiddenSize, double LearningRate, int MaxLength, int Seed, bool Quick, string CommandLine);
+
+    private const int PredictBatch = 32;
+
+    public static async Task RunAsync(Settings s, CancellationToken ct)
+    {
+        using var registry = new BackboneRegistry(new BackboneOptions { DataDirectory = s.DataDirectory });
+        var backbone = registry.Get(s.BackboneId);
+        var denseParameters = BackboneFlops.DenseParameters(backbone);
+        var matmul = MatmulRate.MeasureGflops();
+        Console.WriteLine($"backbone {s.BackboneId}: {backbone.Config.NumHiddenLayers} layers, d={backbone.Config.HiddenSize}; " +
+                          $"fp32 matmul {matmul:F1} GFLOP/s on {torch.get_num_threads()} threads");
+
+        var quality = new MarkdownTable("dataset", "method", "test accuracy", "test F1", "test macro F1", "trainable params", "epochs run (best)");
+        var cost = new MarkdownTable("dataset", "method", "train+val examples", "precompute s", "train s", "s / epoch",
+            "epoch / precompute", "cache MB", "precompute GFLOP/s", "of matmul rate", "predict: side-network overhead");
+        var cacheRoot = Path.Combine(s.DataDirectory, "bench-cache", DateTime.UtcNow.ToString("yyyyMMddHHmmss", CultureInfo.InvariantCulture));
+
+        foreach (var name in s.Datasets)
+        {
+            var (train, validation, test) = await LoadSplitsAsync(name, s, ct);
+            var labels = train.Select(e => e.Label).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();  // List: IndexOf
+            Console.WriteLine($"\n== {name}: {train.Count} train / {validation.Count} validation / {test.Count} test");
+            var precomputeFlops = TokenCounts(backbone, train.Concat(validation).ToList(), s.MaxLength)
+                                      .Sum(n => BackboneFlops.ForExample(backbone.Config, denseParameters, n));
+
+            foreach (var pooling in s.Poolings)
+            {
+                var hp = new ReadHyperparameters
+                {
+                    Pooling = pooling, Epochs = s.Quick ? 2 : s.Epochs, EarlyStoppingPatience = s.Patience, SideHiddenSize = s.SideHiddenSize,
+                    LearningRate = s.LearningRate, MaxLength = s.MaxLength, Seed = s.Seed,
+                };
+                var cacheDirectory = Path.Combine(cacheRoot, $"{name}-{pooling}");
+                var result = new ReadFineTuner().Run(backbone, train, validation, FineTuneTask.Classification, hp, cacheDirectory, new ConsoleProgress(), ct);
+                using var adapter = AdapterArtifact.Load(result.Artifact, backbone);
+                var evaluation = ReadFineTuner.Evaluate(backbone, adapter, test, cacheDirectory);
+                var m = result.Metrics;
+                var method = $"READ gru r={s.SideHiddenSize} {pooling}";
+                quality.Add(name, method, evaluation.Metrics.Accuracy, evaluation.Metrics.F1, evaluation.Metrics.MacroF1,
+                    m.TrainableParameters, $"{m.EpochsRun} ({m.BestEpoch})");
+                var perEpoch = m.TrainSeconds / Math.Max(1, m.EpochsRun);
+                var gflops = precomputeFlops / m.PrecomputeSeconds / 1e9;
+                cost.Add(name, method, m.TrainExamples + m.ValidationExamples, m.PrecomputeSeconds, m.TrainSeconds, perEpoch,
+                    Percent(perEpoch / m.PrecomputeSeconds), m.CacheBytes / 1e6, gflops, Percent(gflops / matmul),
+                    Percent(PredictOverhead(backbone, adapter, test)));
+                Console.WriteLine($"{method}: test {evaluation.Metrics.Describe()}");
+            }
+
+            var probe = RunProbe(backbone, train, validation, test, labels, s);
+            quality.Add(name, "linear probe (mean-pooled)", probe.Metrics.Accuracy, probe.Metrics.F1, probe.Metrics.MacroF1, probe.Parameters, $"- ({probe.BestEpoch})");
+            cost.Add(name, "linear probe (mean-pooled)", train.Count + validation.Count, probe.FeatureSeconds, probe.TrainSeconds, double.NaN,
+                "", double.NaN, double.NaN, "", "");
+            Console.WriteLine($"linear probe: test {probe.Metrics.Describe()}");
+        }
+
+        Directory.CreateDirectory(s.OutputDirectory);
+        var stem = Path.Combine(s.OutputDirectory, s.Quick ? "read-quality-quick" : "read-quality");
+        var markdown =
+            $"# READ vs linear probe on {s.BackboneId}\n\n" +
+            $"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {Environment.ProcessorCount} cores; fp32 matmul {matmul:F1} GFLOP/s " +
+            $"(1024², {torch.get_num_threads()} threads), same process. Command:\n\n```\n{s.CommandLine}\n```\n\n" +
+            $"Hyperparameters: epochs ≤ {(s.Quick ? 2 : s.Epochs)}, early-stopping patience {s.Patience}, r = {s.SideHiddenSize}, " +
+            $"lr {s.LearningRate}, max length {s.MaxLength}, seed {s.Seed}; otherwise the service defaults.\n\n" +
+            "## Quality (test split)\n\n" + quality.ToMarkdown() + "\n## Cost\n\n" + cost.ToMarkdown() +
+            "\n`epoch / precompute`: one training epoch over the cache relative to running the backbone once over the same " +
+            "examples (target ≤ 5%). `of matmul rate`: precompute FLOPs (2·dense params·tokens + 4·S·d·L per token, real tokens only) " +
+            "per second over the fp32 matmul rate (target ≥ 50%). `side-network overhead`: predict time minus backbone time, over " +
+            $"backbone time, for a batch of {PredictBatch} test inputs (target ≤ 10%).\n";
+        await File.WriteAllTextAsync(stem + ".md", markdown, ct);
+        await File.WriteAllTextAsync(stem + "-quality.csv", quality.ToCsv(), ct);
+        await File.WriteAllTextAsync(stem + "-cost.csv", cost.ToCsv(), ct);
+        Console.WriteLine("\n" + quality.ToMarkdown() + "\n" + cost.ToMarkdown());
+        Console.WriteLine($"written: {stem}.md, -quality.csv, -cost.csv");
+        try { Directory.Delete(cacheRoot, recursive: true); } catch (IOException) { }
+    }
+
+    private static string Percent(double ratio) => double.IsFinite(ratio) ? ratio.ToString("P1", CultureInfo.InvariantCulture) : "n/a";
+
+    private static async Task<(IReadOnlyList<LabeledExample>, IReadOnlyList<LabeledExample>, IReadOnlyList<LabeledExample>)> LoadSplitsAsync(
+        string name, Settings s, CancellationToken ct)
+    {
+        var datasets = Path.Combine(s.DataDirectory, "datasets");
+        if (!File.Exists(Path.Combine(datasets, name, "test.jsonl")))
+            await PublicDatasets.PrepareAsync(datasets, Path.Combine(s.DataDirectory, "npm"), [name], ct: ct);
+        IReadOnlyList<LabeledExample> Read(string split, int quickCount)
+        {
+            var parsed = JsonlDatasetParser.Parse(File.ReadAllBytes(Path.Combine(datasets, name, split + ".jsonl")));
+            if (!parsed.Succeeded)
+                throw new InvalidDataException($"{name}/{split}: {parsed.ErrorMessage}");
+            return s.Quick ? parsed.Examples.Take(quickCount).ToList() : parsed.Examples;
+        }
+        return (Read("train", 200), Read("validation", 50), Read("test", 100));
+    }
+
+    /// <summary>Real (unpadded) token count of each example after truncation.</summary>
+    private static IEnumerable<int> TokenCounts(Backbone backbone, IReadOnlyList<LabeledExample> examples, int maxLength)
+    {
+        for (var start = 0; start < examples.Count; start += 256)
+        {
+            var batch = examples.Skip(start).Take(256).ToList();
+            using var encoded = backbone.Encode(batch.Select(e => e.Text).ToList(), batch.Select(e => e.TextPair).ToList(), maxLength);
+            using var lengths = encoded.AttentionMask.sum(1);
+            foreach (var n in lengths.data<long>())
+                yield return (int)n;
+        }
+    }
+
+    /// <summary>(predict − backbone forward) / backbone forward on the same batch, medians of 5.</summary>
+    private static double PredictOverhead(Backbone backbone, LoadedAdapter adapter, IReadOnlyList<LabeledExample> test)
+    {
+        var batch = test.Take(PredictBatch).ToList();
+        var texts = batch.Select(e => e.Text).ToList();
+        var pairs = batch.Select(e => e.TextPair).ToList();
+        var backboneSeconds = Timing.Median(5, () =>
+        {
+            using var encoded = backbone.Encode(texts, pairs, adapter.Config.MaxLength);
+            foreach (var h in backbone.HiddenStates(encoded))
+                h.Dispose();
+        });
+        var predictSeconds = Timing.Median(5, () => AdapterPredictor.Predict(backbone, adapter, texts, pairs));
+        return (predictSeconds - backboneSeconds) / backboneSeconds;
+    }
+
+    private sealed record ProbeOutcome(EvaluationMetrics Metrics, long Parameters, int BestEpoch, double FeatureSeconds, double TrainSeconds);
+
+    private static ProbeOutcome RunProbe(Backbone backbone, IReadOnlyList<LabeledExample> train, IReadOnlyList<LabeledExample> validation,
+        IReadOnlyList<LabeledExample> test, List<string> labels, Settings s)
+    {
+        var clock = Stopwatch.StartNew();
+        using var trainX = FrozenFeatures.MeanPooled(backbone, train, s.MaxLength);
+        using var validationX = FrozenFeatures.MeanPooled(backbone, validation, s.MaxLength);
+        using var testX = FrozenFeatures.MeanPooled(backbone, test, s.MaxLength);
+        var featureSeconds = clock.Elapsed.TotalSeconds;
+        long[] Targets(IReadOnlyList<LabeledExample> set) => set.Select(e => (long)labels.IndexOf(e.Label)).ToArray();
+        var fit = LinearProbe.Fit(trainX, Targets(train), validationX, Targets(validation), testX, labels.Count, seed: s.Seed);
+        var metrics = MetricsCalculator.Classification(fit.TestPredictions.Select(p => (int)p).ToList(),
+            Targets(test).Select(t => (int)t).ToList(), labels.Count);
+        return new ProbeOutcome(metrics, fit.TrainableParameters, fit.BestEpoch, featureSeconds, fit.TrainSeconds);
+    }
+
+    private sealed class ConsoleProgress : IFineTuneProgress
+    {
+        public void StageStarted(FineTuneStage stage) => Console.WriteLine($"  stage {stage}");
+
+        public void Progress(FineTuneStage stage, double fraction)
+        {
+        }
+
+        public void EpochCompleted(EpochMetrics metrics) =>
+            Console.WriteLine($"  epoch {metrics.Epoch}: {metrics.Describe()} ({metrics.Seconds:F1} s)");
+    }
+}
