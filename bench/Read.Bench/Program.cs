@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Read.Bench.Methods;
 using Read.Bench.Quality;
 using Read.Bench.Speed;
 
@@ -6,5 +7,6 @@ var root = new RootCommand("Read benchmarks: each prints a table and writes mark
 {
     BackboneSpeedCommand.Create(),
     ReadQualityCommand.Create(),
+    MethodCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();

@@ -61,6 +61,13 @@ public sealed class BadInputTests(PostgresServiceFixture service)
             .AssertProblemAsync(HttpStatusCode.BadRequest, "file_not_found");
         await (await client.PostAsJsonAsync("/v1/fine-tuning/jobs", new { backbone = "tiny-bert", training_file = fileId, hyperparameters = new { epochs = 0 } }))
             .AssertProblemAsync(HttpStatusCode.BadRequest, "invalid_hyperparameters");
+        // Checked against the backbone itself: tiny-bert has 4 layers and 128 positions.
+        var tooDeep = await client.PostAsJsonAsync("/v1/fine-tuning/jobs",
+            new { backbone = "tiny-bert", training_file = fileId, hyperparameters = new { layers = new[] { 2, 7 }, max_length = 512 } });
+        await tooDeep.AssertProblemAsync(HttpStatusCode.BadRequest, "invalid_hyperparameters");
+        var errors = (await tooDeep.JsonAsync()).GetProperty("errors").EnumerateArray().Select(e => e.GetString()!).ToList();
+        Assert.Contains(errors, e => e.StartsWith("layers must be between 1 and 4", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.StartsWith("max_length must be between 8 and 128", StringComparison.Ordinal));
         await (await client.PostAsJsonAsync("/v1/fine-tuning/jobs", new { backbone = "tiny-bert", training_file = fileId, hyperparameters = new { epoch = 3 } }))
             .AssertProblemAsync(HttpStatusCode.BadRequest, "invalid_request");
         using var malformed = new StringContent("{\"backbone\": ", Encoding.UTF8, "application/json");

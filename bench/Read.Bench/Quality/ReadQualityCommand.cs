@@ -19,9 +19,10 @@ internal static class ReadQualityCommand
         var maxLength = new Option<int>("--max-length") { DefaultValueFactory = _ => 128 };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0 };
         var quick = new Option<bool>("--quick") { Description = "Smoke run: 200 train / 50 validation / 100 test examples, 2 epochs." };
+        var tag = new Option<string?>("--tag") { Description = "Suffix for the output files (read-quality-TAG.md), so runs with other settings sit side by side." };
         var command = new Command("read", "READ vs a linear probe on frozen features: test accuracy/F1, precompute and training time, cache size, FLOP-rate and overhead ratios.")
         {
-            datasets, backbone, data, output, poolings, epochs, patience, r, learningRate, maxLength, seed, quick,
+            datasets, backbone, data, output, poolings, epochs, patience, r, learningRate, maxLength, seed, quick, tag,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -38,6 +39,7 @@ internal static class ReadQualityCommand
                 MaxLength: parse.GetValue(maxLength),
                 Seed: parse.GetValue(seed),
                 Quick: parse.GetValue(quick),
+                Tag: parse.GetValue(tag),
                 CommandLine: "dotnet run -c Release --project bench/Read.Bench -- " + string.Join(' ', args(parse)));
             await QualityBenchmark.RunAsync(settings, ct);
             return 0;

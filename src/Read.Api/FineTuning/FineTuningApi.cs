@@ -54,7 +54,8 @@ internal static class FineTuningApi
                 return ApiProblems.BadRequest("invalid_regression_label", $"File '{fileId}' has the non-numeric label '{bad}'; regression needs numbers.");
         }
         var hyperparameters = request.Hyperparameters ?? new ReadHyperparameters();
-        var errors = hyperparameters.Validate();
+        var backbone = backbones.Info(request.Backbone);
+        var errors = hyperparameters.Validate(backbone.MaxPositions, backbone.Layers);
         if (errors.Count > 0)
             return ApiProblems.BadRequest("invalid_hyperparameters", string.Join(" ", errors),
                 new Dictionary<string, object?> { ["errors"] = errors });

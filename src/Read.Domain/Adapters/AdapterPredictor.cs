@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Read.Domain.Backbones;
 using Read.Domain.FineTuning;
 using TorchSharp;
@@ -16,7 +17,12 @@ public sealed class AdapterPredictor
     }
 
     /// <summary>Predictions in input order. Inputs are run in length-sorted batches so the backbone pads little.</summary>
-    public static IReadOnlyList<Prediction> Predict(Backbone backbone, LoadedAdapter adapter, IReadOnlyList<string> texts, IReadOnlyList<string?>? pairs)
+    public static IReadOnlyList<Prediction> Predict(Backbone backbone, LoadedAdapter adapter, IReadOnlyList<string> texts, IReadOnlyList<string?>? pairs) =>
+        Predict(backbone, adapter, texts, pairs, null);
+
+    /// <summary>As above; <paramref name="timings"/>, when given, accumulates the time spent in the backbone and in the side network + head.</summary>
+    public static IReadOnlyList<Prediction> Predict(
+        Backbone backbone, LoadedAdapter adapter, IReadOnlyList<string> texts, IReadOnlyList<string?>? pairs, PredictionTimings? timings)
     {
         ArgumentNullException.ThrowIfNull(backbone);
         ArgumentNullException.ThrowIfNull(adapter);
@@ -38,10 +44,13 @@ public sealed class AdapterPredictor
             if (batch.Length == 0)
                 continue;
             using var scope = NewDisposeScope();
+            var clock = Stopwatch.StartNew();
             using var encoded = backbone.Encode(batch.Select(i => texts[i]).ToList(), pairs is null ? null : batch.Select(i => pairs[i]).ToList(), config.MaxLength);
             var hidden = backbone.HiddenStates(encoded);
+            var backboneDone = clock.Elapsed;
             var (states, segments) = HiddenStateGather.Gather(hidden, encoded.AttentionMask, adapter.Layout.Channels, config.Pooling);
             var outputs = adapter.Classifier.Forward(states, segments, batch.Length).to_type(ScalarType.Float32).contiguous().data<float>().ToArray();
+            timings?.Add(backboneDone, clock.Elapsed - backboneDone);
             var decoded = Decode(outputs, config.LabelNames, config.IsRegression, config.TargetMean ?? 0, config.TargetStd ?? 1);
             for (var k = 0; k < batch.Length; k++)
                 predictions[batch[k]] = decoded[k];

@@ -13,6 +13,7 @@ public sealed class BackboneRegistry : IDisposable
 
     private readonly Dictionary<string, string> directories;
     private readonly Dictionary<string, Backbone> loaded = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, BackboneInfo> infos = new(StringComparer.Ordinal);
     private readonly string? tinyDirectory;
     private readonly Dictionary<string, string> bundledDirectories = new(StringComparer.Ordinal);
     private readonly Lock gate = new();
@@ -42,14 +43,31 @@ public sealed class BackboneRegistry : IDisposable
     public IReadOnlyList<BackboneInfo> List()
     {
         lock (gate)
+            return directories.Keys.Order(StringComparer.Ordinal).Select(InfoLocked).ToList();
+    }
+
+    /// <summary>One backbone's description, read from its checkpoint once (importing it if needed) and then remembered.</summary>
+    public BackboneInfo Info(string id)
+    {
+        lock (gate)
         {
-            return directories.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p =>
-            {
-                EnsureGenerated(p.Key);
-                var config = HuggingFaceCheckpoint.ReadConfig(p.Value);
-                return new BackboneInfo(p.Key, config.ModelType, config.NumHiddenLayers, config.HiddenSize, HuggingFaceCheckpoint.CountParameters(p.Value));
-            }).ToList();
+            if (!directories.ContainsKey(id))
+                throw new KeyNotFoundException($"Unknown backbone '{id}'.");
+            return InfoLocked(id);
         }
+    }
+
+    private BackboneInfo InfoLocked(string id)
+    {
+        if (infos.TryGetValue(id, out var info))
+            return info;
+        EnsureGenerated(id);
+        var directory = directories[id];
+        var config = HuggingFaceCheckpoint.ReadConfig(directory);
+        info = new BackboneInfo(id, config.ModelType, config.NumHiddenLayers, config.HiddenSize,
+            HuggingFaceCheckpoint.CountParameters(directory), config.MaxPositionEmbeddings);
+        infos[id] = info;
+        return info;
     }
 
     public bool Contains(string id) => directories.ContainsKey(id);

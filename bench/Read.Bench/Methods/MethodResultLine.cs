@@ -1,0 +1,45 @@
+namespace Read.Bench.Methods;
+
+/// <summary>
+/// The one machine-readable line a `method` run prints (as <c>RESULT {json}</c>, snake_case keys). Quality fields are
+/// null with <c>--random-config</c>; precompute_seconds is null for methods without a precompute stage.
+/// </summary>
+internal sealed record MethodResultLine(
+    string Method,
+    string Dataset,
+    string Backbone,
+    int Epochs,
+    int BatchSize,
+    int MaxLength,
+    double LearningRate,
+    int Seed,
+    int TrainExamples,
+    int TestExamples,
+    long TrainableParameters,
+    long AdapterBytes,
+    double? TestAccuracy,
+    double? TestF1,
+    double? TestMacroF1,
+    // From the start of the command's action (after runtime start-up) to just before this line: dataset loading,
+    // backbone loading, training, evaluation, measuring the adapter size.
+    double WallSeconds,
+    // Process TotalProcessorTime over the same interval (all threads).
+    double CpuSeconds,
+    // VmHWM when the run ends (with --random-config: since the checkpoint was generated, see setup_peak_rss_mb).
+    double PeakRssMb,
+    // VmHWM before the peak was reset after generating a --random-config checkpoint; null otherwise.
+    double? SetupPeakRssMb,
+    double? PrecomputeSeconds,
+    double TrainSeconds,
+    double EvaluateSeconds,
+    int Steps,
+    IReadOnlyList<double> EpochLosses,
+    int Threads,
+    string? RandomConfig,
+    string? Cell,
+    int? R,
+    string? Pooling,
+    int? LoraR,
+    double? LoraAlpha,
+    IReadOnlyList<string>? LoraTargets,
+    int? AdapterSize);
