@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Read.Bench.Comparison;
 using Read.Bench.Methods;
 using Read.Bench.Quality;
 using Read.Bench.Speed;
@@ -8,5 +9,7 @@ var root = new RootCommand("Read benchmarks: each prints a table and writes mark
     BackboneSpeedCommand.Create(),
     ReadQualityCommand.Create(),
     MethodCommand.Create(),
+    CompareCommand.Create(),
+    ScalingCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();

@@ -16,7 +16,7 @@ internal sealed class MarkdownTable(params string[] columns)
     {
         null => "",
         double d when double.IsNaN(d) => "n/a",
-        double d => d.ToString(Math.Abs(d) >= 100 ? "F0" : Math.Abs(d) >= 1 ? "F2" : "F3", CultureInfo.InvariantCulture),
+        double d => d.ToString(Math.Abs(d) >= 100 ? "F0" : Math.Abs(d) >= 1 ? "F2" : Math.Abs(d) >= 0.01 || d == 0 ? "F3" : "G2", CultureInfo.InvariantCulture),
         float f => Format((double)f),
         _ => Convert.ToString(value, CultureInfo.InvariantCulture) ?? "",
     };
