@@ -42,7 +42,13 @@ public static class WorkerHost
             .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
             .UseSimpleAssemblyNameTypeSerializer()
             .UseRecommendedSerializerSettings()
-            .UsePostgreSqlStorage(o => o.UseNpgsqlConnection(connectionString)));
+            .UsePostgreSqlStorage(o => o.UseNpgsqlConnection(connectionString), new PostgreSqlStorageOptions
+            {
+                // A worker that dies mid-job stops extending its claim; after this long another worker takes the job
+                // (the runner starts it over). Sliding, so long jobs on a live worker are never handed out twice.
+                InvisibilityTimeout = TimeSpan.FromMinutes(5),
+                UseSlidingInvisibilityTimeout = true,
+            }));
         builder.Services.AddHangfireServer((sp, server) =>
         {
             server.Queues = [FineTuneJobRunner.Queue];

@@ -36,7 +36,7 @@ internal static class MethodBenchmark
         string backboneId, directory, datasetName;
         IReadOnlyList<LabeledExample> train;
         IReadOnlyList<LabeledExample>? test;
-        double? setupPeak = null;
+        var generated = false;
         if (s.RandomLayers is { } layers && s.RandomWidth is { } width)
         {
             backboneId = $"random-L{layers}-d{width}";
@@ -46,13 +46,9 @@ internal static class MethodBenchmark
                 Console.Error.WriteLine($"generating {backboneId} in {directory}");
                 var bert = new BertConfig(1, width, layers, width / 64, 4 * width, Math.Max(512, config.MaxLength));
                 TinyBertCheckpoint.Write(directory, bert, RandomWeightsSeed);
+                generated = true;
             }
 
-            // Generating (or reading) a checkpoint is set-up, not training: measure the peak from here on.
-            setupPeak = ProcessStats.PeakRssMb();
-            GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-            if (!ResetPeakRss())
-                setupPeak = null;
             config = config with { Epochs = 1 };
             train = SyntheticSequences(s.Steps * config.BatchSize, config.MaxLength - 2, config.Seed);
             test = null;
@@ -78,10 +74,21 @@ internal static class MethodBenchmark
         Console.Error.WriteLine($"{BaselineConfig.NameOf(config.Method)} on {datasetName} ({backboneId}): {train.Count} train / {test?.Count ?? 0} test, " +
                                 $"{config.Epochs} epochs, batch {config.BatchSize}, max length {config.MaxLength}, lr {config.EffectiveLearningRate}");
         var work = Path.Combine(s.DataDirectory, "bench-cache", "method-" + Guid.NewGuid().ToString("N"));
+        // Loading widens the whole checkpoint into managed arrays next to the model: a transient every method pays once.
+        // After it, collect and reset VmHWM so train_peak_rss_mb is the memory of training itself (model included).
+        double setupPeak = 0;
+        var reset = false;
+        void BackboneLoaded()
+        {
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+            setupPeak = ProcessStats.PeakRssMb();
+            reset = ResetPeakRss();
+        }
+
         BaselineResult result;
         try
         {
-            result = BaselineTrainer.Run(config, backboneId, directory, train, test, work, ct);
+            result = BaselineTrainer.Run(config, backboneId, directory, train, test, work, ct, BackboneLoaded);
         }
         finally
         {
@@ -95,13 +102,15 @@ internal static class MethodBenchmark
             }
         }
 
+        var endPeak = ProcessStats.PeakRssMb();
         var isRead = config.Method is BaselineMethod.Read or BaselineMethod.ReadNoCache;
         var isLora = config.Method == BaselineMethod.Lora;
         var line = new MethodResultLine(
             BaselineConfig.NameOf(config.Method), datasetName, backboneId, config.Epochs, config.BatchSize, config.MaxLength, result.LearningRate, config.Seed,
             result.TrainExamples, result.TestExamples, result.TrainableParameters, result.AdapterBytes,
             result.Test?.Accuracy, result.Test?.F1, result.Test?.MacroF1,
-            Round(wall.Elapsed.TotalSeconds), Round(ProcessStats.CpuSeconds() - cpuStart), Round(ProcessStats.PeakRssMb()), setupPeak is { } p ? Round(p) : null,
+            Round(wall.Elapsed.TotalSeconds), Round(ProcessStats.CpuSeconds() - cpuStart), Round(Math.Max(setupPeak, endPeak)),
+            reset ? Round(endPeak) : null, Round(setupPeak), generated,
             result.PrecomputeSeconds is { } pre ? Round(pre) : null, Round(result.TrainSeconds), Round(result.EvaluateSeconds), result.Steps,
             result.EpochLosses.Select(l => Math.Round(l, 6)).ToList(), torch.get_num_threads(),
             s.RandomLayers is null ? null : $"{s.RandomLayers},{s.RandomWidth}",

@@ -25,10 +25,16 @@ internal sealed record MethodResultLine(
     double WallSeconds,
     // Process TotalProcessorTime over the same interval (all threads).
     double CpuSeconds,
-    // VmHWM when the run ends (with --random-config: since the checkpoint was generated, see setup_peak_rss_mb).
+    // Peak resident memory of the whole run: VmHWM, taken before and after its reset (see train_peak_rss_mb).
     double PeakRssMb,
-    // VmHWM before the peak was reset after generating a --random-config checkpoint; null otherwise.
+    // VmHWM from just after the backbone was loaded (and garbage collected) to the end: training and evaluation,
+    // resident model included, without the loading transient. Null where VmHWM cannot be reset.
+    double? TrainPeakRssMb,
+    // VmHWM up to the end of loading the backbone (dataset, checkpoint generation or import, loading transient); null
+    // only in lines from before this field was measured for every run.
     double? SetupPeakRssMb,
+    // --random-config: whether this run generated the checkpoint (it is reused by later runs).
+    bool CheckpointGenerated,
     double? PrecomputeSeconds,
     double TrainSeconds,
     double EvaluateSeconds,

@@ -22,9 +22,11 @@ public static class BaselineTrainer
 
     /// <param name="workDirectory">Scratch space (READ's activation cache, the adapter-size file); the caller removes it.</param>
     /// <param name="test">Examples to score after training; null to skip evaluation.</param>
+    /// <param name="backboneLoaded">Called once the backbone is loaded, before anything else: lets a benchmark separate the
+    /// loading transient (file bytes, widened arrays) from training memory.</param>
     public static BaselineResult Run(
         BaselineConfig config, string backboneId, string checkpointDirectory, IReadOnlyList<LabeledExample> train,
-        IReadOnlyList<LabeledExample>? test, string workDirectory, CancellationToken cancellationToken)
+        IReadOnlyList<LabeledExample>? test, string workDirectory, CancellationToken cancellationToken, Action? backboneLoaded = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(train);
@@ -40,6 +42,7 @@ public static class BaselineTrainer
         var backbone = HuggingFaceCheckpoint.Load(backboneId, checkpointDirectory);
         try
         {
+            backboneLoaded?.Invoke();
             return config.Method switch
             {
                 BaselineMethod.Read => RunRead(config, backbone, train, test, workDirectory, cancellationToken),
