@@ -77,6 +77,29 @@ public sealed class PostgresEndToEndTests(PostgresServiceFixture service)
     }
 
     [Fact]
+    public async Task FineTune_SameDataWithOtherHyperparameters_ReusesTheActivationCacheWithoutTheBackbone()
+    {
+        using var client = await service.Api.CreateTenantClientAsync("sweep");
+        var fileId = await client.UploadOkAsync(TestData.Jsonl(TestData.Sentiment(48, seed: 15)));
+        var first = await client.WaitForJobAsync((await client.CreateJobOkAsync(new
+        {
+            backbone = "tiny-bert", training_file = fileId, hyperparameters = new { epochs = 1, learning_rate = 0.01 },
+        })).GetProperty("id").GetString()!);
+        var secondId = (await client.CreateJobOkAsync(new
+        {
+            backbone = "tiny-bert", training_file = fileId, hyperparameters = new { epochs = 2, learning_rate = 0.003, r = 16 },
+        })).GetProperty("id").GetString()!;
+        var second = await client.WaitForJobAsync(secondId);
+
+        Assert.Equal("succeeded", first.GetProperty("status").GetString());
+        Assert.False(first.GetProperty("cache_hit").GetBoolean());
+        Assert.Equal("succeeded", second.GetProperty("status").GetString());
+        Assert.True(second.GetProperty("cache_hit").GetBoolean());
+        // The whole second job ran without one backbone forward.
+        Assert.Equal(StageProbe.ForwardCallsAtStart[(secondId, FineTuneStage.Precompute)], StageProbe.ForwardCallsAtStart[(secondId, FineTuneStage.Publish)]);
+    }
+
+    [Fact]
     public async Task FineTune_RegressionTask_ReportsCorrelationAndPredictsValues()
     {
         using var client = await service.Api.CreateTenantClientAsync("regression");
