@@ -50,18 +50,18 @@ internal static class ScalingCommand
                         "--steps", (isQuick ? 1 : parse.GetValue(steps)).ToString(CultureInfo.InvariantCulture), "--data", parse.GetValue(data)!,
                     ], ct);
                     results.Add(($"L{layers}/d{width}", encoderParameters, result));
-                    Console.WriteLine($"  {method,-10} RSS {result.PeakRssMb,8:F0} MB  trainable {result.TrainableParameters,12:N0}  {result.TrainSeconds / Math.Max(1, result.Steps):F2} s/step");
+                    Console.WriteLine($"  {method,-10} RSS {result.TrainPeakRssMb ?? result.PeakRssMb,8:F0} MB  trainable {result.TrainableParameters,12:N0}  {result.TrainSeconds / Math.Max(1, result.Steps):F2} s/step");
                 }
             }
 
             var stem = Path.Combine(parse.GetValue(output)!, isQuick ? "scaling-quick" : "scaling");
             Directory.CreateDirectory(Path.GetDirectoryName(stem)!);
-            var table = new MarkdownTable("backbone", "encoder params", "method", "trainable params", "peak RSS MB", "setup peak RSS MB", "s / step");
+            var table = new MarkdownTable("backbone", "encoder params", "method", "trainable params", "training peak RSS MB", "whole-run peak RSS MB", "s / step");
             foreach (var (config, parameters, r) in results)
-                table.Add(config, parameters, r.Method, r.TrainableParameters, r.PeakRssMb, r.SetupPeakRssMb ?? double.NaN, r.TrainSeconds / Math.Max(1, r.Steps));
+                table.Add(config, parameters, r.Method, r.TrainableParameters, r.TrainPeakRssMb ?? double.NaN, r.PeakRssMb, r.TrainSeconds / Math.Max(1, r.Steps));
             var byMethod = results.GroupBy(x => x.R.Method).ToList();
             Charts.Lines(stem + "-memory.png", $"Peak training memory (batch {b}, {s} tokens)", "encoder parameters (millions)", "peak RSS (MB)",
-                byMethod.Select(g => (g.Key, g.Select(x => x.EncoderParameters / 1e6).ToArray(), g.Select(x => x.R.PeakRssMb).ToArray())).ToList());
+                byMethod.Select(g => (g.Key, g.Select(x => x.EncoderParameters / 1e6).ToArray(), g.Select(x => x.R.TrainPeakRssMb ?? x.R.PeakRssMb).ToArray())).ToList());
             Charts.Lines(stem + "-trainable.png", "Trainable parameters", "encoder parameters (millions)", "trainable parameters (log scale)",
                 byMethod.Select(g => (g.Key, g.Select(x => x.EncoderParameters / 1e6).ToArray(), g.Select(x => (double)x.R.TrainableParameters).ToArray())).ToList(),
                 logY: true);
@@ -69,8 +69,8 @@ internal static class ScalingCommand
             var markdown = new StringBuilder()
                 .AppendLine("# Scaling with backbone size (random weights)").AppendLine()
                 .AppendLine($"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {Environment.ProcessorCount} cores; batch {b}, sequence length {s}, " +
-                            "synthetic tokens; one process per row. Peak RSS is the process's VmHWM after the random checkpoint was generated " +
-                            "(generation's own peak is the setup column). Command:")
+                            "synthetic tokens; one process per row. Training peak RSS is the process's VmHWM after the backbone was loaded " +
+                            "and the counter reset; whole-run peak includes loading (and generating) the random checkpoint. Command:")
                 .AppendLine().AppendLine("```").AppendLine("dotnet run -c Release --project bench/Read.Bench -- " + string.Join(' ', parse.Tokens.Select(t => t.Value))).AppendLine("```").AppendLine()
                 .AppendLine(table.ToMarkdown())
                 .AppendLine($"![memory]({name}-memory.png)").AppendLine()
