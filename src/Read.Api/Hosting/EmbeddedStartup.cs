@@ -18,8 +18,10 @@ internal static class EmbeddedStartup
 
         var key = options.DevelopmentApiKey;
         var keyFile = Path.Combine(options.DataDirectory, "development-api-key");
+        var keySource = "the configuration (Read:DevelopmentApiKey)";
         if (string.IsNullOrWhiteSpace(key))
         {
+            keySource = Path.GetFullPath(keyFile);
             // Keep the generated key across restarts so scripts and the README walkthrough keep working.
             if (File.Exists(keyFile))
                 key = (await File.ReadAllTextAsync(keyFile)).Trim();
@@ -31,9 +33,14 @@ internal static class EmbeddedStartup
             }
         }
         var tenant = await TenantProvisioning.EnsureTenantWithKeyAsync(db, DevelopmentTenantName, key);
-        logger.LogWarning("Embedded mode: development tenant {TenantId}; API key {ApiKey} (also in {KeyFile})", tenant.Id, key, Path.GetFullPath(keyFile));
+        // Logs are shipped and kept; the full key stays in the file (or the configuration), the prefix identifies it.
+        logger.LogWarning("Embedded mode: development tenant {TenantId}; API key {ApiKeyPrefix} (full key in {KeySource})",
+            tenant.Id, KeyPrefix(key), keySource);
 
         // In-memory Hangfire storage forgot everything at the last stop; the database did not.
         await JobRecovery.RequeueAsync(services, includeEnqueued: true);
     }
+
+    /// <summary>Enough of a key to tell keys apart in a log, never enough to use it.</summary>
+    internal static string KeyPrefix(string key) => key.Length <= 8 ? "…" : key[..8] + "…";
 }
