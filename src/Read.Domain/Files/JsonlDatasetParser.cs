@@ -1,6 +1,8 @@
 using System.Text;
 using System.Text.Json;
+using System.Text.Unicode;
 using Read.Domain.Datasets;
+using Read.Domain.Persistence;
 
 namespace Read.Domain.Files;
 
@@ -15,6 +17,8 @@ public static class JsonlDatasetParser
         if (content.StartsWith("\uFEFF"u8))
             content = content[3..];
         var examples = new List<LabeledExample>();
+        // The JSON type of the first label: 1 and "1" would otherwise become the same class (docs/decisions/008).
+        JsonValueKind? labelKind = null;
         var lineNumber = 0;
         while (!content.IsEmpty)
         {
@@ -27,9 +31,17 @@ public static class JsonlDatasetParser
             if (IsBlank(line))
                 continue;
 
-            var error = TryParseLine(line, lineNumber, out var example);
+            // System.Text.Json does not validate UTF-8 inside strings until it transcodes them, and then throws.
+            if (!Utf8.IsValid(line))
+                return DatasetParseResult.Fail("invalid_encoding", $"Line {lineNumber}: not valid UTF-8 (save the file as UTF-8).", lineNumber);
+            var error = TryParseLine(line, lineNumber, out var example, out var kind);
             if (error is not null)
                 return DatasetParseResult.Fail(error.Value.Code, error.Value.Message, lineNumber);
+            labelKind ??= kind;
+            if (KindName(kind) != KindName(labelKind.Value))
+                return DatasetParseResult.Fail("mixed_label_types",
+                    $"Line {lineNumber}: the label is a {KindName(kind)} but earlier labels are {KindName(labelKind.Value)}s; use one JSON type for every label.",
+                    lineNumber);
             examples.Add(example!);
         }
 
@@ -42,9 +54,18 @@ public static class JsonlDatasetParser
         return DatasetParseResult.Ok(examples, labels);
     }
 
-    private static (string Code, string Message)? TryParseLine(ReadOnlySpan<byte> line, int lineNumber, out LabeledExample? example)
+    private static string KindName(JsonValueKind kind) => kind switch
+    {
+        JsonValueKind.String => "string",
+        JsonValueKind.Number => "number",
+        _ => "boolean",
+    };
+
+    private static (string Code, string Message)? TryParseLine(
+        ReadOnlySpan<byte> line, int lineNumber, out LabeledExample? example, out JsonValueKind labelKind)
     {
         example = null;
+        labelKind = JsonValueKind.Undefined;
         JsonDocument document;
         try
         {
@@ -62,35 +83,53 @@ public static class JsonlDatasetParser
 
         using (document)
         {
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-                return ("invalid_json", $"Line {lineNumber}: expected a JSON object.");
-            if (!root.TryGetProperty("text", out var text) || text.ValueKind != JsonValueKind.String || string.IsNullOrWhiteSpace(text.GetString()))
-                return ("missing_text", $"Line {lineNumber}: \"text\" must be a non-empty string.");
-            if (!root.TryGetProperty("label", out var label) || label.ValueKind is JsonValueKind.Null or JsonValueKind.Undefined)
-                return ("missing_label", $"Line {lineNumber}: \"label\" is required.");
-            var labelText = label.ValueKind switch
+            try
             {
-                JsonValueKind.String => label.GetString(),
-                JsonValueKind.Number => label.GetRawText(),
-                JsonValueKind.True or JsonValueKind.False => label.GetRawText(),
-                _ => null,
-            };
-            if (string.IsNullOrWhiteSpace(labelText))
-                return ("missing_label", $"Line {lineNumber}: \"label\" must be a non-empty string, number or boolean.");
-            string? pair = null;
-            if (root.TryGetProperty("text_pair", out var pairElement) && pairElement.ValueKind != JsonValueKind.Null)
-            {
-                if (pairElement.ValueKind != JsonValueKind.String)
-                    return ("invalid_text_pair", $"Line {lineNumber}: \"text_pair\" must be a string.");
-                pair = pairElement.GetString();
+                return ReadExample(document.RootElement, lineNumber, out example, out labelKind);
             }
-            var textValue = text.GetString()!;
-            if (textValue.Length > MaxTextCharacters || (pair?.Length ?? 0) > MaxTextCharacters)
-                return ("text_too_long", $"Line {lineNumber}: a text is longer than {MaxTextCharacters} characters.");
-            example = new LabeledExample(textValue, pair, labelText);
-            return null;
+            catch (InvalidOperationException)
+            {
+                // GetString throws on an escaped lone surrogate such as "\ud800", which no database could store either.
+                return ("invalid_characters", $"Line {lineNumber}: a string holds an unpaired surrogate escape.");
+            }
         }
+    }
+
+    private static (string Code, string Message)? ReadExample(JsonElement root, int lineNumber, out LabeledExample? example, out JsonValueKind labelKind)
+    {
+        example = null;
+        labelKind = JsonValueKind.Undefined;
+        if (root.ValueKind != JsonValueKind.Object)
+            return ("invalid_json", $"Line {lineNumber}: expected a JSON object.");
+        if (!root.TryGetProperty("text", out var text) || text.ValueKind != JsonValueKind.String || string.IsNullOrWhiteSpace(text.GetString()))
+            return ("missing_text", $"Line {lineNumber}: \"text\" must be a non-empty string.");
+        if (!root.TryGetProperty("label", out var label) || label.ValueKind is JsonValueKind.Null or JsonValueKind.Undefined)
+            return ("missing_label", $"Line {lineNumber}: \"label\" is required.");
+        var labelText = label.ValueKind switch
+        {
+            JsonValueKind.String => label.GetString(),
+            JsonValueKind.Number => label.GetRawText(),
+            JsonValueKind.True or JsonValueKind.False => label.GetRawText(),
+            _ => null,
+        };
+        if (string.IsNullOrWhiteSpace(labelText))
+            return ("missing_label", $"Line {lineNumber}: \"label\" must be a non-empty string, number or boolean.");
+        string? pair = null;
+        if (root.TryGetProperty("text_pair", out var pairElement) && pairElement.ValueKind != JsonValueKind.Null)
+        {
+            if (pairElement.ValueKind != JsonValueKind.String)
+                return ("invalid_text_pair", $"Line {lineNumber}: \"text_pair\" must be a string.");
+            pair = pairElement.GetString();
+        }
+        var textValue = text.GetString()!;
+        if (textValue.Length > MaxTextCharacters || (pair?.Length ?? 0) > MaxTextCharacters)
+            return ("text_too_long", $"Line {lineNumber}: a text is longer than {MaxTextCharacters} characters.");
+        foreach (var (field, value) in new[] { ("text", textValue), ("text_pair", pair), ("label", labelText) })
+            if (!StorableText.IsValid(value))
+                return ("invalid_characters", $"Line {lineNumber}: \"{field}\" contains a NUL character or an unpaired surrogate.");
+        labelKind = label.ValueKind;
+        example = new LabeledExample(textValue, pair, labelText);
+        return null;
     }
 
     private static bool IsBlank(ReadOnlySpan<byte> line)
