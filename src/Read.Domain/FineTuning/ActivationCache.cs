@@ -34,6 +34,12 @@ internal sealed class ActivationCache : IDisposable
     private const int PrecomputeTokenBudget = 4096;
     private static ReadOnlySpan<byte> Magic => "READACT\0"u8;
 
+    /// <summary>Stored bytes per number: fp16 and bf16 both.</summary>
+    public const int BytesPerNumber = 2;
+
+    /// <summary>Largest batch one <see cref="Read"/> serves: its read buffer is one byte array.</summary>
+    public static readonly long MaxBatchBytes = Array.MaxLength;
+
     private readonly SafeFileHandle handle;
     private readonly long[] offsets;
     private readonly int[] lengths;
@@ -59,7 +65,8 @@ internal sealed class ActivationCache : IDisposable
 
     private int Channels => Header.Layers.Count;
 
-    private int RowBytes => Channels * Header.HiddenSize * 2;
+    // long, so that positions × row bytes never overflows before the batch is checked against MaxBatchBytes.
+    private long RowBytes => (long)Channels * Header.HiddenSize * BytesPerNumber;
 
     /// <summary>Stored positions of one example (1 with cls pooling).</summary>
     public int PositionsOf(int example) => lengths[example];
@@ -70,7 +77,10 @@ internal sealed class ActivationCache : IDisposable
         long total = 0;
         foreach (var e in examples)
             total += lengths[e];
-        var bytes = checked((int)(total * RowBytes));
+        var bytes = total * RowBytes;
+        if (bytes > MaxBatchBytes)
+            throw new InvalidOperationException(
+                $"A batch of {examples.Length} examples needs {bytes} bytes of activations, more than one read serves ({MaxBatchBytes}); use a smaller batch_size.");
         if (buffer.Length < bytes)
             buffer = new byte[bytes];
         var segments = new long[total];
@@ -78,7 +88,8 @@ internal sealed class ActivationCache : IDisposable
         for (var b = 0; b < examples.Length; b++)
         {
             var e = examples[b];
-            var span = buffer.AsSpan((int)(position * RowBytes), lengths[e] * RowBytes);
+            // Below MaxBatchBytes (an int) every offset and length inside the buffer fits an int.
+            var span = buffer.AsSpan((int)(position * RowBytes), (int)(lengths[e] * RowBytes));
             ReadExactly(Header.PayloadOffset + offsets[e] * RowBytes, span);
             segments.AsSpan((int)position, lengths[e]).Fill(b);
             position += lengths[e];
@@ -86,7 +97,7 @@ internal sealed class ActivationCache : IDisposable
 
         using var scope = NewDisposeScope();
         var raw = empty([total, Channels, Header.HiddenSize], DtypeOf(Header.Dtype));
-        raw.bytes = buffer.AsSpan(0, bytes);
+        raw.bytes = buffer.AsSpan(0, (int)bytes);
         var states = raw.to_type(ScalarType.Float32).MoveToOuterDisposeScope(); // (P, C, d)
         var segmentTensor = tensor(segments, ScalarType.Int64).MoveToOuterDisposeScope(); // (P)
         return new PackedBatch(states, segmentTensor, examples.Length);

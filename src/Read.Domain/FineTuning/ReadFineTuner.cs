@@ -46,7 +46,7 @@ public sealed class ReadFineTuner
         ArgumentNullException.ThrowIfNull(hyperparameters);
         ArgumentNullException.ThrowIfNull(progress);
         var hp = hyperparameters;
-        var errors = hp.Validate(backbone.Config.MaxPositionEmbeddings, backbone.Config.NumHiddenLayers);
+        var errors = hp.Validate(backbone.Config.MaxPositionEmbeddings, backbone.Config.NumHiddenLayers, backbone.Config.HiddenSize);
         if (errors.Count > 0)
             throw new ArgumentException(string.Join(" ", errors), nameof(hyperparameters));
         if (train.Count == 0)

@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using Read.Domain.SideNetwork;
 
 namespace Read.Domain.FineTuning;
 
@@ -109,17 +110,27 @@ public sealed record ReadHyperparameters
     /// <summary>Human-readable errors; empty when valid.</summary>
     /// <param name="maxPositions">The backbone's max_position_embeddings.</param>
     /// <param name="numLayers">The backbone's depth L, to check <see cref="Layers"/> against; null checks only their form.</param>
-    public IReadOnlyList<string> Validate(int maxPositions, int? numLayers)
+    public IReadOnlyList<string> Validate(int maxPositions, int? numLayers) => Validate(maxPositions, numLayers, null);
+
+    /// <summary>Human-readable errors; empty when valid. Each names its field first.</summary>
+    /// <param name="maxPositions">The backbone's max_position_embeddings.</param>
+    /// <param name="numLayers">The backbone's depth L, to check <see cref="Layers"/> against; null checks only their form.</param>
+    /// <param name="hiddenSize">
+    /// The backbone's width d; with <paramref name="numLayers"/> it bounds batch_size by what one activation-cache read can
+    /// serve (<see cref="MaxBatchSize"/>). Null skips that check.
+    /// </param>
+    public IReadOnlyList<string> Validate(int maxPositions, int? numLayers, int? hiddenSize)
     {
         var errors = new List<string>();
         if (Epochs is < 1 or > 1000)
             errors.Add($"epochs must be between 1 and 1000 (got {Epochs}).");
         if (BatchSize is < 1 or > 4096)
             errors.Add($"batch_size must be between 1 and 4096 (got {BatchSize}).");
-        if (!(LearningRate > 0) || double.IsInfinity(LearningRate))
-            errors.Add($"learning_rate must be a positive number (got {LearningRate}).");
-        if (!(WeightDecay >= 0) || double.IsInfinity(WeightDecay))
-            errors.Add($"weight_decay must be zero or positive (got {WeightDecay}).");
+        // Bounds wide enough for any sensible run and tight enough that a typo fails here, not hours later as NaN.
+        if (!(LearningRate > 0 && LearningRate <= 1))
+            errors.Add($"learning_rate must be above 0 and at most 1 (got {LearningRate}).");
+        if (!(WeightDecay >= 0 && WeightDecay <= 10))
+            errors.Add($"weight_decay must be between 0 and 10 (got {WeightDecay}).");
         if (MaxLength < 8 || MaxLength > maxPositions)
             errors.Add($"max_length must be between 8 and {maxPositions} (got {MaxLength}).");
         if (!Cells.Contains(Cell))
@@ -150,14 +161,28 @@ public sealed record ReadHyperparameters
             errors.Add($"initial_state must be one of {string.Join(", ", InitialStates)} (got '{InitialState}').");
         if (!(WarmupRatio >= 0 && WarmupRatio < 1))
             errors.Add($"warmup_ratio must be at least 0 and below 1 (got {WarmupRatio}).");
-        if (!(MaxGradNorm >= 0) || double.IsInfinity(MaxGradNorm))
-            errors.Add($"max_grad_norm must be zero (off) or positive (got {MaxGradNorm}).");
+        if (!(MaxGradNorm >= 0 && MaxGradNorm <= 1000))
+            errors.Add($"max_grad_norm must be between 0 (off) and 1000 (got {MaxGradNorm}).");
         if (EarlyStoppingPatience is < 0 or > 1000)
             errors.Add($"early_stopping_patience must be between 0 (off) and 1000 (got {EarlyStoppingPatience}).");
         if (!ClassWeightings.Contains(ClassWeights))
             errors.Add($"class_weights must be one of {string.Join(", ", ClassWeightings)} (got '{ClassWeights}').");
         if (!CacheDtypes.Contains(CacheDtype))
             errors.Add($"cache_dtype must be one of {string.Join(", ", CacheDtypes)} (got '{CacheDtype}').");
+        if (errors.Count == 0 && numLayers is { } depth && hiddenSize is { } width && MaxBatchSize(depth, width) is var largest && BatchSize > largest)
+            errors.Add($"batch_size must be at most {largest} with max_length {MaxLength}, pooling {Pooling} and this backbone's layers and width " +
+                       $"(a batch read from the activation cache is limited to {ActivationCache.MaxBatchBytes} bytes; got {BatchSize}).");
         return errors;
+    }
+
+    /// <summary>
+    /// The largest batch whose worst case (every example max_length positions with mean pooling, one with cls, times the
+    /// cached layers, width and 2 bytes per fp16/bf16 number) fits one activation-cache read.
+    /// </summary>
+    public long MaxBatchSize(int numLayers, int hiddenSize)
+    {
+        long channels = LayerLayout.Create(Layers, numLayers, InitialState == "embedding").Channels.Count;
+        long positions = Pooling == "cls" ? 1 : MaxLength;
+        return ActivationCache.MaxBatchBytes / (positions * channels * hiddenSize * ActivationCache.BytesPerNumber);
     }
 }
