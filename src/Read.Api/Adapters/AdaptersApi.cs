@@ -69,9 +69,17 @@ internal static class AdaptersApi
             return ApiProblems.BadRequest("missing_inputs", "'inputs' must hold at least one {\"text\": ...} object.");
         if (inputs.Count > options.Value.MaxPredictBatch)
             return ApiProblems.BadRequest("too_many_inputs", $"At most {options.Value.MaxPredictBatch} inputs per request.");
-        var blank = inputs.Select((input, index) => (input, index)).FirstOrDefault(p => string.IsNullOrWhiteSpace(p.input.Text));
-        if (blank.input is not null || inputs.Any(i => i is null))
-            return ApiProblems.BadRequest("missing_text", $"inputs[{blank.index}].text must be a non-empty string.");
+        var maxChars = options.Value.MaxPredictTextChars;
+        for (var i = 0; i < inputs.Count; i++)
+        {
+            // A JSON null element binds to a null input: check it before reading its text.
+            if (inputs[i] is not { Text: { } text } input || string.IsNullOrWhiteSpace(text))
+                return ApiProblems.BadRequest("missing_text", $"inputs[{i}].text must be a non-empty string.", Index(i));
+            // Tokenization truncates to max_length anyway; the limit keeps one request from holding megabytes of text.
+            if (text.Length > maxChars || input.TextPair?.Length > maxChars)
+                return ApiProblems.BadRequest("text_too_long",
+                    $"inputs[{i}]: text and text_pair are limited to {maxChars} characters each (Read:MaxPredictTextChars).", Index(i));
+        }
 
         var (backbone, loaded) = cache.Get(adapter.Id, adapter.BackboneId,
             () => db.Adapters.Where(a => a.Id == id && a.TenantId == tenant).Select(a => a.Artifact).Single());
@@ -80,6 +88,8 @@ internal static class AdaptersApi
         return TypedResults.Ok(new PredictResponse(adapter.Id,
             predictions.Select(p => new PredictionResponse(p.Label, p.Value is null ? p.Probabilities : null, p.Value)).ToList()));
     }
+
+    private static Dictionary<string, object?> Index(int index) => new() { ["index"] = index };
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> Delete(string id, ClaimsPrincipal user, ReadDbContext db, LoadedAdapterCache cache, CancellationToken ct)
     {

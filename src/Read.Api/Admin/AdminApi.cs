@@ -25,6 +25,8 @@ internal static class AdminApi
     {
         if (string.IsNullOrWhiteSpace(request.Name) || request.Name.Length > 200)
             return ApiProblems.BadRequest("invalid_name", "A tenant needs a name of 1 to 200 characters.");
+        if (!StorableText.IsValid(request.Name))
+            return ApiProblems.BadRequest("invalid_characters", "The tenant name contains a NUL character or an unpaired surrogate.");
         var created = await TenantProvisioning.CreateTenantAsync(db, request.Name.Trim(), ct: ct);
         return TypedResults.Created($"/v1/admin/tenants/{created.Tenant.Id}",
             new CreateTenantResponse(created.Tenant.Id, created.Tenant.Name, created.ApiKey, created.Tenant.CreatedAt));

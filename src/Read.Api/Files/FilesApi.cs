@@ -43,7 +43,8 @@ internal static class FilesApi
         if (bodyLimit is { IsReadOnly: false })
             bodyLimit.MaxRequestBodySize = limit + MultipartOverheadBytes;
         if (!request.HasFormContentType)
-            return ApiProblems.BadRequest("invalid_request", "Send the dataset as multipart/form-data with a field named 'file'.");
+            return ApiProblems.Problem(StatusCodes.Status415UnsupportedMediaType, "unsupported_media_type", "Unsupported media type",
+                "Send the dataset as multipart/form-data with a field named 'file'.");
 
         IFormCollection form;
         try
@@ -64,6 +65,8 @@ internal static class FilesApi
             return ApiProblems.BadRequest("missing_file", "The form has no field named 'file'.");
         if (file.Length > limit)
             return TooLarge(limit);
+        if (!StorableText.IsValid(file.FileName))
+            return ApiProblems.BadRequest("invalid_characters", "The file name contains a NUL character or an unpaired surrogate.");
 
         var content = new byte[file.Length];
         await using (var stream = file.OpenReadStream())

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Read.Domain.FineTuning;
 
 namespace Read.Api.FineTuning;
@@ -9,4 +10,5 @@ internal sealed record CreateJobRequest(
     string? TrainingFile,
     string? ValidationFile,
     ReadHyperparameters? Hyperparameters,
-    Dictionary<string, string>? Metadata);
+    // JsonElement values, so a number or object answers invalid_metadata (not a generic invalid_request) naming the key.
+    Dictionary<string, JsonElement>? Metadata);

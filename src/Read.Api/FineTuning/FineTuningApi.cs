@@ -20,6 +20,11 @@ internal static class FineTuningApi
 
     public sealed record EventList(IReadOnlyList<JobEventResponse> Data, bool HasMore);
 
+    // OpenAI's metadata limits, so clients written for it fit, and a job row stays small.
+    internal const int MaxMetadataKeys = 16;
+    internal const int MaxMetadataKeyChars = 64;
+    internal const int MaxMetadataValueChars = 512;
+
     public static IEndpointRouteBuilder MapFineTuningApi(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/v1/fine-tuning/jobs").WithTags("Fine-tuning").RequireAuthorization(AuthPolicies.Tenant);
@@ -36,6 +41,8 @@ internal static class FineTuningApi
         IBackgroundJobClient hangfire, CancellationToken ct)
     {
         var tenant = user.GetTenantId();
+        if (MetadataProblem(request.Metadata) is { } metadataProblem)
+            return ApiProblems.BadRequest("invalid_metadata", metadataProblem);
         if (string.IsNullOrWhiteSpace(request.Backbone))
             return ApiProblems.BadRequest("missing_backbone", "'backbone' is required; GET /v1/backbones lists them.");
         if (!backbones.Contains(request.Backbone))
@@ -55,7 +62,7 @@ internal static class FineTuningApi
         }
         var hyperparameters = request.Hyperparameters ?? new ReadHyperparameters();
         var backbone = backbones.Info(request.Backbone);
-        var errors = hyperparameters.Validate(backbone.MaxPositions, backbone.Layers);
+        var errors = hyperparameters.Validate(backbone.MaxPositions, backbone.Layers, backbone.HiddenSize);
         if (errors.Count > 0)
             return ApiProblems.BadRequest("invalid_hyperparameters", string.Join(" ", errors),
                 new Dictionary<string, object?> { ["errors"] = errors });
@@ -69,7 +76,7 @@ internal static class FineTuningApi
             TrainingFileId = request.TrainingFile,
             ValidationFileId = request.ValidationFile,
             HyperparametersJson = JsonSerializer.Serialize(hyperparameters, JsonDefaults.SnakeCase),
-            MetadataJson = request.Metadata is null ? null : JsonSerializer.Serialize(request.Metadata),
+            MetadataJson = request.Metadata is null ? null : JsonSerializer.Serialize(request.Metadata.ToDictionary(m => m.Key, m => m.Value.GetString())),
             Status = JobStatus.Queued,
             CreatedAt = DateTime.UtcNow,
         };
@@ -82,6 +89,25 @@ internal static class FineTuningApi
         job.HangfireJobId = hangfire.Enqueue<FineTuneJobRunner>(FineTuneJobRunner.Queue, r => r.RunAsync(jobId, CancellationToken.None));
         await db.SaveChangesAsync(ct);
         return TypedResults.Created($"/v1/fine-tuning/jobs/{job.Id}", JobResponse.From(job));
+    }
+
+    private static string? MetadataProblem(Dictionary<string, JsonElement>? metadata)
+    {
+        if (metadata is null)
+            return null;
+        if (metadata.Count > MaxMetadataKeys)
+            return $"metadata holds at most {MaxMetadataKeys} keys (got {metadata.Count}).";
+        foreach (var (key, value) in metadata)
+        {
+            if (key.Length is 0 or > MaxMetadataKeyChars)
+                return $"metadata keys must be 1 to {MaxMetadataKeyChars} characters (got one of {key.Length}).";
+            if (value.ValueKind != JsonValueKind.String)
+                return $"metadata values must be strings; '{key}' is a {value.ValueKind.ToString().ToLowerInvariant()}.";
+            if (value.GetString()!.Length > MaxMetadataValueChars)
+                return $"metadata values must be at most {MaxMetadataValueChars} characters; '{key}' has {value.GetString()!.Length}.";
+        }
+
+        return null;
     }
 
     internal static async Task<Results<Ok<JobList>, ProblemHttpResult>> List(

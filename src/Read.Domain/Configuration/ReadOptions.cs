@@ -23,6 +23,9 @@ public sealed class ReadOptions
     /// <summary>Largest number of inputs accepted by one predict request.</summary>
     public int MaxPredictBatch { get; set; } = 256;
 
+    /// <summary>Longest text (and, separately, text_pair) of one predict input, in characters (longer answers 400 text_too_long).</summary>
+    public int MaxPredictTextChars { get; set; } = 20_000;
+
     /// <summary>How often a running job checks whether the user cancelled it.</summary>
     public TimeSpan CancellationPollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
