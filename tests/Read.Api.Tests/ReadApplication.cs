@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
+using Serilog.Core;
 
 namespace Read.Api.Tests;
 
@@ -13,9 +14,13 @@ namespace Read.Api.Tests;
 internal sealed class ReadApplication(string dataDirectory, string? postgres = null, IDictionary<string, string?>? settings = null)
     : WebApplicationFactory<Program>
 {
-    public const string AdminKey = "test-admin-key-0123456789";
+    // Long enough for the start-up check (AdminKeyPolicy), which refuses short or placeholder keys.
+    public const string AdminKey = "test-admin-key-0123456789abcdef0123456789";
 
     public string DataDirectory { get; } = dataDirectory;
+
+    /// <summary>Every Serilog event the API wrote (request logs included).</summary>
+    public CapturedLogs Logs { get; } = new();
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
@@ -25,6 +30,7 @@ internal sealed class ReadApplication(string dataDirectory, string? postgres = n
         builder.UseSetting("ConnectionStrings:Postgres", postgres ?? "");
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
             builder.UseSetting(key, value);
+        builder.ConfigureServices(services => services.AddSingleton<ILogEventSink>(Logs));
     }
 
     public static ReadApplication Start(string dataDirectory, string? postgres = null, IDictionary<string, string?>? settings = null)

@@ -20,6 +20,7 @@ using Read.Domain.Hosting;
 using Read.Domain.Jobs;
 using Read.Domain.Persistence;
 using Serilog;
+using Serilog.Events;
 
 namespace Read.Api.Hosting;
 
@@ -33,11 +34,14 @@ internal static class ReadApiExtensions
         services.AddSerilog((sp, logger) => logger
             .ReadFrom.Configuration(configuration)
             .Enrich.FromLogContext()
+            .ReadFrom.Services(sp) // sinks registered in DI (tests capture request logs this way)
             .Enrich.WithProperty("Process", "api")
             .WriteTo.Console(outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {SourceContext}: {Message:lj}{NewLine}{Exception}"));
 
         services.AddOptions<ReadOptions>().BindConfiguration(ReadOptions.Section)
-            .Validate(o => o.MaxUploadBytes > 0 && o.WorkerCount > 0 && o.MaxPredictBatch > 0, "Read:MaxUploadBytes, WorkerCount and MaxPredictBatch must be positive")
+            .Validate(o => o.MaxUploadBytes > 0 && o.WorkerCount > 0 && o.MaxPredictBatch > 0 && o.MaxPredictTextChars > 0,
+                "Read:MaxUploadBytes, WorkerCount, MaxPredictBatch and MaxPredictTextChars must be positive")
+            .Validate(o => AdminKeyPolicy.IsAcceptable(o.AdminKey), AdminKeyPolicy.Requirement)
             .ValidateOnStart();
         services.AddOptions<BackboneOptions>().BindConfiguration($"{ReadOptions.Section}:Backbones");
         services.AddReadBackboneDefaults();
@@ -82,10 +86,21 @@ internal static class ReadApiExtensions
             // A misspelt hyperparameter must be an error, not a silently ignored default.
             o.SerializerOptions.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
             o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower));
+            // The web defaults read "3" as 3; a string where a number belongs is a client bug to report, not to guess.
+            o.SerializerOptions.NumberHandling = JsonNumberHandling.Strict;
         });
         // Bad bodies throw, so the exception handler turns them into ProblemDetails with a stable code.
         services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
-        services.AddProblemDetails();
+        // Framework answers (Kestrel's 413, the JSON binder's 415, unknown routes) get a code like every other error;
+        // ApiProblems sets its own code, which this leaves alone.
+        services.AddProblemDetails(o => o.CustomizeProblemDetails = c =>
+        {
+            if (c.ProblemDetails.Extensions.ContainsKey("code"))
+                return;
+            var (code, detail) = FrameworkProblemCodes.For(c.ProblemDetails.Status ?? c.HttpContext.Response.StatusCode);
+            c.ProblemDetails.Extensions["code"] = code;
+            c.ProblemDetails.Detail ??= detail;
+        });
         services.AddExceptionHandler<ApiExceptionHandler>();
 
         services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: ["ready"]);
@@ -94,9 +109,17 @@ internal static class ReadApiExtensions
 
     public static void UseReadApi(this WebApplication app)
     {
+        // Outermost, so it logs the status the client got: inside the exception handler it saw the exception and
+        // logged every request that threw (a bad body included) as a 500.
+        app.UseSerilogRequestLogging(o =>
+        {
+            o.GetLevel = (context, _, exception) =>
+                exception is not null || context.Response.StatusCode >= 500 ? LogEventLevel.Error : LogEventLevel.Information;
+            // This host's logger, not the static Log.Logger, which another host in the process (a worker in tests) may own.
+            o.Logger = app.Services.GetService<Serilog.ILogger>();
+        });
         app.UseExceptionHandler();
         app.UseStatusCodePages();
-        app.UseSerilogRequestLogging();
         app.UseSwagger();
         app.UseSwaggerUI(o => o.DocumentTitle = "Read API");
         app.UseAuthentication();
