@@ -11,7 +11,7 @@ public sealed class JsonlDatasetParserTests
     [Fact]
     public void Parse_ValidFileWithBomCrlfBlankLinesAndPairs_ReturnsEveryExample()
     {
-        var result = Parse("\uFEFF{\"text\":\"a\",\"label\":\"x\"}\r\n\r\n{\"text\":\"b\",\"text_pair\":\"c\",\"label\":1}\n{\"text\":\"d\",\"label\":true}");
+        var result = Parse("\uFEFF{\"text\":\"a\",\"label\":\"x\"}\r\n\r\n{\"text\":\"b\",\"text_pair\":\"c\",\"label\":\"1\"}\n{\"text\":\"d\",\"label\":\"true\"}");
         Assert.True(result.Succeeded, result.ErrorMessage);
         Assert.Equal(
             [new LabeledExample("a", null, "x"), new LabeledExample("b", "c", "1"), new LabeledExample("d", null, "true")],
@@ -20,11 +20,23 @@ public sealed class JsonlDatasetParserTests
     }
 
     [Theory]
+    [InlineData("{\"text\":\"a\",\"label\":1}\n{\"text\":\"b\",\"label\":2.5}\n", new[] { "1", "2.5" })]
+    [InlineData("{\"text\":\"a\",\"label\":true}\n{\"text\":\"b\",\"label\":false}\n", new[] { "false", "true" })]
+    public void Parse_NumberOrBooleanLabelsOfOneType_KeepTheirJsonText(string content, string[] labels)
+    {
+        var result = Parse(content);
+        Assert.True(result.Succeeded, result.ErrorMessage);
+        Assert.Equal(labels, result.Labels);
+    }
+
+    [Theory]
     [InlineData("{\"text\":\"a\",\"label\":\"x\"}\n{\"text\":\"b\",\"label\":\"y\"} trailing\n", "invalid_json", 2)]
     [InlineData("{\"text\":\"a\",\"label\":\"x\"}\n{\"text\":\"\",\"label\":\"y\"}\n", "missing_text", 2)]
     [InlineData("{\"text\":\"a\",\"label\":null}\n", "missing_label", 1)]
     [InlineData("{\"text\":\"a\",\"label\":\"x\",\"text_pair\":5}\n", "invalid_text_pair", 1)]
     [InlineData("\n\n\n{\"text\":1,\"label\":\"x\"}\n", "missing_text", 4)]
+    [InlineData("{\"text\":\"a\",\"label\":\"1\"}\n{\"text\":\"b\",\"label\":1}\n", "mixed_label_types", 2)]
+    [InlineData("{\"text\":\"a\",\"label\":\"x\\u0000\"}\n", "invalid_characters", 1)]
     public void Parse_BadLine_NamesTheLine(string content, string code, int line)
     {
         var result = Parse(content);
