@@ -169,6 +169,7 @@ public sealed record ReadHyperparameters
             errors.Add($"class_weights must be one of {string.Join(", ", ClassWeightings)} (got '{ClassWeights}').");
         if (!CacheDtypes.Contains(CacheDtype))
             errors.Add($"cache_dtype must be one of {string.Join(", ", CacheDtypes)} (got '{CacheDtype}').");
+        // Only once the rest is valid: the bound needs a valid layer set and max_length to compute.
         if (errors.Count == 0 && numLayers is { } depth && hiddenSize is { } width && MaxBatchSize(depth, width) is var largest && BatchSize > largest)
             errors.Add($"batch_size must be at most {largest} with max_length {MaxLength}, pooling {Pooling} and this backbone's layers and width " +
                        $"(a batch read from the activation cache is limited to {ActivationCache.MaxBatchBytes} bytes; got {BatchSize}).");
