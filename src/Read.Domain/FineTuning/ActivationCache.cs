@@ -120,16 +120,18 @@ internal sealed class ActivationCache : IDisposable
     }
 
     /// <summary>
-    /// Content address: format, backbone id and weights, dataset, tokenizer settings, max length, pooling, layer set, dtype.
+    /// Content address: format, scope, backbone id and weights, dataset, tokenizer settings, max length, pooling, layer
+    /// set, dtype.
     /// </summary>
     public static string Key(Backbone backbone, string datasetHash, ActivationCacheSpec spec)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         AddField(hash, $"read-activations v{FormatVersion}");
+        AddField(hash, $"scope={spec.Scope}");
         AddField(hash, backbone.Id);
         AddField(hash, backbone.WeightsHash);
         AddField(hash, datasetHash);
-        AddField(hash, $"do_lower_case={backbone.LowerCase} truncation=longest_first max_length={spec.MaxLength}");
+        AddField(hash, $"{spec.Tokenizer} truncation=longest_first max_length={spec.MaxLength}");
         AddField(hash, $"pooling={spec.Pooling} layers={string.Join(',', spec.Layers)} dtype={spec.Dtype}");
         return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
@@ -182,7 +184,10 @@ internal sealed class ActivationCache : IDisposable
         BackboneId = backbone.Id,
         BackboneWeightsHash = backbone.WeightsHash,
         DatasetSha256 = DatasetHash(examples),
-        DoLowerCase = backbone.LowerCase,
+        Scope = spec.Scope,
+        DoLowerCase = spec.Tokenizer.LowerCase,
+        StripAccents = spec.Tokenizer.StripAccents,
+        TokenizeChineseChars = spec.Tokenizer.TokenizeChineseChars,
         MaxLength = spec.MaxLength,
         Pooling = spec.Pooling,
         Layers = spec.Layers.ToArray(),
@@ -204,7 +209,7 @@ internal sealed class ActivationCache : IDisposable
     {
         var texts = examples.Select(e => e.Text).ToList();
         var pairs = examples.Select(e => e.TextPair).ToList();
-        var tokens = TokenLengths.Of(backbone, texts, pairs, spec.MaxLength);
+        var tokens = TokenLengths.Of(backbone, texts, pairs, spec.MaxLength, spec.Tokenizer);
         var stored = spec.Pooling == "cls" ? tokens.Select(_ => 1).ToArray() : tokens;
         var positions = stored.Sum(l => (long)l);
         var rowBytes = (long)spec.Layers.Count * backbone.Config.HiddenSize * 2;
@@ -237,7 +242,7 @@ internal sealed class ActivationCache : IDisposable
         {
             cancellationToken.ThrowIfCancellationRequested();
             using var scope = NewDisposeScope();
-            using var encoded = backbone.Encode(batch.Select(i => texts[i]).ToList(), batch.Select(i => pairs[i]).ToList(), spec.MaxLength);
+            using var encoded = backbone.Encode(batch.Select(i => texts[i]).ToList(), batch.Select(i => pairs[i]).ToList(), spec.MaxLength, spec.Tokenizer);
             var hidden = backbone.HiddenStates(encoded); // L + 1 of (B, S, d)
             var (states, _) = HiddenStateGather.Gather(hidden, encoded.AttentionMask, spec.Layers, spec.Pooling); // (P_b, C, d)
             var batchPositions = batch.Sum(i => (long)stored[i]);
@@ -331,7 +336,9 @@ internal sealed class ActivationCache : IDisposable
         var blocks = header.BlockBytes > 0 ? (header.PayloadBytes + header.BlockBytes - 1) / header.BlockBytes : -1;
         var sound = header.Format == expected.Format && header.BackboneId == expected.BackboneId
             && header.BackboneWeightsHash == expected.BackboneWeightsHash && header.DatasetSha256 == expected.DatasetSha256
-            && header.DoLowerCase == expected.DoLowerCase && header.Truncation == expected.Truncation
+            && header.Scope == expected.Scope && header.DoLowerCase == expected.DoLowerCase
+            && header.StripAccents == expected.StripAccents && header.TokenizeChineseChars == expected.TokenizeChineseChars
+            && header.Truncation == expected.Truncation
             && header.MaxLength == expected.MaxLength && header.Pooling == expected.Pooling
             && header.Layers.SequenceEqual(expected.Layers) && header.Dtype == expected.Dtype
             && header.HiddenSize == expected.HiddenSize && header.Examples == expected.Examples

@@ -22,6 +22,12 @@ public sealed class ReadFineTuner
     // libtorch's default generator is process-wide: seeding and initialising a model must not interleave across jobs.
     private static readonly Lock SeedLock = new();
 
+    /// <summary>
+    /// Who may reuse the activation caches this run writes or reads. The service passes one scope per tenant, so a
+    /// cache hit never tells one tenant what another trained on (docs/decisions/009-per-tenant-activation-cache.md).
+    /// </summary>
+    public string CacheScope { get; init; } = ActivationCacheSpec.SharedScope;
+
     /// <summary>Sequence classification; see the overload taking a <see cref="FineTuneTask"/>.</summary>
     public FineTuneResult Run(
         Backbone backbone, IReadOnlyList<LabeledExample> train, IReadOnlyList<LabeledExample>? validation, ReadHyperparameters hyperparameters,
@@ -57,7 +63,7 @@ public sealed class ReadFineTuner
         var (trainIndices, validationIndices) = Split(train.Count, validation?.Count, hp);
         var targets = TaskTargets.Create(task, all, trainIndices);
         var layout = LayerLayout.Create(hp.Layers, backbone.Config.NumHiddenLayers, hp.InitialState == "embedding");
-        var spec = new ActivationCacheSpec(hp.MaxLength, hp.Pooling, layout.Channels, hp.CacheDtype);
+        var spec = new ActivationCacheSpec(hp.MaxLength, hp.Pooling, layout.Channels, hp.CacheDtype, backbone.TokenizerSettings, CacheScope);
 
         progress.StageStarted(FineTuneStage.Precompute);
         var clock = Stopwatch.StartNew();
@@ -102,7 +108,7 @@ public sealed class ReadFineTuner
         };
         var config = new AdapterConfig(
             backbone.Id, backbone.WeightsHash, backbone.Config.HiddenSize, hp.Cell, hp.SideHiddenSize, hp.Aggregation, layout.InputLayers,
-            targets.Labels, hp.MaxLength, new AdapterTokenizerConfig(backbone.LowerCase),
+            targets.Labels, hp.MaxLength, AdapterTokenizerConfig.From(backbone.TokenizerSettings),
             InputLayerNorm: hp.InputNorm == "layernorm",
             Head: targets.IsRegression ? AdapterConfig.RegressionHead : AdapterConfig.ClassificationHead,
             Pooling: hp.Pooling,
@@ -156,7 +162,9 @@ public sealed class ReadFineTuner
         ArgumentNullException.ThrowIfNull(backbone);
         if (!string.Equals(adapter.Config.BackboneWeightsHash, backbone.WeightsHash, StringComparison.OrdinalIgnoreCase))
             throw new InvalidOperationException($"The adapter belongs to backbone weights {adapter.Config.BackboneWeightsHash}, not {backbone.WeightsHash}.");
-        var spec = new ActivationCacheSpec(adapter.Config.MaxLength, adapter.Config.Pooling, adapter.Layout.Channels, adapter.Config.CacheDtype);
+        // The adapter's own tokenizer settings: an adapter trained before accents were stripped is scored on its own ids.
+        var spec = new ActivationCacheSpec(
+            adapter.Config.MaxLength, adapter.Config.Pooling, adapter.Layout.Channels, adapter.Config.CacheDtype, adapter.Config.Tokenizer.Settings);
         return ActivationCache.GetOrCreate(backbone, examples, spec, cacheDirectory, null, CancellationToken.None);
     }
 

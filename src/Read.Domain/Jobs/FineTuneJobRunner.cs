@@ -83,7 +83,7 @@ public sealed class FineTuneJobRunner(
         var hyperparameters = JsonSerializer.Deserialize<ReadHyperparameters>(job.HyperparametersJson, JsonDefaults.SnakeCase)!;
         var progress = new JobProgressRecorder(dbFactory, job, listeners, logger);
         var result = await Task.Run(
-            () => new ReadFineTuner().Run(backbone, train, validation, FineTuneTasks.Parse(job.Task), hyperparameters,
+            () => new ReadFineTuner { CacheScope = $"tenant:{job.TenantId}" }.Run(backbone, train, validation, FineTuneTasks.Parse(job.Task), hyperparameters,
                 options.Value.ActivationCacheDirectory, progress, ct),
             ct);
 
