@@ -2,7 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace Read.Domain.Baselines;
+namespace Read.Research.Baselines;
 
 /// <summary>
 /// The optimiser every method shares, built exactly as <see cref="FineTuning.ReadFineTuner"/> builds READ's: AdamW with
