@@ -4,7 +4,6 @@ using Read.Domain.Backbones;
 using Read.Domain.Datasets;
 using Read.Domain.SideNetwork;
 using TorchSharp;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Read.Domain.FineTuning;
@@ -187,11 +186,7 @@ public sealed class ReadFineTuner
     {
         var batchesPerEpoch = (trainIndices.Length + hp.BatchSize - 1) / hp.BatchSize;
         var totalSteps = hp.Epochs * batchesPerEpoch;
-        var warmup = (int)Math.Ceiling(hp.WarmupRatio * totalSteps);
-        using var optimizer = CreateOptimizer(model, hp);
-        // Linear warmup over warmup_ratio of the planned steps, then linear decay to zero.
-        var schedule = optim.lr_scheduler.LambdaLR(optimizer, step =>
-            step < warmup ? (step + 1.0) / warmup : Math.Max(0.0, (double)(totalSteps - step) / Math.Max(1, totalSteps - warmup)));
+        using var optimizer = new AdamWSchedule(model.parameters(), hp.LearningRate, hp.WeightDecay, hp.WarmupRatio, hp.MaxGradNorm, totalSteps);
         using var classWeights = !targets.IsRegression && hp.ClassWeights == "balanced" ? tensor(targets.BalancedWeights(trainIndices)) : null;
         var earlyStopping = hp.EarlyStoppingPatience > 0 && validationIndices.Length > 0;
         var shuffle = new Random(hp.Seed);
@@ -219,12 +214,7 @@ public sealed class ReadFineTuner
                     using var batch = cache.Read(indices);
                     var outputs = model.Forward(batch.States, batch.Segments, batch.Count); // (B, outputs)
                     var loss = Loss(outputs, targets, indices, classWeights);
-                    optimizer.zero_grad();
-                    loss.backward();
-                    if (hp.MaxGradNorm > 0)
-                        nn.utils.clip_grad_norm_(model.parameters(), hp.MaxGradNorm);
-                    optimizer.step();
-                    schedule.step();
+                    optimizer.Step(loss);
                     lossSum += loss.item<float>() * indices.Length;
                     step++;
                     progress.Progress(FineTuneStage.Train, (double)step / totalSteps);
@@ -262,20 +252,6 @@ public sealed class ReadFineTuner
 
         model.eval();
         return new TrainOutcome(lastLoss, epoch, bestEpoch);
-    }
-
-    /// <summary>AdamW with decoupled weight decay on matrices only: biases and norm weights (all 1-D) are not decayed.</summary>
-    private static AdamW CreateOptimizer(ReadClassifier model, ReadHyperparameters hp)
-    {
-        var parameters = model.parameters().Where(p => p.requires_grad).ToList();
-        var groups = new List<AdamW.ParamGroup>();
-        var decayed = parameters.Where(p => p.dim() >= 2).ToList();
-        var plain = parameters.Where(p => p.dim() < 2).ToList();
-        if (decayed.Count > 0)
-            groups.Add(new AdamW.ParamGroup(decayed, new AdamW.Options { weight_decay = hp.WeightDecay }));
-        if (plain.Count > 0)
-            groups.Add(new AdamW.ParamGroup(plain, new AdamW.Options { weight_decay = 0.0 }));
-        return optim.AdamW(groups, hp.LearningRate, weight_decay: hp.WeightDecay);
     }
 
     private static Tensor Loss(Tensor outputs, TaskTargets targets, ReadOnlySpan<long> indices, Tensor? classWeights)

@@ -5,7 +5,7 @@ using System.Text.Json.Nodes;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Read.Domain.Baselines;
+namespace Read.Research.Baselines;
 
 /// <summary>"Adapter size on disk": the trainable tensors alone, written as float32 safetensors.</summary>
 internal static class TrainableTensors

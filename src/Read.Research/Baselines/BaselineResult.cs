@@ -1,6 +1,6 @@
 using Read.Domain.FineTuning;
 
-namespace Read.Domain.Baselines;
+namespace Read.Research.Baselines;
 
 /// <summary>What one method's run measured. Test metrics are null when no test set was given.</summary>
 public sealed record BaselineResult

@@ -1,4 +1,6 @@
-namespace Read.Domain.Datasets;
+using Read.Domain.Datasets;
+
+namespace Read.Research.Datasets;
 
 /// <summary>Train / validation / test partitions of one dataset.</summary>
 public sealed record DatasetSplits(

@@ -1,6 +1,7 @@
 using System.Text.Json;
+using Read.Domain.Datasets;
 
-namespace Read.Domain.Datasets;
+namespace Read.Research.Datasets;
 
 /// <summary>
 /// UCI Sentiment Labelled Sentences (amazon, imdb, yelp: 1000 sentences each, 500 positive / 500 negative), as shipped in

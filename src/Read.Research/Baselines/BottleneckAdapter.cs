@@ -2,7 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace Read.Domain.Baselines;
+namespace Read.Research.Baselines;
 
 #pragma warning disable IDE1006 // field names are state-dict keys
 

@@ -2,7 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace Read.Domain.Baselines;
+namespace Read.Research.Baselines;
 
 #pragma warning disable IDE1006 // lora_A / lora_B are PEFT's tensor names
 

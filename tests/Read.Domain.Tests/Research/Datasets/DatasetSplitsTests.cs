@@ -1,6 +1,7 @@
 using Read.Domain.Datasets;
+using Read.Research.Datasets;
 
-namespace Read.Domain.Tests.Datasets;
+namespace Read.Domain.Tests.Research.Datasets;
 
 public sealed class DatasetSplitsTests
 {

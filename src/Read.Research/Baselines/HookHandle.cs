@@ -1,4 +1,4 @@
-namespace Read.Domain.Baselines;
+namespace Read.Research.Baselines;
 
 /// <summary>Removes a forward hook when disposed.</summary>
 internal sealed class HookHandle(Action remove) : IDisposable

@@ -1,4 +1,4 @@
-namespace Read.Domain.Baselines;
+namespace Read.Research.Baselines;
 
 /// <summary>A fine-tuning method measured against READ on the same backbone, data and budget.</summary>
 public enum BaselineMethod

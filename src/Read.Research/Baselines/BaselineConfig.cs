@@ -1,7 +1,7 @@
 using System.Globalization;
 using Read.Domain.FineTuning;
 
-namespace Read.Domain.Baselines;
+namespace Read.Research.Baselines;
 
 /// <summary>
 /// One method's run: the budget every method shares (tokenizer, max length, batch size, epochs, AdamW with linear warmup

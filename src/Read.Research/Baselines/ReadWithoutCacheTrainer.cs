@@ -6,7 +6,7 @@ using Read.Domain.SideNetwork;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Read.Domain.Baselines;
+namespace Read.Research.Baselines;
 
 /// <summary>
 /// READ without the activation cache: the frozen backbone runs under no_grad on every step of every epoch and feeds the

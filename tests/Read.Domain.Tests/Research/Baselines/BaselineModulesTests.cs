@@ -1,9 +1,9 @@
 using Read.Domain.Backbones;
-using Read.Domain.Baselines;
+using Read.Research.Baselines;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Read.Domain.Tests.Baselines;
+namespace Read.Domain.Tests.Research.Baselines;
 
 /// <summary>LoRA, adapters and BitFit as modules on the tiny backbone: identity at the start, closed-form sizes, gradients.</summary>
 [Collection(TinyBackboneCollection.Name)]

@@ -7,7 +7,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace Read.Domain.Baselines;
+namespace Read.Research.Baselines;
 
 /// <summary>
 /// Trains one method on a classification set and scores it on a test set, on a backbone loaded fresh from its
