@@ -178,6 +178,23 @@ internal sealed class ActivationCache : IDisposable
         return (written, false);
     }
 
+    // fp16 tops out at 65504; bf16 has float32's range. One reduction per batch, not a loop in C#.
+    private static void CheckStorable(Tensor states, string dtype)
+    {
+        using var finite = states.isfinite().all();
+        if (!finite.item<bool>())
+            throw new NonFiniteValueException(NonFiniteValueException.NonFiniteActivations, "The backbone produced NaN or infinite hidden states; nothing was cached.");
+        if (dtype != "fp16")
+            return;
+        using var largest = states.abs().max();
+        var value = largest.item<float>();
+        if (value > 65504f)
+        {
+            throw new NonFiniteValueException(NonFiniteValueException.NonFiniteActivations,
+                $"A hidden state of magnitude {value} does not fit the fp16 activation cache (max 65504); use cache_dtype bf16.");
+        }
+    }
+
     /// <summary>The header fields a cache for these inputs must carry (sizes and checksums left open).</summary>
     private static ActivationCacheHeader Expected(Backbone backbone, IReadOnlyList<LabeledExample> examples, ActivationCacheSpec spec) => new()
     {
@@ -254,6 +271,7 @@ internal sealed class ActivationCache : IDisposable
                 written += stored[i];
             }
 
+            CheckStorable(states, spec.Dtype);
             using var halves = states.to_type(dtype).contiguous();
             blockWriter.Write(halves.bytes);
             done += batch.Length;

@@ -214,8 +214,16 @@ public sealed class ReadFineTuner
                     using var batch = cache.Read(indices);
                     var outputs = model.Forward(batch.States, batch.Segments, batch.Count); // (B, outputs)
                     var loss = Loss(outputs, targets, indices, classWeights);
+                    // Read before the step (the sum below needs it anyway): a NaN step would poison every weight.
+                    var lossValue = loss.item<float>();
+                    if (!float.IsFinite(lossValue))
+                    {
+                        throw new NonFiniteValueException(NonFiniteValueException.TrainingDiverged,
+                            $"Training diverged: the loss was {lossValue} at epoch {epoch}, step {step + 1}. Try a lower learning_rate.");
+                    }
+
                     optimizer.Step(loss);
-                    lossSum += loss.item<float>() * indices.Length;
+                    lossSum += lossValue * indices.Length;
                     step++;
                     progress.Progress(FineTuneStage.Train, (double)step / totalSteps);
                 }

@@ -56,7 +56,12 @@ public sealed class FineTuneJobRunner(
         }
         catch (Exception e)
         {
-            var (code, message) = e is JobFailedException failed ? (failed.Code, failed.Message) : (JobErrorCodes.TrainingFailed, e.Message);
+            var (code, message) = e switch
+            {
+                JobFailedException failed => (failed.Code, failed.Message),
+                NonFiniteValueException nonFinite => (nonFinite.Code, nonFinite.Message),
+                _ => (JobErrorCodes.TrainingFailed, e.Message),
+            };
             logger.LogError(e, "Job {JobId} failed with {ErrorCode}", jobId, code);
             await FailAsync(jobId, job.TenantId, code, message);
         }
