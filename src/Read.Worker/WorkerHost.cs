@@ -61,6 +61,8 @@ public static class WorkerHost
         // The API migrates too; EF takes a database lock, so concurrent starts are safe.
         await using (var scope = host.Services.CreateAsyncScope())
             await scope.ServiceProvider.GetRequiredService<ReadDbContext>().Database.MigrateAsync();
+        StaleCacheCleanup.Run(host.Services.GetRequiredService<IOptions<ReadOptions>>().Value,
+            host.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(WorkerHost)));
         return host;
     }
 }

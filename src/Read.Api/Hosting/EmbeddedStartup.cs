@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using Read.Domain.Configuration;
+using Read.Domain.Hosting;
 using Read.Domain.Persistence;
 using Read.Domain.Tenants;
 
@@ -36,6 +37,9 @@ internal static class EmbeddedStartup
         // Logs are shipped and kept; the full key stays in the file (or the configuration), the prefix identifies it.
         logger.LogWarning("Embedded mode: development tenant {TenantId}; API key {ApiKeyPrefix} (full key in {KeySource})",
             tenant.Id, KeyPrefix(key), keySource);
+
+        // This process runs the jobs: a precompute killed with it left its temporary file behind.
+        StaleCacheCleanup.Run(options, logger);
 
         // In-memory Hangfire storage forgot everything at the last stop; the database did not.
         await JobRecovery.RequeueAsync(services, includeEnqueued: true);

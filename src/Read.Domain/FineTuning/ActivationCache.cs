@@ -105,6 +105,43 @@ internal sealed class ActivationCache : IDisposable
 
     public void Dispose() => handle.Dispose();
 
+    /// <summary>
+    /// Deletes the temporary files of writes that never finished (a worker killed during precompute): files named
+    /// <c>*.readact.tmp-*</c> older than <paramref name="minimumAge"/> that no process holds open. A live writer holds
+    /// its file with FileShare.None, so opening it exclusively fails and it is kept. Returns the files and bytes removed.
+    /// </summary>
+    public static (int Files, long Bytes) RemoveStaleTemporaryFiles(string directory, TimeSpan minimumAge)
+    {
+        if (!Directory.Exists(directory))
+            return (0, 0);
+        var removed = 0;
+        long bytes = 0;
+        foreach (var path in Directory.EnumerateFiles(directory, "*" + Extension + ".tmp-*"))
+        {
+            try
+            {
+                var info = new FileInfo(path);
+                if (DateTime.UtcNow - info.LastWriteTimeUtc < minimumAge)
+                    continue;
+                using (new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None))
+                {
+                    // Opened exclusively: no writer has it.
+                }
+
+                var length = info.Length;
+                File.Delete(path);
+                removed++;
+                bytes += length;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Held by a live writer, gone already, or not ours: left alone.
+            }
+        }
+
+        return (removed, bytes);
+    }
+
     /// <summary>SHA-256 over the examples' texts and pairs, in order, each length-prefixed.</summary>
     public static string DatasetHash(IReadOnlyList<LabeledExample> examples)
     {

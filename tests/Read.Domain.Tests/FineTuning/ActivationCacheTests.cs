@@ -113,3 +113,37 @@ public sealed class ActivationCacheTests(TinyBackboneFixture fixture)
         }
     }
 }
+
+public sealed class StaleTemporaryCacheFileTests : IDisposable
+{
+    private readonly TempDirectory directory = new();
+
+    private string File(string name, TimeSpan age)
+    {
+        var path = directory.Sub(name);
+        System.IO.File.WriteAllBytes(path, new byte[1000]);
+        System.IO.File.SetLastWriteTimeUtc(path, DateTime.UtcNow - age);
+        return path;
+    }
+
+    [Fact]
+    public void RemoveStaleTemporaryFiles_RemovesOnlyOldUnheldTemporaries()
+    {
+        var stale = File("abc.readact.tmp-1", TimeSpan.FromHours(1));
+        var held = File("def.readact.tmp-2", TimeSpan.FromHours(1));
+        var fresh = File("ghi.readact.tmp-3", TimeSpan.Zero);
+        var complete = File("abc.readact", TimeSpan.FromHours(1));
+        // A live writer in another process holds its file this way (ActivationCache.Write).
+        using var writer = new FileStream(held, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+
+        var (files, bytes) = ActivationCache.RemoveStaleTemporaryFiles(directory.Path, TimeSpan.FromMinutes(1));
+
+        Assert.Equal((1, 1000L), (files, bytes));
+        Assert.False(System.IO.File.Exists(stale));
+        Assert.True(System.IO.File.Exists(held));
+        Assert.True(System.IO.File.Exists(fresh));
+        Assert.True(System.IO.File.Exists(complete));
+    }
+
+    public void Dispose() => directory.Dispose();
+}
