@@ -6,44 +6,63 @@ namespace Read.Api.Adapters;
 
 /// <summary>
 /// Keeps side networks loaded across predict requests (the backbone itself is cached by <see cref="BackboneRegistry"/>).
-/// Bounded: the least recently used adapter is evicted past <see cref="Capacity"/>.
+/// Bounded: the least recently used adapter is evicted past <see cref="Capacity"/>. A predict holds a
+/// <see cref="Lease"/>; an adapter evicted or deleted while leased is disposed when its last lease ends, never under
+/// a running predict.
 /// </summary>
 internal sealed class LoadedAdapterCache(BackboneRegistry backbones) : IDisposable
 {
     public const int Capacity = 64;
 
-    private sealed record Entry(Lazy<LoadedAdapter> Adapter)
-    {
-        public long LastUsed;
-    }
-
     private readonly ConcurrentDictionary<string, Entry> _entries = new();
     private long _clock;
 
-    /// <summary>The loaded adapter for <paramref name="adapterId"/>; <paramref name="artifact"/> is asked for only on a miss.</summary>
-    public (Backbone Backbone, LoadedAdapter Adapter) Get(string adapterId, string backboneId, Func<byte[]> artifact)
+    /// <summary>
+    /// Leases the loaded adapter for <paramref name="adapterId"/>; <paramref name="artifact"/> is asked for only on a
+    /// miss. Dispose the lease when the predict is done.
+    /// </summary>
+    public Lease Acquire(string adapterId, string backboneId, Func<byte[]> artifact)
     {
         var backbone = backbones.Get(backboneId);
-        var entry = _entries.GetOrAdd(adapterId, _ => new Entry(new Lazy<LoadedAdapter>(() => AdapterArtifact.Load(artifact(), backbone))));
-        entry.LastUsed = Interlocked.Increment(ref _clock);
-        LoadedAdapter adapter;
-        try
+        while (true)
         {
-            adapter = entry.Adapter.Value;
+            var entry = _entries.GetOrAdd(adapterId, _ => new Entry(new Lazy<LoadedAdapter>(() => AdapterArtifact.Load(artifact(), backbone))));
+            if (!entry.TryAcquire())
+            {
+                // Retired between the lookup and the lease (evicted or deleted just now): it is out of the map; look again.
+                _entries.TryRemove(KeyValuePair.Create(adapterId, entry));
+                continue;
+            }
+
+            entry.LastUsed = Interlocked.Increment(ref _clock);
+            LoadedAdapter adapter;
+            try
+            {
+                adapter = entry.Adapter.Value;
+            }
+            catch
+            {
+                entry.Release();
+                Retire(adapterId, entry);
+                throw;
+            }
+
+            EvictIfFull();
+            return new Lease(entry, backbone, adapter);
         }
-        catch
-        {
-            _entries.TryRemove(adapterId, out _);
-            throw;
-        }
-        EvictIfFull();
-        return (backbone, adapter);
     }
 
+    /// <summary>Drops the adapter (deleted): disposed now if unleased, else when its last lease ends.</summary>
     public void Remove(string adapterId)
     {
-        if (_entries.TryRemove(adapterId, out var entry) && entry.Adapter.IsValueCreated)
-            entry.Adapter.Value.Dispose();
+        if (_entries.TryRemove(adapterId, out var entry))
+            entry.Retire();
+    }
+
+    private void Retire(string adapterId, Entry entry)
+    {
+        _entries.TryRemove(KeyValuePair.Create(adapterId, entry));
+        entry.Retire();
     }
 
     private void EvictIfFull()
@@ -51,7 +70,7 @@ internal sealed class LoadedAdapterCache(BackboneRegistry backbones) : IDisposab
         while (_entries.Count > Capacity)
         {
             var oldest = _entries.MinBy(e => e.Value.LastUsed);
-            Remove(oldest.Key);
+            Retire(oldest.Key, oldest.Value);
         }
     }
 
@@ -59,5 +78,83 @@ internal sealed class LoadedAdapterCache(BackboneRegistry backbones) : IDisposab
     {
         foreach (var id in _entries.Keys)
             Remove(id);
+    }
+
+    /// <summary>One predict's hold on a loaded adapter.</summary>
+    public sealed class Lease : IDisposable
+    {
+        private readonly Entry entry;
+        private int released;
+
+        internal Lease(Entry entry, Backbone backbone, LoadedAdapter adapter)
+        {
+            this.entry = entry;
+            Backbone = backbone;
+            Adapter = adapter;
+        }
+
+        public Backbone Backbone { get; }
+
+        public LoadedAdapter Adapter { get; }
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref released, 1) == 0)
+                entry.Release();
+        }
+    }
+
+    internal sealed class Entry(Lazy<LoadedAdapter> adapter)
+    {
+        private readonly Lock gate = new();
+        private int leases;
+        private bool retired;
+
+        public Lazy<LoadedAdapter> Adapter { get; } = adapter;
+
+        public long LastUsed;
+
+        /// <summary>Whether the adapter has been disposed (retired and no lease left).</summary>
+        public bool IsDisposed { get; private set; }
+
+        public bool TryAcquire()
+        {
+            lock (gate)
+            {
+                if (retired)
+                    return false;
+                leases++;
+                return true;
+            }
+        }
+
+        public void Release()
+        {
+            lock (gate)
+            {
+                leases--;
+                if (retired && leases == 0)
+                    DisposeAdapter();
+            }
+        }
+
+        public void Retire()
+        {
+            lock (gate)
+            {
+                if (retired)
+                    return;
+                retired = true;
+                if (leases == 0)
+                    DisposeAdapter();
+            }
+        }
+
+        private void DisposeAdapter()
+        {
+            IsDisposed = true;
+            if (Adapter.IsValueCreated)
+                Adapter.Value.Dispose();
+        }
     }
 }
