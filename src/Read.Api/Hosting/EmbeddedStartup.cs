@@ -1,3 +1,4 @@
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Read.Domain.Configuration;
 using Read.Domain.Hosting;
@@ -40,6 +41,10 @@ internal static class EmbeddedStartup
 
         // This process runs the jobs: a precompute killed with it left its temporary file behind.
         StaleCacheCleanup.Run(options, logger);
+
+        // One process runs every job here, and it just started: no lease from before can belong to a live worker.
+        await db.Jobs.Where(j => j.LeaseExpiresAt != null)
+            .ExecuteUpdateAsync(u => u.SetProperty(j => j.LeaseOwner, (string?)null).SetProperty(j => j.LeaseExpiresAt, (DateTime?)null));
 
         // In-memory Hangfire storage forgot everything at the last stop; the database did not.
         await JobRecovery.RequeueAsync(services, includeEnqueued: true);

@@ -29,5 +29,11 @@ public sealed class ReadOptions
     /// <summary>How often a running job checks whether the user cancelled it.</summary>
     public TimeSpan CancellationPollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// How long a worker's claim on a running job lasts without renewal (renewed every third of it). A duplicate
+    /// delivery meets a live lease and exits; a job whose worker died is claimable again once the lease lapses.
+    /// </summary>
+    public TimeSpan JobLeaseDuration { get; set; } = TimeSpan.FromMinutes(2);
+
     public string ActivationCacheDirectory => Path.Combine(DataDirectory, "activation-cache");
 }

@@ -30,7 +30,8 @@ public sealed class FineTuneJobRunner(
 
     public async Task RunAsync(string jobId, CancellationToken cancellationToken)
     {
-        var job = await ClaimAsync(jobId, cancellationToken);
+        var leaseOwner = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
+        var job = await ClaimAsync(jobId, leaseOwner, cancellationToken);
         if (job is null)
             return;
 
@@ -38,7 +39,8 @@ public sealed class FineTuneJobRunner(
         logger.LogInformation("Job {JobId} started (attempt {Attempt}) on backbone {BackboneId}", jobId, job.Attempts, job.BackboneId);
         // Cancelled either by the worker shutting down (Hangfire's token) or by the user (the row says so).
         using var cancellation = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var watcher = WatchForCancellationAsync(jobId, cancellation);
+        var lease = new LeaseState();
+        var watcher = WatchForCancellationAsync(jobId, leaseOwner, lease, cancellation);
         try
         {
             await ExecuteAsync(job, cancellation.Token);
@@ -47,7 +49,13 @@ public sealed class FineTuneJobRunner(
         {
             // Worker shutting down: leave the job "running"; Hangfire hands it to a worker again and we start over.
             logger.LogWarning("Job {JobId} interrupted by shutdown; it will be retried", jobId);
+            await ReleaseLeaseAsync(jobId, leaseOwner); // the retry need not wait for the lease to lapse
             throw;
+        }
+        catch (OperationCanceledException) when (lease.Lost)
+        {
+            // Another worker holds the job now (ours lapsed, e.g. a long pause): it runs and publishes, not us.
+            logger.LogWarning("Job {JobId}: lease lost to another worker; this run stops without publishing", jobId);
         }
         catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
         {
@@ -97,17 +105,35 @@ public sealed class FineTuneJobRunner(
         logger.LogInformation("Job {JobId} succeeded: {Metrics}, cache hit {CacheHit}", job.Id, result.Metrics, result.Metrics.CacheHit);
     }
 
-    /// <summary>Polls the job row and cancels <paramref name="cancellation"/> once the user has cancelled the job.</summary>
-    private async Task WatchForCancellationAsync(string jobId, CancellationTokenSource cancellation)
+    /// <summary>
+    /// Polls the job row: cancels <paramref name="cancellation"/> once the user has cancelled the job, renews the lease
+    /// every third of its duration, and cancels too if another worker took the lease over.
+    /// </summary>
+    private async Task WatchForCancellationAsync(string jobId, string leaseOwner, LeaseState lease, CancellationTokenSource cancellation)
     {
         try
         {
+            var renewEvery = options.Value.JobLeaseDuration / 3;
+            var renewed = DateTime.UtcNow;
             while (!cancellation.IsCancellationRequested)
             {
-                await Task.Delay(options.Value.CancellationPollInterval, cancellation.Token);
+                await Task.Delay(options.Value.CancellationPollInterval < renewEvery ? options.Value.CancellationPollInterval : renewEvery, cancellation.Token);
                 await using var db = await dbFactory.CreateDbContextAsync(cancellation.Token);
                 if (await db.Jobs.AnyAsync(j => j.Id == jobId && j.Status == JobStatus.Cancelled, cancellation.Token))
                 {
+                    await cancellation.CancelAsync();
+                    return;
+                }
+
+                if (DateTime.UtcNow - renewed < renewEvery)
+                    continue;
+                var expires = DateTime.UtcNow + options.Value.JobLeaseDuration;
+                var kept = await db.Jobs.Where(j => j.Id == jobId && j.Status == JobStatus.Running && j.LeaseOwner == leaseOwner)
+                    .ExecuteUpdateAsync(s => s.SetProperty(j => j.LeaseExpiresAt, expires), cancellation.Token);
+                renewed = DateTime.UtcNow;
+                if (kept == 0 && await db.Jobs.AnyAsync(j => j.Id == jobId && j.Status == JobStatus.Running && j.LeaseOwner != leaseOwner, cancellation.Token))
+                {
+                    lease.Lost = true;
                     await cancellation.CancelAsync();
                     return;
                 }
@@ -124,24 +150,51 @@ public sealed class FineTuneJobRunner(
     }
 
     /// <summary>Moves a queued (or interrupted running) job to running; returns null when there is nothing to do.</summary>
-    private async Task<FineTuneJob?> ClaimAsync(string jobId, CancellationToken ct)
+    /// <summary>
+    /// queued → running, or running with a lapsed (or no) lease → running again (its worker died), in one conditional
+    /// UPDATE that takes the lease. A running job with a live lease is someone else's: a duplicate delivery gets null.
+    /// </summary>
+    private async Task<FineTuneJob?> ClaimAsync(string jobId, string leaseOwner, CancellationToken ct)
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var now = DateTime.UtcNow;
+        var expires = now + options.Value.JobLeaseDuration;
         var claimed = await db.Jobs
-            .Where(j => j.Id == jobId && (j.Status == JobStatus.Queued || j.Status == JobStatus.Running))
+            .Where(j => j.Id == jobId && (j.Status == JobStatus.Queued
+                || (j.Status == JobStatus.Running && (j.LeaseExpiresAt == null || j.LeaseExpiresAt < now))))
             .ExecuteUpdateAsync(s => s
                 .SetProperty(j => j.Status, JobStatus.Running)
                 .SetProperty(j => j.Stage, (string?)null)
                 .SetProperty(j => j.Progress, 0.0)
                 .SetProperty(j => j.Attempts, j => j.Attempts + 1)
-                .SetProperty(j => j.StartedAt, now), ct);
+                .SetProperty(j => j.StartedAt, now)
+                .SetProperty(j => j.LeaseOwner, leaseOwner)
+                .SetProperty(j => j.LeaseExpiresAt, expires), ct);
         if (claimed == 0)
         {
-            logger.LogInformation("Job {JobId} is missing or already finished; nothing to do", jobId);
+            logger.LogInformation("Job {JobId} is missing, finished, or running under another worker's live lease; nothing to do", jobId);
             return null;
         }
         return await db.Jobs.AsNoTracking().SingleAsync(j => j.Id == jobId, ct);
+    }
+
+    private async Task ReleaseLeaseAsync(string jobId, string leaseOwner)
+    {
+        try
+        {
+            await using var db = await dbFactory.CreateDbContextAsync();
+            await db.Jobs.Where(j => j.Id == jobId && j.LeaseOwner == leaseOwner)
+                .ExecuteUpdateAsync(s => s.SetProperty(j => j.LeaseExpiresAt, (DateTime?)null));
+        }
+        catch (Exception e)
+        {
+            logger.LogWarning(e, "Job {JobId}: could not release its lease; the retry waits for it to lapse", jobId);
+        }
+    }
+
+    private sealed class LeaseState
+    {
+        public volatile bool Lost;
     }
 
     private async Task<(IReadOnlyList<LabeledExample> Train, IReadOnlyList<LabeledExample>? Validation)> LoadDataAsync(FineTuneJob job, CancellationToken ct)

@@ -172,6 +172,12 @@ namespace Read.Domain.Persistence.Migrations.Postgres
                         .IsRequired()
                         .HasColumnType("text");
 
+                    b.Property<DateTime?>("LeaseExpiresAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("LeaseOwner")
+                        .HasColumnType("text");
+
                     b.Property<string>("MetadataJson")
                         .HasColumnType("text");
 
