@@ -81,9 +81,10 @@ internal static class AdaptersApi
                     $"inputs[{i}]: text and text_pair are limited to {maxChars} characters each (Read:MaxPredictTextChars).", Index(i));
         }
 
-        var (backbone, loaded) = cache.Get(adapter.Id, adapter.BackboneId,
+        // The lease keeps the side network alive until this predict is done, even if the adapter is evicted or deleted meanwhile.
+        using var lease = cache.Acquire(adapter.Id, adapter.BackboneId,
             () => db.Adapters.Where(a => a.Id == id && a.TenantId == tenant).Select(a => a.Artifact).Single());
-        var predictions = await Task.Run(() => AdapterPredictor.Predict(backbone, loaded,
+        var predictions = await Task.Run(() => AdapterPredictor.Predict(lease.Backbone, lease.Adapter,
             inputs.Select(i => i.Text!).ToList(), inputs.Select(i => i.TextPair).ToList()), ct);
         return TypedResults.Ok(new PredictResponse(adapter.Id,
             predictions.Select(p => new PredictionResponse(p.Label, p.Value is null ? p.Probabilities : null, p.Value)).ToList()));

@@ -19,5 +19,12 @@ public sealed class LoadedAdapter : IDisposable
 
     internal ReadClassifier Classifier { get; }
 
-    public void Dispose() => Classifier.Dispose();
+    /// <summary>True once disposed: the side network's tensors are gone and it must not run again.</summary>
+    public bool IsDisposed { get; private set; }
+
+    public void Dispose()
+    {
+        IsDisposed = true;
+        Classifier.Dispose();
+    }
 }
