@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using Read.Domain.Configuration;
+using Read.Domain.Jobs;
 using Read.Domain.Persistence;
 using Read.Domain.Tenants;
 
@@ -37,6 +38,11 @@ internal static class EmbeddedStartup
         logger.LogWarning("Embedded mode: development tenant {TenantId}; API key {ApiKeyPrefix} (full key in {KeySource})",
             tenant.Id, KeyPrefix(key), keySource);
 
+        // Nothing else runs this database's jobs, so a lease left by the previous process is stale: without this, its
+        // "running" jobs would be refused until the lease expired.
+        var released = await services.GetRequiredService<JobLeases>().ReleaseAllAsync(CancellationToken.None);
+        if (released > 0)
+            logger.LogInformation("Embedded mode: released {Count} job lease(s) left by the previous process", released);
         // In-memory Hangfire storage forgot everything at the last stop; the database did not.
         await JobRecovery.RequeueAsync(services, includeEnqueued: true);
     }

@@ -29,5 +29,12 @@ public sealed class ReadOptions
     /// <summary>How often a running job checks whether the user cancelled it.</summary>
     public TimeSpan CancellationPollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// How long a running job's claim lasts without renewal; the worker renews it every quarter of this. A worker that dies
+    /// lets it lapse, and the job's redelivery may then claim it. Shorter than Hangfire's invisibility timeout (5 minutes),
+    /// so that redelivery finds the lease already expired.
+    /// </summary>
+    public TimeSpan JobLeaseDuration { get; set; } = TimeSpan.FromMinutes(2);
+
     public string ActivationCacheDirectory => Path.Combine(DataDirectory, "activation-cache");
 }

@@ -18,6 +18,7 @@ public static class ReadCoreServiceCollectionExtensions
             var backboneOptions = sp.GetRequiredService<IOptions<BackboneOptions>>().Value;
             return new BackboneRegistry(backboneOptions);
         });
+        services.AddSingleton<JobLeases>();
         services.AddTransient<FineTuneJobRunner>();
         return services;
     }

@@ -25,6 +25,10 @@ public sealed class FineTuneJob
     public int Attempts { get; set; }
     public DateTime? CancelRequestedAt { get; set; }
     public string? HangfireJobId { get; set; }
+    /// <summary>Which worker run holds the job while it is running; null when no run does.</summary>
+    public string? LeaseOwner { get; set; }
+    /// <summary>Until when <see cref="LeaseOwner"/> holds the job; renewed by its heartbeat, free to re-claim once past.</summary>
+    public DateTime? LeaseExpiresAt { get; set; }
     public required DateTime CreatedAt { get; init; }
     public DateTime? StartedAt { get; set; }
     public DateTime? FinishedAt { get; set; }

@@ -17,10 +17,12 @@ namespace Read.Domain.Jobs;
 /// <summary>
 /// Runs one fine-tuning job end to end: load data → precompute (or reuse) activations → train → evaluate → publish.
 /// Invoked by Hangfire on queue "training". Safe to run again after a crash: a job already finished is left alone, a job
-/// found "running" starts over (the activation cache makes that cheap), and publishing is one transaction.
+/// found "running" under an expired lease starts over (the activation cache makes that cheap), a job running under a live
+/// lease is left to its run (a duplicate delivery exits), and publishing is one transaction.
 /// </summary>
 public sealed class FineTuneJobRunner(
     IDbContextFactory<ReadDbContext> dbFactory,
+    JobLeases leases,
     BackboneRegistry backbones,
     IOptions<ReadOptions> options,
     IEnumerable<IJobStageListener> listeners,
@@ -30,24 +32,35 @@ public sealed class FineTuneJobRunner(
 
     public async Task RunAsync(string jobId, CancellationToken cancellationToken)
     {
-        var job = await ClaimAsync(jobId, cancellationToken);
+        var owner = JobLeases.NewOwner();
+        var job = await leases.TryClaimAsync(jobId, owner, options.Value.JobLeaseDuration, cancellationToken);
         if (job is null)
+        {
+            await LogNotClaimedAsync(jobId, cancellationToken);
             return;
+        }
 
         using var scope = logger.BeginScope(new Dictionary<string, object> { ["JobId"] = jobId });
         logger.LogInformation("Job {JobId} started (attempt {Attempt}) on backbone {BackboneId}", jobId, job.Attempts, job.BackboneId);
-        // Cancelled either by the worker shutting down (Hangfire's token) or by the user (the row says so).
-        using var cancellation = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        // Cancelled by the worker shutting down (Hangfire's token), by the user (the row says so), or by losing the lease.
+        using var leaseLost = new CancellationTokenSource();
+        using var cancellation = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, leaseLost.Token);
         var watcher = WatchForCancellationAsync(jobId, cancellation);
+        var heartbeat = HoldLeaseAsync(jobId, owner, leaseLost, cancellation.Token);
         try
         {
-            await ExecuteAsync(job, cancellation.Token);
+            await ExecuteAsync(job, owner, cancellation.Token);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             // Worker shutting down: leave the job "running"; Hangfire hands it to a worker again and we start over.
             logger.LogWarning("Job {JobId} interrupted by shutdown; it will be retried", jobId);
             throw;
+        }
+        catch (OperationCanceledException) when (leaseLost.IsCancellationRequested)
+        {
+            // Another run owns the job now: whatever it records is the truth, so this one records nothing.
+            logger.LogWarning("Job {JobId} lost its lease to another run; this run stopped", jobId);
         }
         catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
         {
@@ -58,16 +71,19 @@ public sealed class FineTuneJobRunner(
         {
             var (code, message) = e is JobFailedException failed ? (failed.Code, failed.Message) : (JobErrorCodes.TrainingFailed, e.Message);
             logger.LogError(e, "Job {JobId} failed with {ErrorCode}", jobId, code);
-            await FailAsync(jobId, job.TenantId, code, message);
+            await FailAsync(jobId, owner, job.TenantId, code, message);
         }
         finally
         {
             await cancellation.CancelAsync();
             await watcher;
+            await heartbeat;
+            // Also on shutdown: the job stays "running", and its redelivery may claim it at once.
+            await leases.ReleaseAsync(jobId, owner);
         }
     }
 
-    private async Task ExecuteAsync(FineTuneJob job, CancellationToken ct)
+    private async Task ExecuteAsync(FineTuneJob job, string owner, CancellationToken ct)
     {
         var (train, validation) = await LoadDataAsync(job, ct);
         Backbone backbone;
@@ -88,7 +104,7 @@ public sealed class FineTuneJobRunner(
             ct);
 
         progress.StageStarted(FineTuneStage.Publish);
-        await PublishAsync(job, backbone, result, ct);
+        await PublishAsync(job, owner, backbone, result, ct);
         logger.LogInformation("Job {JobId} succeeded: {Metrics}, cache hit {CacheHit}", job.Id, result.Metrics, result.Metrics.CacheHit);
     }
 
@@ -118,25 +134,52 @@ public sealed class FineTuneJobRunner(
         }
     }
 
-    /// <summary>Moves a queued (or interrupted running) job to running; returns null when there is nothing to do.</summary>
-    private async Task<FineTuneJob?> ClaimAsync(string jobId, CancellationToken ct)
+    /// <summary>
+    /// Renews the lease every quarter of its duration until <paramref name="stop"/>. Cancels <paramref name="leaseLost"/>
+    /// when another run has claimed the job; a failed renewal (database hiccup) is retried at the next beat.
+    /// </summary>
+    private async Task HoldLeaseAsync(string jobId, string owner, CancellationTokenSource leaseLost, CancellationToken stop)
+    {
+        var duration = options.Value.JobLeaseDuration;
+        try
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                await Task.Delay(duration / 4, stop);
+                bool held;
+                try
+                {
+                    held = await leases.RenewAsync(jobId, owner, duration, stop);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    logger.LogWarning(e, "Job {JobId}: renewing the lease failed; retrying at the next heartbeat", jobId);
+                    continue;
+                }
+
+                if (!held)
+                {
+                    await leaseLost.CancelAsync();
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The job ended; nothing to hold.
+        }
+    }
+
+    private async Task LogNotClaimedAsync(string jobId, CancellationToken ct)
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
-        var now = DateTime.UtcNow;
-        var claimed = await db.Jobs
-            .Where(j => j.Id == jobId && (j.Status == JobStatus.Queued || j.Status == JobStatus.Running))
-            .ExecuteUpdateAsync(s => s
-                .SetProperty(j => j.Status, JobStatus.Running)
-                .SetProperty(j => j.Stage, (string?)null)
-                .SetProperty(j => j.Progress, 0.0)
-                .SetProperty(j => j.Attempts, j => j.Attempts + 1)
-                .SetProperty(j => j.StartedAt, now), ct);
-        if (claimed == 0)
-        {
+        var row = await db.Jobs.AsNoTracking().Where(j => j.Id == jobId)
+            .Select(j => new { j.Status, j.LeaseOwner, j.LeaseExpiresAt }).SingleOrDefaultAsync(ct);
+        if (row is { Status: JobStatus.Running })
+            logger.LogWarning("Job {JobId} is already running under lease {LeaseOwner} until {LeaseExpiresAt}; this duplicate delivery exits",
+                jobId, row.LeaseOwner, row.LeaseExpiresAt);
+        else
             logger.LogInformation("Job {JobId} is missing or already finished; nothing to do", jobId);
-            return null;
-        }
-        return await db.Jobs.AsNoTracking().SingleAsync(j => j.Id == jobId, ct);
     }
 
     private async Task<(IReadOnlyList<LabeledExample> Train, IReadOnlyList<LabeledExample>? Validation)> LoadDataAsync(FineTuneJob job, CancellationToken ct)
@@ -158,7 +201,7 @@ public sealed class FineTuneJobRunner(
     }
 
     /// <summary>Adapter row and job status change in one transaction: a job is never "succeeded" without its adapter, nor the reverse.</summary>
-    private async Task PublishAsync(FineTuneJob job, Backbone backbone, FineTuneResult result, CancellationToken ct)
+    private async Task PublishAsync(FineTuneJob job, string owner, Backbone backbone, FineTuneResult result, CancellationToken ct)
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var config = AdapterArtifact.ReadConfig(result.Artifact);
@@ -187,9 +230,11 @@ public sealed class FineTuneJobRunner(
         });
         await db.SaveChangesAsync(ct);
         var updated = await db.Jobs
-            .Where(j => j.Id == job.Id && j.Status == JobStatus.Running)
+            .Where(j => j.Id == job.Id && j.Status == JobStatus.Running && j.LeaseOwner == owner)
             .ExecuteUpdateAsync(s => s
                 .SetProperty(j => j.Status, JobStatus.Succeeded)
+                .SetProperty(j => j.LeaseOwner, (string?)null)
+                .SetProperty(j => j.LeaseExpiresAt, (DateTime?)null)
                 .SetProperty(j => j.Stage, FineTuneStages.Name(FineTuneStage.Publish))
                 .SetProperty(j => j.Progress, 1.0)
                 .SetProperty(j => j.AdapterId, adapterId)
@@ -199,7 +244,7 @@ public sealed class FineTuneJobRunner(
                 .SetProperty(j => j.ErrorMessage, (string?)null)
                 .SetProperty(j => j.FinishedAt, now), ct);
         if (updated == 0)
-            throw new JobFailedException(JobErrorCodes.TrainingFailed, "The job left the running state before it could be published.");
+            throw new JobFailedException(JobErrorCodes.TrainingFailed, "The job left the running state (or this run's lease) before it could be published.");
         await tx.CommitAsync(ct);
     }
 
@@ -210,18 +255,23 @@ public sealed class FineTuneJobRunner(
         await db.SaveChangesAsync();
     }
 
-    private async Task FailAsync(string jobId, Guid tenantId, string code, string message)
+    private async Task FailAsync(string jobId, string owner, Guid tenantId, string code, string message)
     {
         // Not cancellable: a failure must be recorded even while the worker is stopping.
         await using var db = await dbFactory.CreateDbContextAsync();
         var now = DateTime.UtcNow;
-        await db.Jobs
-            .Where(j => j.Id == jobId && j.Status == JobStatus.Running)
+        var failed = await db.Jobs
+            .Where(j => j.Id == jobId && j.Status == JobStatus.Running && j.LeaseOwner == owner)
             .ExecuteUpdateAsync(s => s
                 .SetProperty(j => j.Status, JobStatus.Failed)
+                .SetProperty(j => j.LeaseOwner, (string?)null)
+                .SetProperty(j => j.LeaseExpiresAt, (DateTime?)null)
                 .SetProperty(j => j.ErrorCode, code)
                 .SetProperty(j => j.ErrorMessage, message)
                 .SetProperty(j => j.FinishedAt, now));
+        // A run that no longer holds the job (its lease went to another run) must not write into that run's log.
+        if (failed == 0)
+            return;
         db.JobEvents.Add(new JobEvent { JobId = jobId, TenantId = tenantId, CreatedAt = now, Level = "error", Message = $"{code}: {message}" });
         await db.SaveChangesAsync();
     }
