@@ -97,13 +97,15 @@ public sealed class FineTuneJobRunner(
         }
 
         var hyperparameters = JsonSerializer.Deserialize<ReadHyperparameters>(job.HyperparametersJson, JsonDefaults.SnakeCase)!;
-        var progress = new JobProgressRecorder(dbFactory, job, listeners, logger);
+        // Disposed (flushed) on the way out, so a failure's terminal write comes after the job's last progress and events.
+        await using var progress = new JobProgressRecorder(dbFactory, job, listeners, logger);
         var result = await Task.Run(
             () => new ReadFineTuner().Run(backbone, train, validation, FineTuneTasks.Parse(job.Task), hyperparameters,
                 options.Value.ActivationCacheDirectory, progress, ct),
             ct);
 
         progress.StageStarted(FineTuneStage.Publish);
+        await progress.CompleteAsync();
         await PublishAsync(job, owner, backbone, result, ct);
         logger.LogInformation("Job {JobId} succeeded: {Metrics}, cache hit {CacheHit}", job.Id, result.Metrics, result.Metrics.CacheHit);
     }
