@@ -231,6 +231,7 @@ internal sealed class ActivationCache : IDisposable
         stream.Position = payloadOffset;
         var blockWriter = new BlockHasher(stream, blockHashes);
         var dtype = DtypeOf(spec.Dtype);
+        var largest = LargestStorable(spec.Dtype);
         long written = 0;
         var done = 0;
         foreach (var batch in TokenLengths.SortedBatches(tokens, PrecomputeMaxExamples, PrecomputeTokenBudget))
@@ -243,6 +244,12 @@ internal sealed class ActivationCache : IDisposable
             var batchPositions = batch.Sum(i => (long)stored[i]);
             if (states.shape[0] != batchPositions)
                 throw new InvalidOperationException("Token counts changed between tokenization passes.");
+            // One reduction per batch: max |x| is NaN if any value is, and infinite if any is.
+            var peak = states.abs().max().item<float>();
+            if (!(peak <= largest))
+                throw new NonFiniteValuesException(NonFiniteSource.Activations,
+                    $"The backbone produced {(float.IsNaN(peak) ? "NaN" : float.IsInfinity(peak) ? "infinite" : $"out-of-range ({peak:G6})")} hidden states, "
+                    + $"which {spec.Dtype} cannot store (largest magnitude {largest:G6}); nothing was cached.");
             foreach (var i in batch)
             {
                 offsets[i] = written;
@@ -421,6 +428,9 @@ internal sealed class ActivationCache : IDisposable
         "bf16" => ScalarType.BFloat16,
         _ => throw new ArgumentException($"Unknown cache dtype '{dtype}'.", nameof(dtype)),
     };
+
+    /// <summary>Largest magnitude the cache dtype stores as a finite number: fp16 tops out at 65504, bf16 at float's range.</summary>
+    private static float LargestStorable(string dtype) => dtype == "fp16" ? (float)Half.MaxValue : float.MaxValue;
 
     private static long Align(long value) => (value + Alignment - 1) / Alignment * Alignment;
 

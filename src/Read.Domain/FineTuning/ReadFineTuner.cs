@@ -211,13 +211,18 @@ public sealed class ReadFineTuner
                     using var batch = cache.Read(indices);
                     var outputs = model.Forward(batch.States, batch.Segments, batch.Count); // (B, outputs)
                     var loss = Loss(outputs, targets, indices, classWeights);
+                    // The scalar is read every batch anyway; read it before the step, so NaN never reaches the weights.
+                    var lossValue = loss.item<float>();
+                    if (!float.IsFinite(lossValue))
+                        throw new NonFiniteValuesException(NonFiniteSource.Training,
+                            $"Training diverged: the loss became {lossValue} in epoch {epoch}; try a lower learning_rate or max_grad_norm.");
                     optimizer.zero_grad();
                     loss.backward();
                     if (hp.MaxGradNorm > 0)
                         nn.utils.clip_grad_norm_(model.parameters(), hp.MaxGradNorm);
                     optimizer.step();
                     schedule.step();
-                    lossSum += loss.item<float>() * indices.Length;
+                    lossSum += lossValue * indices.Length;
                     step++;
                     progress.Progress(FineTuneStage.Train, (double)step / totalSteps);
                 }
@@ -252,6 +257,9 @@ public sealed class ReadFineTuner
             Dispose(bestWeights);
         }
 
+        // The last step ran after the last loss check; a weight it made non-finite would be published.
+        if (model.parameters().Any(p => !isfinite(p).all().item<bool>()))
+            throw new NonFiniteValuesException(NonFiniteSource.Training, "Training diverged: the trained weights are not finite; try a lower learning_rate.");
         model.eval();
         return new TrainOutcome(lastLoss, epoch, bestEpoch);
     }

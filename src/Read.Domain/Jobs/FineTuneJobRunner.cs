@@ -69,7 +69,13 @@ public sealed class FineTuneJobRunner(
         }
         catch (Exception e)
         {
-            var (code, message) = e is JobFailedException failed ? (failed.Code, failed.Message) : (JobErrorCodes.TrainingFailed, e.Message);
+            var (code, message) = e switch
+            {
+                JobFailedException failed => (failed.Code, failed.Message),
+                NonFiniteValuesException { Origin: NonFiniteSource.Activations } => (JobErrorCodes.NonFiniteActivations, e.Message),
+                NonFiniteValuesException => (JobErrorCodes.TrainingDiverged, e.Message),
+                _ => (JobErrorCodes.TrainingFailed, e.Message),
+            };
             logger.LogError(e, "Job {JobId} failed with {ErrorCode}", jobId, code);
             await FailAsync(jobId, owner, job.TenantId, code, message);
         }
