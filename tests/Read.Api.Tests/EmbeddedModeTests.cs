@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using Microsoft.EntityFrameworkCore;
+using Read.Domain.FineTuning;
 using Read.Domain.Jobs;
 using Read.Domain.Persistence;
 
@@ -79,6 +80,20 @@ public sealed class EmbeddedModeTests : IDisposable
         using var secondClient = second.CreateClient(DevelopmentKey);
         var job = await secondClient.WaitForJobAsync(jobId);
         Assert.True(job.GetProperty("status").GetString() == "succeeded", job.ToString());
+    }
+
+    [Fact]
+    public async Task Start_RemovesTemporaryCacheFilesAKilledPrecomputeLeftBehind()
+    {
+        var cacheDirectory = Path.Combine(_dataDirectory, "activation-cache");
+        Directory.CreateDirectory(cacheDirectory);
+        var stale = Path.Combine(cacheDirectory, "0123.readact.tmp-" + Guid.NewGuid().ToString("N"));
+        await File.WriteAllBytesAsync(stale, [1, 2, 3]);
+        File.SetLastWriteTimeUtc(stale, DateTime.UtcNow - ActivationCacheCleanup.MinimumAge * 2);
+
+        await using var app = ReadApplication.Start(_dataDirectory, postgres: null, Settings);
+
+        Assert.False(File.Exists(stale));
     }
 
     public void Dispose()

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using Read.Domain.Configuration;
+using Read.Domain.FineTuning;
 using Read.Domain.Jobs;
 using Read.Domain.Persistence;
 using Read.Domain.Tenants;
@@ -38,6 +39,8 @@ internal static class EmbeddedStartup
         logger.LogWarning("Embedded mode: development tenant {TenantId}; API key {ApiKeyPrefix} (full key in {KeySource})",
             tenant.Id, KeyPrefix(key), keySource);
 
+        // A precompute killed by the last stop left its temporary file behind; this process is the only writer.
+        ActivationCacheCleanup.DeleteStaleTemporaryFiles(options.ActivationCacheDirectory, ActivationCacheCleanup.MinimumAge, logger);
         // Nothing else runs this database's jobs, so a lease left by the previous process is stale: without this, its
         // "running" jobs would be refused until the lease expired.
         var released = await services.GetRequiredService<JobLeases>().ReleaseAllAsync(CancellationToken.None);
