@@ -1,5 +1,6 @@
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
+using Read.Domain.Files;
 using Read.Domain.Jobs;
 using Read.Domain.Persistence;
 using Read.Domain.Tenants;
@@ -42,17 +43,34 @@ internal sealed class JobsDatabase : IAsyncDisposable
         return new JobsDatabase(database, services, tenant.Id);
     }
 
-    public async Task<string> InsertJobAsync(string status, DateTime? createdAt = null, string? leaseOwner = null, DateTime? leaseExpiresAt = null)
+    public async Task<string> InsertJobAsync(
+        string status, DateTime? createdAt = null, string? leaseOwner = null, DateTime? leaseExpiresAt = null,
+        string backboneId = "tiny-bert", string trainingFileId = "file-none", string hyperparametersJson = "{}")
     {
         await using var db = await Factory.CreateDbContextAsync();
         var jobId = "ftjob-" + Guid.NewGuid().ToString("N");
         db.Jobs.Add(new FineTuneJob
         {
-            Id = jobId, TenantId = TenantId, BackboneId = "tiny-bert", TrainingFileId = "file-none", HyperparametersJson = "{}",
+            Id = jobId, TenantId = TenantId, BackboneId = backboneId, TrainingFileId = trainingFileId, HyperparametersJson = hyperparametersJson,
             Status = status, CreatedAt = createdAt ?? DateTime.UtcNow, LeaseOwner = leaseOwner, LeaseExpiresAt = leaseExpiresAt,
         });
         await db.SaveChangesAsync();
         return jobId;
+    }
+
+    /// <summary>A training file row, as the upload endpoint stores one.</summary>
+    public async Task<string> InsertFileAsync(byte[] jsonl, IReadOnlyList<string> labels, int examples)
+    {
+        await using var db = await Factory.CreateDbContextAsync();
+        var fileId = "file-" + Guid.NewGuid().ToString("N");
+        db.Files.Add(new DatasetFile
+        {
+            Id = fileId, TenantId = TenantId, FileName = "train.jsonl", Purpose = "fine-tune", Bytes = jsonl.LongLength,
+            Sha256 = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(jsonl)), ExampleCount = examples,
+            Labels = labels.ToList(), HasTextPairs = false, Content = jsonl, CreatedAt = DateTime.UtcNow,
+        });
+        await db.SaveChangesAsync();
+        return fileId;
     }
 
     public async Task<FineTuneJob> JobAsync(string jobId)
