@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Read.Domain.Datasets;
+using Read.Research.Datasets;
 
 namespace Read.Cli;
 

@@ -4,7 +4,6 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Read.Domain.Backbones;
 using Read.Domain.Configuration;
-using Read.Domain.FineTuning;
 using Read.Domain.Hosting;
 using Read.Domain.Jobs;
 using Read.Domain.Persistence;
@@ -62,10 +61,8 @@ public static class WorkerHost
         // The API migrates too; EF takes a database lock, so concurrent starts are safe.
         await using (var scope = host.Services.CreateAsyncScope())
             await scope.ServiceProvider.GetRequiredService<ReadDbContext>().Database.MigrateAsync();
-        // A worker killed mid-precompute (kill -9) left its temporary cache file; other workers sharing the directory
-        // hold theirs open, and those are skipped.
-        ActivationCacheCleanup.DeleteStaleTemporaryFiles(host.Services.GetRequiredService<IOptions<ReadOptions>>().Value.ActivationCacheDirectory,
-            ActivationCacheCleanup.MinimumAge, host.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(WorkerHost)));
+        StaleCacheCleanup.Run(host.Services.GetRequiredService<IOptions<ReadOptions>>().Value,
+            host.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(WorkerHost)));
         return host;
     }
 }

@@ -1,7 +1,6 @@
 using System.Net;
 using System.Net.Http.Json;
 using Microsoft.EntityFrameworkCore;
-using Read.Domain.FineTuning;
 using Read.Domain.Jobs;
 using Read.Domain.Persistence;
 
@@ -89,7 +88,7 @@ public sealed class EmbeddedModeTests : IDisposable
         Directory.CreateDirectory(cacheDirectory);
         var stale = Path.Combine(cacheDirectory, "0123.readact.tmp-" + Guid.NewGuid().ToString("N"));
         await File.WriteAllBytesAsync(stale, [1, 2, 3]);
-        File.SetLastWriteTimeUtc(stale, DateTime.UtcNow - ActivationCacheCleanup.MinimumAge * 2);
+        File.SetLastWriteTimeUtc(stale, DateTime.UtcNow.AddHours(-1)); // long past any writer
 
         await using var app = ReadApplication.Start(_dataDirectory, postgres: null, Settings);
 

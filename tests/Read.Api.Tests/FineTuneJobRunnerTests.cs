@@ -54,7 +54,6 @@ public sealed class FineTuneJobRunnerTests : IAsyncLifetime
         var job = await _db.JobAsync(jobId);
         Assert.Equal(JobStatus.Failed, job.Status);
         Assert.Equal(JobErrorCodes.NonFiniteActivations, job.ErrorCode);
-        Assert.Null(job.LeaseOwner);
         await using var db = await _db.Factory.CreateDbContextAsync();
         Assert.False(await db.Adapters.AnyAsync(a => a.JobId == jobId));
         Assert.Empty(Directory.Exists(CacheDirectory) ? Directory.GetFiles(CacheDirectory) : []);
@@ -75,6 +74,28 @@ public sealed class FineTuneJobRunnerTests : IAsyncLifetime
         Assert.False(await db.JobEvents.AnyAsync(e => e.JobId == jobId));
     }
 
-    private FineTuneJobRunner Runner() => new(_db.Factory, new JobLeases(_db.Factory), _backbones,
+    [Fact]
+    public async Task TwoDeliveriesAtOnce_OfOneQueuedJob_ExactlyOneClaimsIt()
+    {
+        for (var round = 0; round < 10; round++)
+        {
+            // No training file: the run that wins the claim fails at once, which is all this needs of it.
+            var jobId = await _db.InsertJobAsync(JobStatus.Queued, trainingFileId: "file-missing");
+            using var start = new Barrier(2);
+            var deliveries = Enumerable.Range(0, 2).Select(_ => Task.Factory.StartNew(() =>
+            {
+                start.SignalAndWait();
+                Runner().RunAsync(jobId, CancellationToken.None).GetAwaiter().GetResult();
+            }, TaskCreationOptions.LongRunning));
+            await Task.WhenAll(deliveries);
+
+            var job = await _db.JobAsync(jobId);
+            Assert.Equal((JobStatus.Failed, JobErrorCodes.InvalidTrainingData, 1), (job.Status, job.ErrorCode, job.Attempts));
+            await using var db = await _db.Factory.CreateDbContextAsync();
+            Assert.Equal(1, await db.JobEvents.CountAsync(e => e.JobId == jobId && e.Level == "error"));
+        }
+    }
+
+    private FineTuneJobRunner Runner() => new(_db.Factory, _backbones,
         Options.Create(new ReadOptions { DataDirectory = _directory }), [], NullLogger<FineTuneJobRunner>.Instance);
 }

@@ -51,6 +51,39 @@ public sealed class JobRecoveryTests(PostgresServiceFixture service)
         Assert.Equal(2, after.GetProperty("attempts").GetInt32());
     }
 
+    [Fact]
+    public async Task Delivery_OfJobRunningUnderAnotherWorkersLiveLease_ExitsUntilTheLeaseLapses()
+    {
+        using var client = await service.Api.CreateTenantClientAsync("leased");
+        var fileId = await client.UploadOkAsync(TestData.Jsonl(TestData.Sentiment(32, seed: 11)));
+        var jobId = await InsertJobAsync(fileId, JobStatus.Running, attempts: 1);
+        await using (var db = CreateDb())
+        {
+            await db.Jobs.Where(j => j.Id == jobId).ExecuteUpdateAsync(u => u
+                .SetProperty(j => j.LeaseOwner, "other-worker")
+                .SetProperty(j => j.LeaseExpiresAt, DateTime.UtcNow.AddMinutes(10)));
+        }
+
+        // A duplicate delivery while the other worker is alive: it must not start a second run.
+        var duplicate = service.Api.Service<IBackgroundJobClient>()
+            .Enqueue<FineTuneJobRunner>(FineTuneJobRunner.Queue, r => r.RunAsync(jobId, CancellationToken.None));
+        await WaitForHangfireSuccessAsync(duplicate);
+        await using (var db = CreateDb())
+        {
+            var row = await db.Jobs.AsNoTracking().SingleAsync(j => j.Id == jobId);
+            Assert.Equal((JobStatus.Running, 1, "other-worker"), (row.Status, row.Attempts, row.LeaseOwner));
+            Assert.Equal(0, await db.Adapters.CountAsync(a => a.JobId == jobId));
+            // The other worker dies: its lease lapses.
+            await db.Jobs.Where(j => j.Id == jobId).ExecuteUpdateAsync(u => u.SetProperty(j => j.LeaseExpiresAt, DateTime.UtcNow.AddSeconds(-1)));
+        }
+
+        service.Api.Service<IBackgroundJobClient>()
+            .Enqueue<FineTuneJobRunner>(FineTuneJobRunner.Queue, r => r.RunAsync(jobId, CancellationToken.None));
+        var job = await client.WaitForJobAsync(jobId);
+        Assert.True(job.GetProperty("status").GetString() == "succeeded", job.ToString());
+        Assert.Equal(2, job.GetProperty("attempts").GetInt32());
+    }
+
     private async Task WaitForHangfireSuccessAsync(string hangfireJobId)
     {
         using var connection = service.Api.Service<JobStorage>().GetConnection();

@@ -1,105 +1,100 @@
 using Read.Api.Adapters;
 using Read.Domain.Adapters;
 using Read.Domain.Backbones;
-using Read.Domain.FineTuning;
+using Read.Domain.SideNetwork;
 
 namespace Read.Api.Tests;
 
 /// <summary>
-/// A predict in flight keeps its adapter alive: evicting or deleting the cache entry only drops the cache's reference, and
-/// the side network is disposed once the last lease is released.
+/// The loaded-adapter cache under the interleavings a concurrent predict and a delete or eviction produce, driven step
+/// by step so every run takes the same path. Before leases, Remove disposed the side network under the predict.
 /// </summary>
 public sealed class LoadedAdapterCacheTests : IDisposable
 {
-    private readonly string _directory = Directory.CreateTempSubdirectory("read-adapter-cache-").FullName;
-    private readonly BackboneRegistry _backbones;
-    private readonly byte[] _artifact;
+    private readonly string directory = Path.Combine(Path.GetTempPath(), "read-adapter-cache-" + Guid.NewGuid().ToString("N"));
+    private readonly BackboneRegistry registry;
+    private readonly byte[] artifact;
 
     public LoadedAdapterCacheTests()
     {
-        _backbones = new BackboneRegistry(new BackboneOptions { DataDirectory = _directory, ImportBundledBackbones = false });
-        var backbone = _backbones.Get(BackboneRegistry.TinyBackboneId);
-        _artifact = new ReadFineTuner().Run(backbone, TestData.Sentiment(16, seed: 21), null,
-            new ReadHyperparameters { Epochs = 1, MaxLength = 32, BatchSize = 8 }, Path.Combine(_directory, "cache"),
-            new NoProgress(), CancellationToken.None).Artifact;
+        registry = new BackboneRegistry(new BackboneOptions { DataDirectory = directory, ImportBundledBackbones = false });
+        var backbone = registry.Get(BackboneRegistry.TinyBackboneId);
+        var d = backbone.Config.HiddenSize;
+        var layers = Enumerable.Range(1, backbone.Config.NumHiddenLayers).ToArray();
+        using var classifier = new ReadClassifier(new ReadSideNetwork(d, 8, zeroInitOutput: false), d, 2);
+        artifact = AdapterArtifact.Write(
+            new AdapterConfig(backbone.Id, backbone.WeightsHash, d, "gru", 8, "mean", layers, ["neg", "pos"], 32, AdapterTokenizerConfig.From(backbone.TokenizerSettings)),
+            classifier, new { });
     }
 
+    private static IReadOnlyList<Prediction> Predict(LoadedAdapterCache.Lease lease) =>
+        AdapterPredictor.Predict(lease.Backbone, lease.Adapter, ["the movie was good"], null);
+
     [Fact]
-    public void Remove_WhileALeaseIsHeld_AdapterStillPredictsAndIsDisposedOnRelease()
+    public void Remove_WhileAPredictHoldsALease_DisposesOnlyAfterTheLeaseEnds()
     {
-        using var cache = new LoadedAdapterCache(_backbones);
-        var lease = cache.Acquire("adapter-a", BackboneRegistry.TinyBackboneId, () => _artifact);
+        using var cache = new LoadedAdapterCache(registry);
+        var lease = cache.Acquire("a1", BackboneRegistry.TinyBackboneId, () => artifact);
+        var expected = Predict(lease);
 
-        cache.Remove("adapter-a"); // DELETE /v1/adapters/{id} while the predict runs
+        cache.Remove("a1"); // DELETE /v1/adapters/a1 lands mid-predict
 
-        Assert.False(lease.Adapter.IsDisposed);
-        Assert.Single(AdapterPredictor.Predict(lease.Backbone, lease.Adapter, ["the movie was great"], null));
+        Assert.Equal(expected[0].Probabilities, Predict(lease)[0].Probabilities); // still usable, same weights
         lease.Dispose();
-        Assert.True(lease.Adapter.IsDisposed);
-        lease.Dispose(); // a second release is harmless and releases nothing more
+        Assert.Empty(lease.Adapter.Classifier.parameters()); // disposed: TorchSharp drops a disposed module's parameters
     }
 
     [Fact]
-    public void Eviction_WhileALeaseIsHeld_AdapterStillPredictsAndIsDisposedOnRelease()
+    public void Eviction_WhileAPredictHoldsALease_KeepsItsAdapterAlive()
     {
-        using var cache = new LoadedAdapterCache(_backbones);
-        var lease = cache.Acquire("oldest", BackboneRegistry.TinyBackboneId, () => _artifact);
-        // Capacity newer adapters push the oldest out.
+        using var cache = new LoadedAdapterCache(registry);
+        var first = cache.Acquire("first", BackboneRegistry.TinyBackboneId, () => artifact);
+        // Fill the cache past capacity: "first" is the least recently used and is evicted.
         for (var i = 0; i < LoadedAdapterCache.Capacity; i++)
-            cache.Acquire($"newer-{i}", BackboneRegistry.TinyBackboneId, () => _artifact).Dispose();
+            cache.Acquire($"other-{i}", BackboneRegistry.TinyBackboneId, () => artifact).Dispose();
 
-        Assert.False(lease.Adapter.IsDisposed);
-        Assert.Single(AdapterPredictor.Predict(lease.Backbone, lease.Adapter, ["the movie was awful"], null));
-        lease.Dispose();
-        Assert.True(lease.Adapter.IsDisposed);
-        // The next request for it loads a fresh copy rather than the disposed one.
-        using var again = cache.Acquire("oldest", BackboneRegistry.TinyBackboneId, () => _artifact);
-        Assert.False(again.Adapter.IsDisposed);
-        Assert.NotSame(lease.Adapter, again.Adapter);
+        Assert.Single(Predict(first));
+        first.Dispose();
+        Assert.Empty(first.Adapter.Classifier.parameters()); // disposed once the lease ended
+
+        // The next predict for it loads a fresh copy.
+        var loads = 0;
+        using var again = cache.Acquire("first", BackboneRegistry.TinyBackboneId, () => { loads++; return artifact; });
+        Assert.Equal(1, loads);
+        Assert.Single(Predict(again));
     }
 
     [Fact]
-    public async Task ConcurrentPredictsAndDeletes_NeverRunOnADisposedAdapter()
+    public void ManyConcurrentPredictsAndRemoves_NeverUseADisposedAdapter()
     {
-        using var cache = new LoadedAdapterCache(_backbones);
-        using var done = new CancellationTokenSource();
-        // Dedicated threads: on a small machine thread-pool tasks would start one after another, not side by side.
-        var predicts = Enumerable.Range(0, 3).Select(_ => Task.Factory.StartNew(() =>
+        using var cache = new LoadedAdapterCache(registry);
+        var failures = 0;
+        Parallel.For(0, 200, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i =>
         {
-            for (var i = 0; i < 20; i++)
+            if (i % 5 == 0)
             {
-                using var lease = cache.Acquire("shared", BackboneRegistry.TinyBackboneId, () => _artifact);
-                Assert.False(lease.Adapter.IsDisposed);
-                AdapterPredictor.Predict(lease.Backbone, lease.Adapter, ["the service was nice"], null);
-            }
-        }, TaskCreationOptions.LongRunning)).ToList();
-        var removes = Task.Factory.StartNew(() =>
-        {
-            while (!done.IsCancellationRequested)
                 cache.Remove("shared");
-        }, TaskCreationOptions.LongRunning);
+                return;
+            }
 
-        try
-        {
-            await Task.WhenAll(predicts);
-        }
-        finally
-        {
-            await done.CancelAsync();
-            await removes;
-        }
+            using var lease = cache.Acquire("shared", BackboneRegistry.TinyBackboneId, () => artifact);
+            try
+            {
+                Predict(lease);
+            }
+            catch (ObjectDisposedException)
+            {
+                Interlocked.Increment(ref failures);
+            }
+        });
+
+        Assert.Equal(0, failures);
     }
 
     public void Dispose()
     {
-        _backbones.Dispose();
-        try { Directory.Delete(_directory, recursive: true); } catch (IOException) { }
-    }
-
-    private sealed class NoProgress : IFineTuneProgress
-    {
-        public void StageStarted(FineTuneStage stage) { }
-        public void Progress(FineTuneStage stage, double fraction) { }
-        public void EpochCompleted(EpochMetrics metrics) { }
+        registry.Dispose();
+        if (Directory.Exists(directory))
+            Directory.Delete(directory, recursive: true);
     }
 }

@@ -1,4 +1,3 @@
-using Read.Domain.FineTuning;
 using Read.Worker;
 
 namespace Read.Api.Tests;
@@ -17,7 +16,7 @@ public sealed class WorkerStartTests(PostgresServiceFixture service)
             Directory.CreateDirectory(cacheDirectory);
             var stale = Path.Combine(cacheDirectory, "0123.readact.tmp-" + Guid.NewGuid().ToString("N"));
             await File.WriteAllBytesAsync(stale, [1, 2, 3]);
-            File.SetLastWriteTimeUtc(stale, DateTime.UtcNow - ActivationCacheCleanup.MinimumAge * 2);
+            File.SetLastWriteTimeUtc(stale, DateTime.UtcNow.AddHours(-1)); // long past any writer
 
             // Built, not started: the clean-up is part of start-up, before the Hangfire server takes a job.
             using var worker = await WorkerHost.BuildAsync(

@@ -60,6 +60,32 @@ public sealed class AdapterArtifactTests(TinyBackboneFixture fixture)
     }
 
     [Fact]
+    public void Predict_AdapterFromBeforeAccentStripping_KeepsTheIdsItWasTrainedOn()
+    {
+        // An artifact written before strip_accents was recorded says only do_lower_case: it was trained on "góód" as
+        // it stands, and must go on seeing it so; a current artifact sees "good".
+        using var classifier = RandomClassifier(2);
+        var legacyArtifact = AdapterArtifact.Write(Config(["neg", "pos"]), classifier, new { });
+        var legacyJson = JsonNode.Parse(new ZipArchive(new MemoryStream(legacyArtifact)).GetEntry("adapter_config.json")!.Open())!;
+        Assert.Null(legacyJson["tokenizer"]!["strip_accents"]);
+        var current = Config(["neg", "pos"]) with { Tokenizer = AdapterTokenizerConfig.From(fixture.Backbone.TokenizerSettings) };
+        var currentArtifact = AdapterArtifact.Write(current, classifier, new { });
+        using var legacy = AdapterArtifact.Load(legacyArtifact, fixture.Backbone);
+        using var fresh = AdapterArtifact.Load(currentArtifact, fixture.Backbone);
+        string[] accented = ["the móvie was góód"];
+        string[] plain = ["the movie was good"];
+
+        Assert.Equal(TokenizerSettings.Legacy(lowerCase: true), legacy.Config.Tokenizer.Settings);
+        Assert.True(AdapterArtifact.ReadConfig(currentArtifact).Tokenizer.StripAccents);
+        Assert.Equal(Probabilities(fresh, plain), Probabilities(fresh, accented));
+        Assert.NotEqual(Probabilities(legacy, plain), Probabilities(legacy, accented));
+        Assert.Equal(Probabilities(fresh, plain), Probabilities(legacy, plain));
+    }
+
+    private double[] Probabilities(LoadedAdapter adapter, string[] texts) =>
+        AdapterPredictor.Predict(fixture.Backbone, adapter, texts, null).SelectMany(p => p.Probabilities.OrderBy(kv => kv.Key).Select(kv => kv.Value)).ToArray();
+
+    [Fact]
     public void Write_Artifact_HasSortedSnakeCaseConfigAndOnlyAdapterTensors()
     {
         using var classifier = RandomClassifier(2);

@@ -1,5 +1,6 @@
 using Read.Domain.Datasets;
 using Read.Domain.Files;
+using Read.Research.Datasets;
 
 namespace Read.Bench.Data;
 

@@ -4,8 +4,8 @@ using System.Text.Json.Serialization;
 using Read.Bench.Data;
 using Read.Bench.Measurement;
 using Read.Domain.Backbones;
-using Read.Domain.Baselines;
 using Read.Domain.Datasets;
+using Read.Research.Baselines;
 using TorchSharp;
 
 namespace Read.Bench.Methods;

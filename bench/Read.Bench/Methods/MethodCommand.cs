@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Read.Domain.Backbones;
-using Read.Domain.Baselines;
+using Read.Research.Baselines;
 
 namespace Read.Bench.Methods;
 

@@ -81,7 +81,6 @@ internal static class AdaptersApi
                     $"inputs[{i}]: text and text_pair are limited to {maxChars} characters each (Read:MaxPredictTextChars).", Index(i));
         }
 
-        // The lease keeps the side network alive until this predict is done, even if the adapter is evicted or deleted meanwhile.
         using var lease = cache.Acquire(adapter.Id, adapter.BackboneId,
             () => db.Adapters.Where(a => a.Id == id && a.TenantId == tenant).Select(a => a.Artifact).Single());
         var predictions = await Task.Run(() => AdapterPredictor.Predict(lease.Backbone, lease.Adapter,

@@ -6,9 +6,9 @@ namespace Read.Api.Adapters;
 
 /// <summary>
 /// Keeps side networks loaded across predict requests (the backbone itself is cached by <see cref="BackboneRegistry"/>).
-/// Bounded: the least recently used adapter is evicted past <see cref="Capacity"/>. A predict holds a <see cref="Lease"/>
-/// while it runs: eviction or delete only drops the cache's own reference, and the adapter is disposed when the last
-/// lease is released, so a concurrent predict never runs on a disposed network.
+/// Bounded: the least recently used adapter is evicted past <see cref="Capacity"/>. A predict holds a
+/// <see cref="Lease"/>; an adapter evicted or deleted while leased is disposed when its last lease ends, never under
+/// a running predict.
 /// </summary>
 internal sealed class LoadedAdapterCache(BackboneRegistry backbones) : IDisposable
 {
@@ -18,8 +18,8 @@ internal sealed class LoadedAdapterCache(BackboneRegistry backbones) : IDisposab
     private long _clock;
 
     /// <summary>
-    /// A lease on the loaded adapter for <paramref name="adapterId"/>; <paramref name="artifact"/> is asked for only on a
-    /// miss. Dispose the lease when done with the adapter.
+    /// Leases the loaded adapter for <paramref name="adapterId"/>; <paramref name="artifact"/> is asked for only on a
+    /// miss. Dispose the lease when the predict is done.
     /// </summary>
     public Lease Acquire(string adapterId, string backboneId, Func<byte[]> artifact)
     {
@@ -27,10 +27,10 @@ internal sealed class LoadedAdapterCache(BackboneRegistry backbones) : IDisposab
         while (true)
         {
             var entry = _entries.GetOrAdd(adapterId, _ => new Entry(new Lazy<LoadedAdapter>(() => AdapterArtifact.Load(artifact(), backbone))));
-            if (!entry.TryAddReference())
+            if (!entry.TryAcquire())
             {
-                // Removed and released between the lookup and here: drop it if still listed, and look again.
-                _entries.TryRemove(new KeyValuePair<string, Entry>(adapterId, entry));
+                // Retired between the lookup and the lease (evicted or deleted just now): it is out of the map; look again.
+                _entries.TryRemove(KeyValuePair.Create(adapterId, entry));
                 continue;
             }
 
@@ -42,27 +42,27 @@ internal sealed class LoadedAdapterCache(BackboneRegistry backbones) : IDisposab
             }
             catch
             {
-                Remove(adapterId, entry);
                 entry.Release();
+                Retire(adapterId, entry);
                 throw;
             }
 
             EvictIfFull();
-            return new Lease(backbone, adapter, entry);
+            return new Lease(entry, backbone, adapter);
         }
     }
 
+    /// <summary>Drops the adapter (deleted): disposed now if unleased, else when its last lease ends.</summary>
     public void Remove(string adapterId)
     {
         if (_entries.TryRemove(adapterId, out var entry))
-            entry.Release();
+            entry.Retire();
     }
 
-    /// <summary>Removes <paramref name="entry"/> only if it is still the one listed, releasing the cache's reference once.</summary>
-    private void Remove(string adapterId, Entry entry)
+    private void Retire(string adapterId, Entry entry)
     {
-        if (_entries.TryRemove(new KeyValuePair<string, Entry>(adapterId, entry)))
-            entry.Release();
+        _entries.TryRemove(KeyValuePair.Create(adapterId, entry));
+        entry.Retire();
     }
 
     private void EvictIfFull()
@@ -70,64 +70,90 @@ internal sealed class LoadedAdapterCache(BackboneRegistry backbones) : IDisposab
         while (_entries.Count > Capacity)
         {
             var oldest = _entries.MinBy(e => e.Value.LastUsed);
-            Remove(oldest.Key, oldest.Value);
+            Retire(oldest.Key, oldest.Value);
         }
     }
 
     public void Dispose()
     {
-        foreach (var (id, entry) in _entries)
-            Remove(id, entry);
+        foreach (var id in _entries.Keys)
+            Remove(id);
     }
 
-    /// <summary>One use of a cached adapter; the adapter stays alive until every lease on it is disposed.</summary>
+    /// <summary>One predict's hold on a loaded adapter.</summary>
     public sealed class Lease : IDisposable
     {
-        private Entry? _entry;
+        private readonly Entry entry;
+        private int released;
 
-        internal Lease(Backbone backbone, LoadedAdapter adapter, Entry entry)
+        internal Lease(Entry entry, Backbone backbone, LoadedAdapter adapter)
         {
+            this.entry = entry;
             Backbone = backbone;
             Adapter = adapter;
-            _entry = entry;
         }
 
         public Backbone Backbone { get; }
 
         public LoadedAdapter Adapter { get; }
 
-        public void Dispose() => Interlocked.Exchange(ref _entry, null)?.Release();
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref released, 1) == 0)
+                entry.Release();
+        }
     }
 
-    /// <summary>
-    /// A cached adapter and its reference count: one for being listed in the cache, one per lease. Zero is final:
-    /// no new lease can be taken, and the adapter (if it was ever loaded) is disposed.
-    /// </summary>
     internal sealed class Entry(Lazy<LoadedAdapter> adapter)
     {
-        private int _references = 1;
+        private readonly Lock gate = new();
+        private int leases;
+        private bool retired;
 
         public Lazy<LoadedAdapter> Adapter { get; } = adapter;
 
         public long LastUsed;
 
-        public bool TryAddReference()
-        {
-            var current = Volatile.Read(ref _references);
-            while (current > 0)
-            {
-                var seen = Interlocked.CompareExchange(ref _references, current + 1, current);
-                if (seen == current)
-                    return true;
-                current = seen;
-            }
+        /// <summary>Whether the adapter has been disposed (retired and no lease left).</summary>
+        public bool IsDisposed { get; private set; }
 
-            return false;
+        public bool TryAcquire()
+        {
+            lock (gate)
+            {
+                if (retired)
+                    return false;
+                leases++;
+                return true;
+            }
         }
 
         public void Release()
         {
-            if (Interlocked.Decrement(ref _references) == 0 && Adapter.IsValueCreated)
+            lock (gate)
+            {
+                leases--;
+                if (retired && leases == 0)
+                    DisposeAdapter();
+            }
+        }
+
+        public void Retire()
+        {
+            lock (gate)
+            {
+                if (retired)
+                    return;
+                retired = true;
+                if (leases == 0)
+                    DisposeAdapter();
+            }
+        }
+
+        private void DisposeAdapter()
+        {
+            IsDisposed = true;
+            if (Adapter.IsValueCreated)
                 Adapter.Value.Dispose();
         }
     }

@@ -1,7 +1,7 @@
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Read.Domain.Configuration;
-using Read.Domain.FineTuning;
-using Read.Domain.Jobs;
+using Read.Domain.Hosting;
 using Read.Domain.Persistence;
 using Read.Domain.Tenants;
 
@@ -39,13 +39,13 @@ internal static class EmbeddedStartup
         logger.LogWarning("Embedded mode: development tenant {TenantId}; API key {ApiKeyPrefix} (full key in {KeySource})",
             tenant.Id, KeyPrefix(key), keySource);
 
-        // A precompute killed by the last stop left its temporary file behind; this process is the only writer.
-        ActivationCacheCleanup.DeleteStaleTemporaryFiles(options.ActivationCacheDirectory, ActivationCacheCleanup.MinimumAge, logger);
-        // Nothing else runs this database's jobs, so a lease left by the previous process is stale: without this, its
-        // "running" jobs would be refused until the lease expired.
-        var released = await services.GetRequiredService<JobLeases>().ReleaseAllAsync(CancellationToken.None);
-        if (released > 0)
-            logger.LogInformation("Embedded mode: released {Count} job lease(s) left by the previous process", released);
+        // This process runs the jobs: a precompute killed with it left its temporary file behind.
+        StaleCacheCleanup.Run(options, logger);
+
+        // One process runs every job here, and it just started: no lease from before can belong to a live worker.
+        await db.Jobs.Where(j => j.LeaseExpiresAt != null)
+            .ExecuteUpdateAsync(u => u.SetProperty(j => j.LeaseOwner, (string?)null).SetProperty(j => j.LeaseExpiresAt, (DateTime?)null));
+
         // In-memory Hangfire storage forgot everything at the last stop; the database did not.
         await JobRecovery.RequeueAsync(services, includeEnqueued: true);
     }

@@ -33,10 +33,12 @@ public sealed class AdapterPredictor
             throw new ArgumentException("pairs must have one entry per text.", nameof(pairs));
 
         var config = adapter.Config;
+        // Inputs are tokenized exactly as the training examples were, even if the backbone's default changed since.
+        var tokenizer = config.Tokenizer.Settings;
         // Sorting needs a tokenization pass; for a single batch it cannot save padding, so skip it.
         var batches = texts.Count <= MaxBatchExamples
             ? [Enumerable.Range(0, texts.Count).ToArray()]
-            : TokenLengths.SortedBatches(TokenLengths.Of(backbone, texts, pairs, config.MaxLength), MaxBatchExamples, TokenBudget);
+            : TokenLengths.SortedBatches(TokenLengths.Of(backbone, texts, pairs, config.MaxLength, tokenizer), MaxBatchExamples, TokenBudget);
         var predictions = new Prediction[texts.Count];
         using var noGrad = no_grad();
         foreach (var batch in batches)
@@ -45,7 +47,7 @@ public sealed class AdapterPredictor
                 continue;
             using var scope = NewDisposeScope();
             var clock = Stopwatch.StartNew();
-            using var encoded = backbone.Encode(batch.Select(i => texts[i]).ToList(), pairs is null ? null : batch.Select(i => pairs[i]).ToList(), config.MaxLength);
+            using var encoded = backbone.Encode(batch.Select(i => texts[i]).ToList(), pairs is null ? null : batch.Select(i => pairs[i]).ToList(), config.MaxLength, tokenizer);
             var hidden = backbone.HiddenStates(encoded);
             var backboneDone = clock.Elapsed;
             var (states, segments) = HiddenStateGather.Gather(hidden, encoded.AttentionMask, adapter.Layout.Channels, config.Pooling);

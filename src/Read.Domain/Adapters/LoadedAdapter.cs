@@ -19,12 +19,5 @@ public sealed class LoadedAdapter : IDisposable
 
     internal ReadClassifier Classifier { get; }
 
-    /// <summary>True once disposed: the side network's tensors are gone and it must not run again.</summary>
-    public bool IsDisposed { get; private set; }
-
-    public void Dispose()
-    {
-        IsDisposed = true;
-        Classifier.Dispose();
-    }
+    public void Dispose() => Classifier.Dispose();
 }

@@ -37,8 +37,8 @@ public static class HuggingFaceCheckpoint
             model.eval();
             foreach (var parameter in model.parameters())
                 parameter.requires_grad = false;
-            var (tokenizer, lowerCase) = CreateTokenizer(directory);
-            return new Backbone(id, config, model, tokenizer, hash, lowerCase);
+            var (vocabulary, settings) = ReadTokenizer(directory);
+            return new Backbone(id, config, model, vocabulary, settings, hash);
         }
         catch
         {
@@ -109,24 +109,28 @@ public static class HuggingFaceCheckpoint
         return tensors;
     }
 
-    /// <summary>A WordPiece tokenizer from vocab.txt, or from the vocabulary inside tokenizer.json.</summary>
-    private static (BertTokenizer Tokenizer, bool LowerCase) CreateTokenizer(string directory)
+    /// <summary>
+    /// The WordPiece vocabulary (vocab.txt, or the vocabulary inside tokenizer.json) and the tokenizer settings the
+    /// checkpoint declares.
+    /// </summary>
+    internal static (IReadOnlyList<string> Vocabulary, TokenizerSettings Settings) ReadTokenizer(string directory)
     {
         var vocabPath = Path.Combine(directory, VocabularyFile);
         var tokenizerPath = Path.Combine(directory, TokenizerFile);
-        JsonNode? tokenizerJson = null;
-        if (!File.Exists(vocabPath))
+        var configPath = Path.Combine(directory, "tokenizer_config.json");
+        var tokenizerJson = File.Exists(tokenizerPath) ? JsonNode.Parse(File.ReadAllText(tokenizerPath)) : null;
+        var tokenizerConfig = File.Exists(configPath) ? JsonNode.Parse(File.ReadAllText(configPath)) : null;
+        var settings = TokenizerSettings.FromCheckpoint(tokenizerConfig, tokenizerJson);
+        if (File.Exists(vocabPath))
         {
-            if (!File.Exists(tokenizerPath))
-                throw new FileNotFoundException($"{directory} has neither {VocabularyFile} nor {TokenizerFile}.", vocabPath);
-            tokenizerJson = JsonNode.Parse(File.ReadAllText(tokenizerPath));
+            var lines = File.ReadAllLines(vocabPath, Encoding.UTF8).ToList();
+            while (lines.Count > 0 && lines[^1].Length == 0)
+                lines.RemoveAt(lines.Count - 1);
+            return (lines, settings);
         }
 
-        var lowerCase = ReadLowerCase(directory, tokenizerJson);
-        var options = new BertOptions { LowerCaseBeforeTokenization = lowerCase };
         if (tokenizerJson is null)
-            return (BertTokenizer.Create(vocabPath, options), lowerCase);
-
+            throw new FileNotFoundException($"{directory} has neither {VocabularyFile} nor {TokenizerFile}.", vocabPath);
         var model = tokenizerJson["model"];
         var type = model?["type"]?.GetValue<string>();
         if (type != "WordPiece")
@@ -139,18 +143,8 @@ public static class HuggingFaceCheckpoint
                 throw new InvalidDataException($"{tokenizerPath}: vocabulary ids are not 0..{ordered.Count - 1} (token '{ordered[i].Token}' has id {ordered[i].Id}).");
         }
 
-        using var stream = new MemoryStream(Encoding.UTF8.GetBytes(string.Join("\n", ordered.Select(p => p.Token)) + "\n"));
-        return (BertTokenizer.Create(stream, options), lowerCase);
+        return (ordered.Select(p => p.Token).ToList(), settings);
     }
 
     private static string Strip(string key) => key.StartsWith("bert.", StringComparison.Ordinal) ? key[5..] : key;
-
-    private static bool ReadLowerCase(string directory, JsonNode? tokenizerJson)
-    {
-        var path = Path.Combine(directory, "tokenizer_config.json");
-        if (File.Exists(path) && JsonNode.Parse(File.ReadAllText(path))?["do_lower_case"] is { } flag)
-            return flag.GetValue<bool>();
-        // tokenizer.json's BertNormalizer carries the same switch.
-        return tokenizerJson?["normalizer"]?["lowercase"]?.GetValue<bool>() ?? true;
-    }
 }

@@ -30,9 +30,8 @@ public sealed class ReadOptions
     public TimeSpan CancellationPollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>
-    /// How long a running job's claim lasts without renewal; the worker renews it every quarter of this. A worker that dies
-    /// lets it lapse, and the job's redelivery may then claim it. Shorter than Hangfire's invisibility timeout (5 minutes),
-    /// so that redelivery finds the lease already expired.
+    /// How long a worker's claim on a running job lasts without renewal (renewed every third of it). A duplicate
+    /// delivery meets a live lease and exits; a job whose worker died is claimable again once the lease lapses.
     /// </summary>
     public TimeSpan JobLeaseDuration { get; set; } = TimeSpan.FromMinutes(2);
 

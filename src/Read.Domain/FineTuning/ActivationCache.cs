@@ -105,6 +105,43 @@ internal sealed class ActivationCache : IDisposable
 
     public void Dispose() => handle.Dispose();
 
+    /// <summary>
+    /// Deletes the temporary files of writes that never finished (a worker killed during precompute): files named
+    /// <c>*.readact.tmp-*</c> older than <paramref name="minimumAge"/> that no process holds open. A live writer holds
+    /// its file with FileShare.None, so opening it exclusively fails and it is kept. Returns the files and bytes removed.
+    /// </summary>
+    public static (int Files, long Bytes) RemoveStaleTemporaryFiles(string directory, TimeSpan minimumAge)
+    {
+        if (!Directory.Exists(directory))
+            return (0, 0);
+        var removed = 0;
+        long bytes = 0;
+        foreach (var path in Directory.EnumerateFiles(directory, "*" + Extension + ".tmp-*"))
+        {
+            try
+            {
+                var info = new FileInfo(path);
+                if (DateTime.UtcNow - info.LastWriteTimeUtc < minimumAge)
+                    continue;
+                using (new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None))
+                {
+                    // Opened exclusively: no writer has it.
+                }
+
+                var length = info.Length;
+                File.Delete(path);
+                removed++;
+                bytes += length;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Held by a live writer, gone already, or not ours: left alone.
+            }
+        }
+
+        return (removed, bytes);
+    }
+
     /// <summary>SHA-256 over the examples' texts and pairs, in order, each length-prefixed.</summary>
     public static string DatasetHash(IReadOnlyList<LabeledExample> examples)
     {
@@ -120,16 +157,18 @@ internal sealed class ActivationCache : IDisposable
     }
 
     /// <summary>
-    /// Content address: format, backbone id and weights, dataset, tokenizer settings, max length, pooling, layer set, dtype.
+    /// Content address: format, scope, backbone id and weights, dataset, tokenizer settings, max length, pooling, layer
+    /// set, dtype.
     /// </summary>
     public static string Key(Backbone backbone, string datasetHash, ActivationCacheSpec spec)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         AddField(hash, $"read-activations v{FormatVersion}");
+        AddField(hash, $"scope={spec.Scope}");
         AddField(hash, backbone.Id);
         AddField(hash, backbone.WeightsHash);
         AddField(hash, datasetHash);
-        AddField(hash, $"do_lower_case={backbone.LowerCase} truncation=longest_first max_length={spec.MaxLength}");
+        AddField(hash, $"{spec.Tokenizer} truncation=longest_first max_length={spec.MaxLength}");
         AddField(hash, $"pooling={spec.Pooling} layers={string.Join(',', spec.Layers)} dtype={spec.Dtype}");
         return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
@@ -176,13 +215,33 @@ internal sealed class ActivationCache : IDisposable
         return (written, false);
     }
 
+    // fp16 tops out at 65504; bf16 has float32's range. One reduction per batch, not a loop in C#.
+    private static void CheckStorable(Tensor states, string dtype)
+    {
+        using var finite = states.isfinite().all();
+        if (!finite.item<bool>())
+            throw new NonFiniteValueException(NonFiniteValueException.NonFiniteActivations, "The backbone produced NaN or infinite hidden states; nothing was cached.");
+        if (dtype != "fp16")
+            return;
+        using var largest = states.abs().max();
+        var value = largest.item<float>();
+        if (value > 65504f)
+        {
+            throw new NonFiniteValueException(NonFiniteValueException.NonFiniteActivations,
+                $"A hidden state of magnitude {value} does not fit the fp16 activation cache (max 65504); use cache_dtype bf16.");
+        }
+    }
+
     /// <summary>The header fields a cache for these inputs must carry (sizes and checksums left open).</summary>
     private static ActivationCacheHeader Expected(Backbone backbone, IReadOnlyList<LabeledExample> examples, ActivationCacheSpec spec) => new()
     {
         BackboneId = backbone.Id,
         BackboneWeightsHash = backbone.WeightsHash,
         DatasetSha256 = DatasetHash(examples),
-        DoLowerCase = backbone.LowerCase,
+        Scope = spec.Scope,
+        DoLowerCase = spec.Tokenizer.LowerCase,
+        StripAccents = spec.Tokenizer.StripAccents,
+        TokenizeChineseChars = spec.Tokenizer.TokenizeChineseChars,
         MaxLength = spec.MaxLength,
         Pooling = spec.Pooling,
         Layers = spec.Layers.ToArray(),
@@ -204,7 +263,7 @@ internal sealed class ActivationCache : IDisposable
     {
         var texts = examples.Select(e => e.Text).ToList();
         var pairs = examples.Select(e => e.TextPair).ToList();
-        var tokens = TokenLengths.Of(backbone, texts, pairs, spec.MaxLength);
+        var tokens = TokenLengths.Of(backbone, texts, pairs, spec.MaxLength, spec.Tokenizer);
         var stored = spec.Pooling == "cls" ? tokens.Select(_ => 1).ToArray() : tokens;
         var positions = stored.Sum(l => (long)l);
         var rowBytes = (long)spec.Layers.Count * backbone.Config.HiddenSize * 2;
@@ -231,31 +290,25 @@ internal sealed class ActivationCache : IDisposable
         stream.Position = payloadOffset;
         var blockWriter = new BlockHasher(stream, blockHashes);
         var dtype = DtypeOf(spec.Dtype);
-        var largest = LargestStorable(spec.Dtype);
         long written = 0;
         var done = 0;
         foreach (var batch in TokenLengths.SortedBatches(tokens, PrecomputeMaxExamples, PrecomputeTokenBudget))
         {
             cancellationToken.ThrowIfCancellationRequested();
             using var scope = NewDisposeScope();
-            using var encoded = backbone.Encode(batch.Select(i => texts[i]).ToList(), batch.Select(i => pairs[i]).ToList(), spec.MaxLength);
+            using var encoded = backbone.Encode(batch.Select(i => texts[i]).ToList(), batch.Select(i => pairs[i]).ToList(), spec.MaxLength, spec.Tokenizer);
             var hidden = backbone.HiddenStates(encoded); // L + 1 of (B, S, d)
             var (states, _) = HiddenStateGather.Gather(hidden, encoded.AttentionMask, spec.Layers, spec.Pooling); // (P_b, C, d)
             var batchPositions = batch.Sum(i => (long)stored[i]);
             if (states.shape[0] != batchPositions)
                 throw new InvalidOperationException("Token counts changed between tokenization passes.");
-            // One reduction per batch: max |x| is NaN if any value is, and infinite if any is.
-            var peak = states.abs().max().item<float>();
-            if (!(peak <= largest))
-                throw new NonFiniteValuesException(NonFiniteSource.Activations,
-                    $"The backbone produced {(float.IsNaN(peak) ? "NaN" : float.IsInfinity(peak) ? "infinite" : $"out-of-range ({peak:G6})")} hidden states, "
-                    + $"which {spec.Dtype} cannot store (largest magnitude {largest:G6}); nothing was cached.");
             foreach (var i in batch)
             {
                 offsets[i] = written;
                 written += stored[i];
             }
 
+            CheckStorable(states, spec.Dtype);
             using var halves = states.to_type(dtype).contiguous();
             blockWriter.Write(halves.bytes);
             done += batch.Length;
@@ -338,7 +391,9 @@ internal sealed class ActivationCache : IDisposable
         var blocks = header.BlockBytes > 0 ? (header.PayloadBytes + header.BlockBytes - 1) / header.BlockBytes : -1;
         var sound = header.Format == expected.Format && header.BackboneId == expected.BackboneId
             && header.BackboneWeightsHash == expected.BackboneWeightsHash && header.DatasetSha256 == expected.DatasetSha256
-            && header.DoLowerCase == expected.DoLowerCase && header.Truncation == expected.Truncation
+            && header.Scope == expected.Scope && header.DoLowerCase == expected.DoLowerCase
+            && header.StripAccents == expected.StripAccents && header.TokenizeChineseChars == expected.TokenizeChineseChars
+            && header.Truncation == expected.Truncation
             && header.MaxLength == expected.MaxLength && header.Pooling == expected.Pooling
             && header.Layers.SequenceEqual(expected.Layers) && header.Dtype == expected.Dtype
             && header.HiddenSize == expected.HiddenSize && header.Examples == expected.Examples
@@ -428,9 +483,6 @@ internal sealed class ActivationCache : IDisposable
         "bf16" => ScalarType.BFloat16,
         _ => throw new ArgumentException($"Unknown cache dtype '{dtype}'.", nameof(dtype)),
     };
-
-    /// <summary>Largest magnitude the cache dtype stores as a finite number: fp16 tops out at 65504, bf16 at float's range.</summary>
-    private static float LargestStorable(string dtype) => dtype == "fp16" ? (float)Half.MaxValue : float.MaxValue;
 
     private static long Align(long value) => (value + Alignment - 1) / Alignment * Alignment;
 

@@ -18,8 +18,20 @@ internal sealed record ActivationCacheHeader
     [JsonPropertyName("dataset_sha256")]
     public required string DatasetSha256 { get; init; }
 
+    /// <summary>Who may reuse the file (the service: one tenant); part of the key too.</summary>
+    [JsonPropertyName("scope")]
+    public required string Scope { get; init; }
+
+    // The tokenizer settings the ids came from. Headers written before strip_accents was recorded lack the
+    // required fields, do not parse, and are rebuilt.
     [JsonPropertyName("do_lower_case")]
     public required bool DoLowerCase { get; init; }
+
+    [JsonPropertyName("strip_accents")]
+    public required bool StripAccents { get; init; }
+
+    [JsonPropertyName("tokenize_chinese_chars")]
+    public required bool TokenizeChineseChars { get; init; }
 
     [JsonPropertyName("truncation")]
     public string Truncation { get; init; } = "longest_first";

@@ -4,7 +4,6 @@ using Read.Domain.Backbones;
 using Read.Domain.Datasets;
 using Read.Domain.SideNetwork;
 using TorchSharp;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Read.Domain.FineTuning;
@@ -21,6 +20,12 @@ public sealed class ReadFineTuner
 
     // libtorch's default generator is process-wide: seeding and initialising a model must not interleave across jobs.
     private static readonly Lock SeedLock = new();
+
+    /// <summary>
+    /// Who may reuse the activation caches this run writes or reads. The service passes one scope per tenant, so a
+    /// cache hit never tells one tenant what another trained on (docs/decisions/009-per-tenant-activation-cache.md).
+    /// </summary>
+    public string CacheScope { get; init; } = ActivationCacheSpec.SharedScope;
 
     /// <summary>Sequence classification; see the overload taking a <see cref="FineTuneTask"/>.</summary>
     public FineTuneResult Run(
@@ -57,7 +62,7 @@ public sealed class ReadFineTuner
         var (trainIndices, validationIndices) = Split(train.Count, validation?.Count, hp);
         var targets = TaskTargets.Create(task, all, trainIndices);
         var layout = LayerLayout.Create(hp.Layers, backbone.Config.NumHiddenLayers, hp.InitialState == "embedding");
-        var spec = new ActivationCacheSpec(hp.MaxLength, hp.Pooling, layout.Channels, hp.CacheDtype);
+        var spec = new ActivationCacheSpec(hp.MaxLength, hp.Pooling, layout.Channels, hp.CacheDtype, backbone.TokenizerSettings, CacheScope);
 
         progress.StageStarted(FineTuneStage.Precompute);
         var clock = Stopwatch.StartNew();
@@ -102,7 +107,7 @@ public sealed class ReadFineTuner
         };
         var config = new AdapterConfig(
             backbone.Id, backbone.WeightsHash, backbone.Config.HiddenSize, hp.Cell, hp.SideHiddenSize, hp.Aggregation, layout.InputLayers,
-            targets.Labels, hp.MaxLength, new AdapterTokenizerConfig(backbone.LowerCase),
+            targets.Labels, hp.MaxLength, AdapterTokenizerConfig.From(backbone.TokenizerSettings),
             InputLayerNorm: hp.InputNorm == "layernorm",
             Head: targets.IsRegression ? AdapterConfig.RegressionHead : AdapterConfig.ClassificationHead,
             Pooling: hp.Pooling,
@@ -156,7 +161,9 @@ public sealed class ReadFineTuner
         ArgumentNullException.ThrowIfNull(backbone);
         if (!string.Equals(adapter.Config.BackboneWeightsHash, backbone.WeightsHash, StringComparison.OrdinalIgnoreCase))
             throw new InvalidOperationException($"The adapter belongs to backbone weights {adapter.Config.BackboneWeightsHash}, not {backbone.WeightsHash}.");
-        var spec = new ActivationCacheSpec(adapter.Config.MaxLength, adapter.Config.Pooling, adapter.Layout.Channels, adapter.Config.CacheDtype);
+        // The adapter's own tokenizer settings: an adapter trained before accents were stripped is scored on its own ids.
+        var spec = new ActivationCacheSpec(
+            adapter.Config.MaxLength, adapter.Config.Pooling, adapter.Layout.Channels, adapter.Config.CacheDtype, adapter.Config.Tokenizer.Settings);
         return ActivationCache.GetOrCreate(backbone, examples, spec, cacheDirectory, null, CancellationToken.None);
     }
 
@@ -179,11 +186,7 @@ public sealed class ReadFineTuner
     {
         var batchesPerEpoch = (trainIndices.Length + hp.BatchSize - 1) / hp.BatchSize;
         var totalSteps = hp.Epochs * batchesPerEpoch;
-        var warmup = (int)Math.Ceiling(hp.WarmupRatio * totalSteps);
-        using var optimizer = CreateOptimizer(model, hp);
-        // Linear warmup over warmup_ratio of the planned steps, then linear decay to zero.
-        var schedule = optim.lr_scheduler.LambdaLR(optimizer, step =>
-            step < warmup ? (step + 1.0) / warmup : Math.Max(0.0, (double)(totalSteps - step) / Math.Max(1, totalSteps - warmup)));
+        using var optimizer = new AdamWSchedule(model.parameters(), hp.LearningRate, hp.WeightDecay, hp.WarmupRatio, hp.MaxGradNorm, totalSteps);
         using var classWeights = !targets.IsRegression && hp.ClassWeights == "balanced" ? tensor(targets.BalancedWeights(trainIndices)) : null;
         var earlyStopping = hp.EarlyStoppingPatience > 0 && validationIndices.Length > 0;
         var shuffle = new Random(hp.Seed);
@@ -211,17 +214,15 @@ public sealed class ReadFineTuner
                     using var batch = cache.Read(indices);
                     var outputs = model.Forward(batch.States, batch.Segments, batch.Count); // (B, outputs)
                     var loss = Loss(outputs, targets, indices, classWeights);
-                    // The scalar is read every batch anyway; read it before the step, so NaN never reaches the weights.
+                    // Read before the step (the sum below needs it anyway): a NaN step would poison every weight.
                     var lossValue = loss.item<float>();
                     if (!float.IsFinite(lossValue))
-                        throw new NonFiniteValuesException(NonFiniteSource.Training,
-                            $"Training diverged: the loss became {lossValue} in epoch {epoch}; try a lower learning_rate or max_grad_norm.");
-                    optimizer.zero_grad();
-                    loss.backward();
-                    if (hp.MaxGradNorm > 0)
-                        nn.utils.clip_grad_norm_(model.parameters(), hp.MaxGradNorm);
-                    optimizer.step();
-                    schedule.step();
+                    {
+                        throw new NonFiniteValueException(NonFiniteValueException.TrainingDiverged,
+                            $"Training diverged: the loss was {lossValue} at epoch {epoch}, step {step + 1}. Try a lower learning_rate.");
+                    }
+
+                    optimizer.Step(loss);
                     lossSum += lossValue * indices.Length;
                     step++;
                     progress.Progress(FineTuneStage.Train, (double)step / totalSteps);
@@ -257,25 +258,8 @@ public sealed class ReadFineTuner
             Dispose(bestWeights);
         }
 
-        // The last step ran after the last loss check; a weight it made non-finite would be published.
-        if (model.parameters().Any(p => !isfinite(p).all().item<bool>()))
-            throw new NonFiniteValuesException(NonFiniteSource.Training, "Training diverged: the trained weights are not finite; try a lower learning_rate.");
         model.eval();
         return new TrainOutcome(lastLoss, epoch, bestEpoch);
-    }
-
-    /// <summary>AdamW with decoupled weight decay on matrices only: biases and norm weights (all 1-D) are not decayed.</summary>
-    private static AdamW CreateOptimizer(ReadClassifier model, ReadHyperparameters hp)
-    {
-        var parameters = model.parameters().Where(p => p.requires_grad).ToList();
-        var groups = new List<AdamW.ParamGroup>();
-        var decayed = parameters.Where(p => p.dim() >= 2).ToList();
-        var plain = parameters.Where(p => p.dim() < 2).ToList();
-        if (decayed.Count > 0)
-            groups.Add(new AdamW.ParamGroup(decayed, new AdamW.Options { weight_decay = hp.WeightDecay }));
-        if (plain.Count > 0)
-            groups.Add(new AdamW.ParamGroup(plain, new AdamW.Options { weight_decay = 0.0 }));
-        return optim.AdamW(groups, hp.LearningRate, weight_decay: hp.WeightDecay);
     }
 
     private static Tensor Loss(Tensor outputs, TaskTargets targets, ReadOnlySpan<long> indices, Tensor? classWeights)

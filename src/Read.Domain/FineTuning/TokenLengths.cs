@@ -9,14 +9,14 @@ internal static class TokenLengths
     private const int ChunkSize = 512;
 
     /// <summary>Tokens of each input after truncation, [CLS] and [SEP] included (tokenization only, no forward).</summary>
-    public static int[] Of(Backbone backbone, IReadOnlyList<string> texts, IReadOnlyList<string?>? pairs, int maxLength)
+    public static int[] Of(Backbone backbone, IReadOnlyList<string> texts, IReadOnlyList<string?>? pairs, int maxLength, TokenizerSettings? settings = null)
     {
         var lengths = new int[texts.Count];
         for (var start = 0; start < texts.Count; start += ChunkSize)
         {
             var count = Math.Min(ChunkSize, texts.Count - start);
             using var scope = NewDisposeScope();
-            using var encoded = backbone.Encode(Slice(texts, start, count), pairs is null ? null : Slice(pairs, start, count), maxLength);
+            using var encoded = backbone.Encode(Slice(texts, start, count), pairs is null ? null : Slice(pairs, start, count), maxLength, settings);
             var sums = encoded.AttentionMask.sum(1).data<long>().ToArray();
             for (var i = 0; i < count; i++)
                 lengths[start + i] = (int)sums[i];

@@ -18,7 +18,6 @@ public static class ReadCoreServiceCollectionExtensions
             var backboneOptions = sp.GetRequiredService<IOptions<BackboneOptions>>().Value;
             return new BackboneRegistry(backboneOptions);
         });
-        services.AddSingleton<JobLeases>();
         services.AddTransient<FineTuneJobRunner>();
         return services;
     }

@@ -25,9 +25,11 @@ public sealed class FineTuneJob
     public int Attempts { get; set; }
     public DateTime? CancelRequestedAt { get; set; }
     public string? HangfireJobId { get; set; }
-    /// <summary>Which worker run holds the job while it is running; null when no run does.</summary>
+
+    /// <summary>The worker running the job now; with <see cref="LeaseExpiresAt"/> it keeps a duplicate delivery out.</summary>
     public string? LeaseOwner { get; set; }
-    /// <summary>Until when <see cref="LeaseOwner"/> holds the job; renewed by its heartbeat, free to re-claim once past.</summary>
+
+    /// <summary>Renewed by the running worker; once past, the worker is presumed dead and the job may be claimed again.</summary>
     public DateTime? LeaseExpiresAt { get; set; }
     public required DateTime CreatedAt { get; init; }
     public DateTime? StartedAt { get; set; }

@@ -17,12 +17,10 @@ namespace Read.Domain.Jobs;
 /// <summary>
 /// Runs one fine-tuning job end to end: load data → precompute (or reuse) activations → train → evaluate → publish.
 /// Invoked by Hangfire on queue "training". Safe to run again after a crash: a job already finished is left alone, a job
-/// found "running" under an expired lease starts over (the activation cache makes that cheap), a job running under a live
-/// lease is left to its run (a duplicate delivery exits), and publishing is one transaction.
+/// found "running" starts over (the activation cache makes that cheap), and publishing is one transaction.
 /// </summary>
 public sealed class FineTuneJobRunner(
     IDbContextFactory<ReadDbContext> dbFactory,
-    JobLeases leases,
     BackboneRegistry backbones,
     IOptions<ReadOptions> options,
     IEnumerable<IJobStageListener> listeners,
@@ -32,35 +30,32 @@ public sealed class FineTuneJobRunner(
 
     public async Task RunAsync(string jobId, CancellationToken cancellationToken)
     {
-        var owner = JobLeases.NewOwner();
-        var job = await leases.TryClaimAsync(jobId, owner, options.Value.JobLeaseDuration, cancellationToken);
+        var leaseOwner = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
+        var job = await ClaimAsync(jobId, leaseOwner, cancellationToken);
         if (job is null)
-        {
-            await LogNotClaimedAsync(jobId, cancellationToken);
             return;
-        }
 
         using var scope = logger.BeginScope(new Dictionary<string, object> { ["JobId"] = jobId });
         logger.LogInformation("Job {JobId} started (attempt {Attempt}) on backbone {BackboneId}", jobId, job.Attempts, job.BackboneId);
-        // Cancelled by the worker shutting down (Hangfire's token), by the user (the row says so), or by losing the lease.
-        using var leaseLost = new CancellationTokenSource();
-        using var cancellation = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, leaseLost.Token);
-        var watcher = WatchForCancellationAsync(jobId, cancellation);
-        var heartbeat = HoldLeaseAsync(jobId, owner, leaseLost, cancellation.Token);
+        // Cancelled either by the worker shutting down (Hangfire's token) or by the user (the row says so).
+        using var cancellation = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var lease = new LeaseState();
+        var watcher = WatchForCancellationAsync(jobId, leaseOwner, lease, cancellation);
         try
         {
-            await ExecuteAsync(job, owner, cancellation.Token);
+            await ExecuteAsync(job, cancellation.Token);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             // Worker shutting down: leave the job "running"; Hangfire hands it to a worker again and we start over.
             logger.LogWarning("Job {JobId} interrupted by shutdown; it will be retried", jobId);
+            await ReleaseLeaseAsync(jobId, leaseOwner); // the retry need not wait for the lease to lapse
             throw;
         }
-        catch (OperationCanceledException) when (leaseLost.IsCancellationRequested)
+        catch (OperationCanceledException) when (lease.Lost)
         {
-            // Another run owns the job now: whatever it records is the truth, so this one records nothing.
-            logger.LogWarning("Job {JobId} lost its lease to another run; this run stopped", jobId);
+            // Another worker holds the job now (ours lapsed, e.g. a long pause): it runs and publishes, not us.
+            logger.LogWarning("Job {JobId}: lease lost to another worker; this run stops without publishing", jobId);
         }
         catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
         {
@@ -72,24 +67,20 @@ public sealed class FineTuneJobRunner(
             var (code, message) = e switch
             {
                 JobFailedException failed => (failed.Code, failed.Message),
-                NonFiniteValuesException { Origin: NonFiniteSource.Activations } => (JobErrorCodes.NonFiniteActivations, e.Message),
-                NonFiniteValuesException => (JobErrorCodes.TrainingDiverged, e.Message),
+                NonFiniteValueException nonFinite => (nonFinite.Code, nonFinite.Message),
                 _ => (JobErrorCodes.TrainingFailed, e.Message),
             };
             logger.LogError(e, "Job {JobId} failed with {ErrorCode}", jobId, code);
-            await FailAsync(jobId, owner, job.TenantId, code, message);
+            await FailAsync(jobId, job.TenantId, code, message);
         }
         finally
         {
             await cancellation.CancelAsync();
             await watcher;
-            await heartbeat;
-            // Also on shutdown: the job stays "running", and its redelivery may claim it at once.
-            await leases.ReleaseAsync(jobId, owner);
         }
     }
 
-    private async Task ExecuteAsync(FineTuneJob job, string owner, CancellationToken ct)
+    private async Task ExecuteAsync(FineTuneJob job, CancellationToken ct)
     {
         var (train, validation) = await LoadDataAsync(job, ct);
         Backbone backbone;
@@ -106,27 +97,45 @@ public sealed class FineTuneJobRunner(
         // Disposed (flushed) on the way out, so a failure's terminal write comes after the job's last progress and events.
         await using var progress = new JobProgressRecorder(dbFactory, job, listeners, logger);
         var result = await Task.Run(
-            () => new ReadFineTuner().Run(backbone, train, validation, FineTuneTasks.Parse(job.Task), hyperparameters,
+            () => new ReadFineTuner { CacheScope = $"tenant:{job.TenantId}" }.Run(backbone, train, validation, FineTuneTasks.Parse(job.Task), hyperparameters,
                 options.Value.ActivationCacheDirectory, progress, ct),
             ct);
 
         progress.StageStarted(FineTuneStage.Publish);
         await progress.CompleteAsync();
-        await PublishAsync(job, owner, backbone, result, ct);
+        await PublishAsync(job, backbone, result, ct);
         logger.LogInformation("Job {JobId} succeeded: {Metrics}, cache hit {CacheHit}", job.Id, result.Metrics, result.Metrics.CacheHit);
     }
 
-    /// <summary>Polls the job row and cancels <paramref name="cancellation"/> once the user has cancelled the job.</summary>
-    private async Task WatchForCancellationAsync(string jobId, CancellationTokenSource cancellation)
+    /// <summary>
+    /// Polls the job row: cancels <paramref name="cancellation"/> once the user has cancelled the job, renews the lease
+    /// every third of its duration, and cancels too if another worker took the lease over.
+    /// </summary>
+    private async Task WatchForCancellationAsync(string jobId, string leaseOwner, LeaseState lease, CancellationTokenSource cancellation)
     {
         try
         {
+            var renewEvery = options.Value.JobLeaseDuration / 3;
+            var renewed = DateTime.UtcNow;
             while (!cancellation.IsCancellationRequested)
             {
-                await Task.Delay(options.Value.CancellationPollInterval, cancellation.Token);
+                await Task.Delay(options.Value.CancellationPollInterval < renewEvery ? options.Value.CancellationPollInterval : renewEvery, cancellation.Token);
                 await using var db = await dbFactory.CreateDbContextAsync(cancellation.Token);
                 if (await db.Jobs.AnyAsync(j => j.Id == jobId && j.Status == JobStatus.Cancelled, cancellation.Token))
                 {
+                    await cancellation.CancelAsync();
+                    return;
+                }
+
+                if (DateTime.UtcNow - renewed < renewEvery)
+                    continue;
+                var expires = DateTime.UtcNow + options.Value.JobLeaseDuration;
+                var kept = await db.Jobs.Where(j => j.Id == jobId && j.Status == JobStatus.Running && j.LeaseOwner == leaseOwner)
+                    .ExecuteUpdateAsync(s => s.SetProperty(j => j.LeaseExpiresAt, expires), cancellation.Token);
+                renewed = DateTime.UtcNow;
+                if (kept == 0 && await db.Jobs.AnyAsync(j => j.Id == jobId && j.Status == JobStatus.Running && j.LeaseOwner != leaseOwner, cancellation.Token))
+                {
+                    lease.Lost = true;
                     await cancellation.CancelAsync();
                     return;
                 }
@@ -142,52 +151,52 @@ public sealed class FineTuneJobRunner(
         }
     }
 
+    /// <summary>Moves a queued (or interrupted running) job to running; returns null when there is nothing to do.</summary>
     /// <summary>
-    /// Renews the lease every quarter of its duration until <paramref name="stop"/>. Cancels <paramref name="leaseLost"/>
-    /// when another run has claimed the job; a failed renewal (database hiccup) is retried at the next beat.
+    /// queued → running, or running with a lapsed (or no) lease → running again (its worker died), in one conditional
+    /// UPDATE that takes the lease. A running job with a live lease is someone else's: a duplicate delivery gets null.
     /// </summary>
-    private async Task HoldLeaseAsync(string jobId, string owner, CancellationTokenSource leaseLost, CancellationToken stop)
+    private async Task<FineTuneJob?> ClaimAsync(string jobId, string leaseOwner, CancellationToken ct)
     {
-        var duration = options.Value.JobLeaseDuration;
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var now = DateTime.UtcNow;
+        var expires = now + options.Value.JobLeaseDuration;
+        var claimed = await db.Jobs
+            .Where(j => j.Id == jobId && (j.Status == JobStatus.Queued
+                || (j.Status == JobStatus.Running && (j.LeaseExpiresAt == null || j.LeaseExpiresAt < now))))
+            .ExecuteUpdateAsync(s => s
+                .SetProperty(j => j.Status, JobStatus.Running)
+                .SetProperty(j => j.Stage, (string?)null)
+                .SetProperty(j => j.Progress, 0.0)
+                .SetProperty(j => j.Attempts, j => j.Attempts + 1)
+                .SetProperty(j => j.StartedAt, now)
+                .SetProperty(j => j.LeaseOwner, leaseOwner)
+                .SetProperty(j => j.LeaseExpiresAt, expires), ct);
+        if (claimed == 0)
+        {
+            logger.LogInformation("Job {JobId} is missing, finished, or running under another worker's live lease; nothing to do", jobId);
+            return null;
+        }
+        return await db.Jobs.AsNoTracking().SingleAsync(j => j.Id == jobId, ct);
+    }
+
+    private async Task ReleaseLeaseAsync(string jobId, string leaseOwner)
+    {
         try
         {
-            while (!stop.IsCancellationRequested)
-            {
-                await Task.Delay(duration / 4, stop);
-                bool held;
-                try
-                {
-                    held = await leases.RenewAsync(jobId, owner, duration, stop);
-                }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    logger.LogWarning(e, "Job {JobId}: renewing the lease failed; retrying at the next heartbeat", jobId);
-                    continue;
-                }
-
-                if (!held)
-                {
-                    await leaseLost.CancelAsync();
-                    return;
-                }
-            }
+            await using var db = await dbFactory.CreateDbContextAsync();
+            await db.Jobs.Where(j => j.Id == jobId && j.LeaseOwner == leaseOwner)
+                .ExecuteUpdateAsync(s => s.SetProperty(j => j.LeaseExpiresAt, (DateTime?)null));
         }
-        catch (OperationCanceledException)
+        catch (Exception e)
         {
-            // The job ended; nothing to hold.
+            logger.LogWarning(e, "Job {JobId}: could not release its lease; the retry waits for it to lapse", jobId);
         }
     }
 
-    private async Task LogNotClaimedAsync(string jobId, CancellationToken ct)
+    private sealed class LeaseState
     {
-        await using var db = await dbFactory.CreateDbContextAsync(ct);
-        var row = await db.Jobs.AsNoTracking().Where(j => j.Id == jobId)
-            .Select(j => new { j.Status, j.LeaseOwner, j.LeaseExpiresAt }).SingleOrDefaultAsync(ct);
-        if (row is { Status: JobStatus.Running })
-            logger.LogWarning("Job {JobId} is already running under lease {LeaseOwner} until {LeaseExpiresAt}; this duplicate delivery exits",
-                jobId, row.LeaseOwner, row.LeaseExpiresAt);
-        else
-            logger.LogInformation("Job {JobId} is missing or already finished; nothing to do", jobId);
+        public volatile bool Lost;
     }
 
     private async Task<(IReadOnlyList<LabeledExample> Train, IReadOnlyList<LabeledExample>? Validation)> LoadDataAsync(FineTuneJob job, CancellationToken ct)
@@ -209,7 +218,7 @@ public sealed class FineTuneJobRunner(
     }
 
     /// <summary>Adapter row and job status change in one transaction: a job is never "succeeded" without its adapter, nor the reverse.</summary>
-    private async Task PublishAsync(FineTuneJob job, string owner, Backbone backbone, FineTuneResult result, CancellationToken ct)
+    private async Task PublishAsync(FineTuneJob job, Backbone backbone, FineTuneResult result, CancellationToken ct)
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var config = AdapterArtifact.ReadConfig(result.Artifact);
@@ -238,11 +247,9 @@ public sealed class FineTuneJobRunner(
         });
         await db.SaveChangesAsync(ct);
         var updated = await db.Jobs
-            .Where(j => j.Id == job.Id && j.Status == JobStatus.Running && j.LeaseOwner == owner)
+            .Where(j => j.Id == job.Id && j.Status == JobStatus.Running)
             .ExecuteUpdateAsync(s => s
                 .SetProperty(j => j.Status, JobStatus.Succeeded)
-                .SetProperty(j => j.LeaseOwner, (string?)null)
-                .SetProperty(j => j.LeaseExpiresAt, (DateTime?)null)
                 .SetProperty(j => j.Stage, FineTuneStages.Name(FineTuneStage.Publish))
                 .SetProperty(j => j.Progress, 1.0)
                 .SetProperty(j => j.AdapterId, adapterId)
@@ -252,7 +259,7 @@ public sealed class FineTuneJobRunner(
                 .SetProperty(j => j.ErrorMessage, (string?)null)
                 .SetProperty(j => j.FinishedAt, now), ct);
         if (updated == 0)
-            throw new JobFailedException(JobErrorCodes.TrainingFailed, "The job left the running state (or this run's lease) before it could be published.");
+            throw new JobFailedException(JobErrorCodes.TrainingFailed, "The job left the running state before it could be published.");
         await tx.CommitAsync(ct);
     }
 
@@ -263,23 +270,18 @@ public sealed class FineTuneJobRunner(
         await db.SaveChangesAsync();
     }
 
-    private async Task FailAsync(string jobId, string owner, Guid tenantId, string code, string message)
+    private async Task FailAsync(string jobId, Guid tenantId, string code, string message)
     {
         // Not cancellable: a failure must be recorded even while the worker is stopping.
         await using var db = await dbFactory.CreateDbContextAsync();
         var now = DateTime.UtcNow;
-        var failed = await db.Jobs
-            .Where(j => j.Id == jobId && j.Status == JobStatus.Running && j.LeaseOwner == owner)
+        await db.Jobs
+            .Where(j => j.Id == jobId && j.Status == JobStatus.Running)
             .ExecuteUpdateAsync(s => s
                 .SetProperty(j => j.Status, JobStatus.Failed)
-                .SetProperty(j => j.LeaseOwner, (string?)null)
-                .SetProperty(j => j.LeaseExpiresAt, (DateTime?)null)
                 .SetProperty(j => j.ErrorCode, code)
                 .SetProperty(j => j.ErrorMessage, message)
                 .SetProperty(j => j.FinishedAt, now));
-        // A run that no longer holds the job (its lease went to another run) must not write into that run's log.
-        if (failed == 0)
-            return;
         db.JobEvents.Add(new JobEvent { JobId = jobId, TenantId = tenantId, CreatedAt = now, Level = "error", Message = $"{code}: {message}" });
         await db.SaveChangesAsync();
     }

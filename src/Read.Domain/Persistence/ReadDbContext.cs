@@ -53,7 +53,6 @@ public abstract class ReadDbContext(DbContextOptions options) : DbContext(option
             e.Property(j => j.Task).HasMaxLength(16).HasDefaultValue(FineTuneTasks.Classification);
             e.Property(j => j.Stage).HasMaxLength(16);
             e.Property(j => j.ErrorCode).HasMaxLength(64);
-            e.Property(j => j.LeaseOwner).HasMaxLength(128);
             e.HasIndex(j => new { j.TenantId, j.CreatedAt });
             e.HasIndex(j => j.Status);
             e.HasOne<Tenant>().WithMany().HasForeignKey(j => j.TenantId);

@@ -1,3 +1,4 @@
+using Read.Domain.Backbones;
 using Read.Domain.FineTuning;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -8,6 +9,30 @@ namespace Read.Domain.Tests.FineTuning;
 public sealed class ActivationCacheTests(TinyBackboneFixture fixture)
 {
     private static readonly ReadHyperparameters Quick = ReadFineTunerTests.Learnable with { Epochs = 2 };
+
+    [Fact]
+    public void GetOrCreate_OtherScopeOrTokenizerSettings_MissesAndTheSameScopeHits()
+    {
+        // The service scopes caches per tenant: a hit must never tell one tenant what another trained on, and ids
+        // from other tokenizer settings must never be reused.
+        var backbone = fixture.Backbone;
+        var examples = SyntheticSentiment.Generate(6, seed: 13);
+        var directory = fixture.NewCacheDirectory();
+        var tenantA = new ActivationCacheSpec(32, "cls", [0, 4], "fp16", backbone.TokenizerSettings, "tenant:a");
+        bool Hit(ActivationCacheSpec spec)
+        {
+            var (cache, hit) = ActivationCache.GetOrCreate(backbone, examples, spec, directory, null, CancellationToken.None);
+            cache.Dispose();
+            return hit;
+        }
+
+        Assert.False(Hit(tenantA));
+        Assert.False(Hit(tenantA with { Scope = "tenant:b" }));
+        Assert.False(Hit(tenantA with { Tokenizer = TokenizerSettings.Legacy(lowerCase: true) }));
+        Assert.True(Hit(tenantA));
+        Assert.True(Hit(tenantA with { Scope = "tenant:b" }));
+        Assert.Equal(3, Directory.GetFiles(directory).Length);
+    }
 
     [Theory]
     [InlineData("truncate")]
@@ -64,7 +89,7 @@ public sealed class ActivationCacheTests(TinyBackboneFixture fixture)
     {
         var backbone = fixture.Backbone;
         var examples = SyntheticSentiment.Generate(9, seed: 12).Append(new("the movie", "was good and so was the book", "positive")).ToList();
-        var spec = new ActivationCacheSpec(32, pooling, [0, 2, 4], dtype);
+        var spec = new ActivationCacheSpec(32, pooling, [0, 2, 4], dtype, backbone.TokenizerSettings);
         var (cache, hit) = ActivationCache.GetOrCreate(backbone, examples, spec, fixture.NewCacheDirectory(), null, CancellationToken.None);
         using (cache)
         {
@@ -87,4 +112,38 @@ public sealed class ActivationCacheTests(TinyBackboneFixture fixture)
                 h.Dispose();
         }
     }
+}
+
+public sealed class StaleTemporaryCacheFileTests : IDisposable
+{
+    private readonly TempDirectory directory = new();
+
+    private string File(string name, TimeSpan age)
+    {
+        var path = directory.Sub(name);
+        System.IO.File.WriteAllBytes(path, new byte[1000]);
+        System.IO.File.SetLastWriteTimeUtc(path, DateTime.UtcNow - age);
+        return path;
+    }
+
+    [Fact]
+    public void RemoveStaleTemporaryFiles_RemovesOnlyOldUnheldTemporaries()
+    {
+        var stale = File("abc.readact.tmp-1", TimeSpan.FromHours(1));
+        var held = File("def.readact.tmp-2", TimeSpan.FromHours(1));
+        var fresh = File("ghi.readact.tmp-3", TimeSpan.Zero);
+        var complete = File("abc.readact", TimeSpan.FromHours(1));
+        // A live writer in another process holds its file this way (ActivationCache.Write).
+        using var writer = new FileStream(held, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+
+        var (files, bytes) = ActivationCache.RemoveStaleTemporaryFiles(directory.Path, TimeSpan.FromMinutes(1));
+
+        Assert.Equal((1, 1000L), (files, bytes));
+        Assert.False(System.IO.File.Exists(stale));
+        Assert.True(System.IO.File.Exists(held));
+        Assert.True(System.IO.File.Exists(fresh));
+        Assert.True(System.IO.File.Exists(complete));
+    }
+
+    public void Dispose() => directory.Dispose();
 }
