@@ -54,9 +54,27 @@ public sealed class FineTuneJobRunnerTests : IAsyncLifetime
         var job = await _db.JobAsync(jobId);
         Assert.Equal(JobStatus.Failed, job.Status);
         Assert.Equal(JobErrorCodes.NonFiniteActivations, job.ErrorCode);
+        Assert.Null(job.LeaseOwner); // a finished job holds no lease
+        Assert.Null(job.LeaseExpiresAt);
         await using var db = await _db.Factory.CreateDbContextAsync();
         Assert.False(await db.Adapters.AnyAsync(a => a.JobId == jobId));
         Assert.Empty(Directory.Exists(CacheDirectory) ? Directory.GetFiles(CacheDirectory) : []);
+    }
+
+    [Fact]
+    public async Task Run_ThatSucceeds_PublishesAndGivesTheLeaseUp()
+    {
+        var train = TestData.Sentiment(16, seed: 42);
+        var fileId = await _db.InsertFileAsync(TestData.Jsonl(train), ["negative", "positive"], train.Count);
+        var jobId = await _db.InsertJobAsync(JobStatus.Queued, backboneId: BackboneRegistry.TinyBackboneId, trainingFileId: fileId,
+            hyperparametersJson: "{\"epochs\":1,\"max_length\":32}");
+
+        await Runner().RunAsync(jobId, CancellationToken.None);
+
+        var job = await _db.JobAsync(jobId);
+        Assert.True(job.Status == JobStatus.Succeeded, job.ErrorMessage);
+        Assert.Null(job.LeaseOwner);
+        Assert.Null(job.LeaseExpiresAt);
     }
 
     [Fact]

@@ -198,6 +198,7 @@ public sealed class PostgresEndToEndTests(PostgresServiceFixture service)
         Assert.False(job.TryGetProperty("adapter_id", out _));
         await using var db = service.Worker.Services.GetRequiredService<IDbContextFactory<ReadDbContext>>().CreateDbContext();
         Assert.False(await db.Adapters.AnyAsync(a => a.JobId == jobId));
+        Assert.Null((await db.Jobs.SingleAsync(j => j.Id == jobId)).LeaseOwner); // finishing released the lease
     }
 
     [Fact]
