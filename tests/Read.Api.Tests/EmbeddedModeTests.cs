@@ -81,6 +81,20 @@ public sealed class EmbeddedModeTests : IDisposable
         Assert.True(job.GetProperty("status").GetString() == "succeeded", job.ToString());
     }
 
+    [Fact]
+    public async Task Start_RemovesTemporaryCacheFilesAKilledPrecomputeLeftBehind()
+    {
+        var cacheDirectory = Path.Combine(_dataDirectory, "activation-cache");
+        Directory.CreateDirectory(cacheDirectory);
+        var stale = Path.Combine(cacheDirectory, "0123.readact.tmp-" + Guid.NewGuid().ToString("N"));
+        await File.WriteAllBytesAsync(stale, [1, 2, 3]);
+        File.SetLastWriteTimeUtc(stale, DateTime.UtcNow.AddHours(-1)); // long past any writer
+
+        await using var app = ReadApplication.Start(_dataDirectory, postgres: null, Settings);
+
+        Assert.False(File.Exists(stale));
+    }
+
     public void Dispose()
     {
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();

@@ -1,6 +1,7 @@
 using Hangfire;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
+using Read.Api.Hosting;
 using Read.Domain.Jobs;
 using Read.Domain.Persistence;
 
@@ -15,8 +16,8 @@ public sealed class JobRecoveryTests(PostgresServiceFixture service)
     {
         using var client = await service.Api.CreateTenantClientAsync("orphan");
         var fileId = await client.UploadOkAsync(TestData.Jsonl(TestData.Sentiment(32, seed: 9)));
-        // The API committed the row and stopped before it could enqueue.
-        var jobId = await InsertJobAsync(fileId, JobStatus.Queued, attempts: 0);
+        // The API committed the row and stopped before it could enqueue, longer ago than recovery's grace age.
+        var jobId = await InsertJobAsync(fileId, JobStatus.Queued, attempts: 0, createdAt: DateTime.UtcNow - JobRecovery.GraceAge * 2);
 
         await using (var restarted = ReadApplication.Start(Path.Combine(service.ApiDataDirectory, "second"), service.ConnectionString))
         {
@@ -96,7 +97,7 @@ public sealed class JobRecoveryTests(PostgresServiceFixture service)
 
     private ReadDbContext CreateDb() => service.Worker.Services.GetRequiredService<IDbContextFactory<ReadDbContext>>().CreateDbContext();
 
-    private async Task<string> InsertJobAsync(string fileId, string status, int attempts)
+    private async Task<string> InsertJobAsync(string fileId, string status, int attempts, DateTime? createdAt = null)
     {
         await using var db = CreateDb();
         var tenantId = (await db.Files.SingleAsync(f => f.Id == fileId)).TenantId;
@@ -105,7 +106,7 @@ public sealed class JobRecoveryTests(PostgresServiceFixture service)
         {
             Id = jobId, TenantId = tenantId, BackboneId = "tiny-bert", TrainingFileId = fileId,
             HyperparametersJson = "{\"epochs\":1}", Status = status, Attempts = attempts,
-            CreatedAt = DateTime.UtcNow, StartedAt = status == JobStatus.Running ? DateTime.UtcNow : null,
+            CreatedAt = createdAt ?? DateTime.UtcNow, StartedAt = status == JobStatus.Running ? DateTime.UtcNow : null,
         });
         await db.SaveChangesAsync();
         return jobId;

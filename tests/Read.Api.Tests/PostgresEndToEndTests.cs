@@ -180,6 +180,28 @@ public sealed class PostgresEndToEndTests(PostgresServiceFixture service)
     }
 
     [Fact]
+    public async Task FineTune_WhenTheLossBecomesNaN_EndsFailedWithTrainingDivergedAndPublishesNothing()
+    {
+        using var client = await service.Api.CreateTenantClientAsync("diverges");
+        // Finite labels whose mean overflows: standardised targets, and so the loss, are NaN from the first batch.
+        var train = TestData.SentimentScores(32, seed: 16).Select((e, i) => e with { Label = i % 2 == 0 ? "1.7e308" : "1.6e308" });
+        var created = await client.CreateJobOkAsync(new
+        {
+            backbone = "tiny-bert", task = "regression", training_file = await client.UploadOkAsync(TestData.Jsonl(train)),
+            hyperparameters = new { epochs = 2 },
+        });
+        var jobId = created.GetProperty("id").GetString()!;
+        var job = await client.WaitForJobAsync(jobId);
+
+        Assert.True(job.GetProperty("status").GetString() == "failed", job.ToString());
+        Assert.Equal("training_diverged", job.GetProperty("error").GetProperty("code").GetString());
+        Assert.False(job.TryGetProperty("adapter_id", out _));
+        await using var db = service.Worker.Services.GetRequiredService<IDbContextFactory<ReadDbContext>>().CreateDbContext();
+        Assert.False(await db.Adapters.AnyAsync(a => a.JobId == jobId));
+        Assert.Null((await db.Jobs.SingleAsync(j => j.Id == jobId)).LeaseOwner); // finishing released the lease
+    }
+
+    [Fact]
     public async Task OtherTenant_CannotSeeDownloadOrPredictWithAnotherTenantsResources_404()
     {
         using var owner = await service.Api.CreateTenantClientAsync("owner");

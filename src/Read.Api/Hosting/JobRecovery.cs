@@ -1,3 +1,4 @@
+using System.Globalization;
 using Hangfire;
 using Microsoft.EntityFrameworkCore;
 using Read.Domain.Jobs;
@@ -5,28 +6,87 @@ using Read.Domain.Persistence;
 
 namespace Read.Api.Hosting;
 
-/// <summary>Hands unfinished jobs to Hangfire again at start-up, so a job accepted by the database is never lost.</summary>
+/// <summary>
+/// Hands unfinished jobs to Hangfire again at start-up, so a job accepted by the database is never lost. Several API
+/// instances may start at once: each job is claimed with one conditional UPDATE of its HangfireJobId before it is
+/// enqueued, so exactly one instance enqueues it.
+/// </summary>
 internal static class JobRecovery
 {
+    /// <summary>
+    /// Postgres mode: a job younger than this may be an API instance's fresh job between its commit and its enqueue; that
+    /// instance enqueues it, so recovery leaves it alone. A recovery claim older than this was left by an instance that
+    /// stopped before it could enqueue, and may be taken over.
+    /// </summary>
+    public static readonly TimeSpan GraceAge = TimeSpan.FromMinutes(1);
+
+    private const string ClaimPrefix = "recovering:";
+
     /// <param name="includeEnqueued">
     /// Embedded mode: every queued or running job (in-memory storage lost them all). Postgres mode: only queued jobs that
     /// never reached Hangfire (the API stopped between committing the row and enqueueing); Hangfire's persistent
     /// storage redelivers the rest itself.
     /// </param>
-    public static async Task RequeueAsync(IServiceProvider services, bool includeEnqueued)
+    public static Task RequeueAsync(IServiceProvider services, bool includeEnqueued) => RequeueAsync(
+        services.GetRequiredService<IDbContextFactory<ReadDbContext>>(), services.GetRequiredService<IBackgroundJobClient>(),
+        services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(JobRecovery)), includeEnqueued,
+        // Embedded mode is one process that has not served a request yet: no other enqueue can be under way.
+        includeEnqueued ? TimeSpan.Zero : GraceAge);
+
+    /// <returns>How many jobs this call enqueued.</returns>
+    internal static async Task<int> RequeueAsync(
+        IDbContextFactory<ReadDbContext> dbFactory, IBackgroundJobClient client, ILogger logger, bool includeEnqueued, TimeSpan graceAge)
     {
-        var db = services.GetRequiredService<ReadDbContext>();
-        var client = services.GetRequiredService<IBackgroundJobClient>();
-        var logger = services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(JobRecovery));
-        var query = db.Jobs.Where(j => j.Status == JobStatus.Queued || j.Status == JobStatus.Running);
+        await using var db = await dbFactory.CreateDbContextAsync();
+        var now = DateTime.UtcNow;
+        var createdBefore = now - graceAge;
+        var query = db.Jobs.Where(j => (j.Status == JobStatus.Queued || j.Status == JobStatus.Running) && j.CreatedAt <= createdBefore);
         if (!includeEnqueued)
-            query = query.Where(j => j.Status == JobStatus.Queued && j.HangfireJobId == null);
-        var jobIds = await query.OrderBy(j => j.CreatedAt).Select(j => j.Id).ToListAsync();
-        foreach (var jobId in jobIds)
+            query = query.Where(j => j.Status == JobStatus.Queued && (j.HangfireJobId == null || j.HangfireJobId.StartsWith(ClaimPrefix)));
+        var candidates = await query.OrderBy(j => j.CreatedAt).Select(j => new { j.Id, j.HangfireJobId }).ToListAsync();
+        var enqueued = 0;
+        foreach (var candidate in candidates)
         {
-            var hangfireId = client.Enqueue<FineTuneJobRunner>(FineTuneJobRunner.Queue, r => r.RunAsync(jobId, CancellationToken.None));
-            await db.Jobs.Where(j => j.Id == jobId).ExecuteUpdateAsync(s => s.SetProperty(j => j.HangfireJobId, hangfireId));
+            // Another instance's claim is its to finish, unless it is old enough to have been abandoned.
+            if (!includeEnqueued && IsClaim(candidate.HangfireJobId) && ClaimedAt(candidate.HangfireJobId!) > now - graceAge)
+                continue;
+            var jobId = candidate.Id;
+            var seen = candidate.HangfireJobId;
+            var claim = ClaimPrefix + now.Ticks.ToString(CultureInfo.InvariantCulture) + ":" + Guid.NewGuid().ToString("N");
+            // Only the instance whose UPDATE still finds the value it read wins; the others see a changed row and skip.
+            var claimed = await db.Jobs
+                .Where(j => j.Id == jobId && j.HangfireJobId == seen && (j.Status == JobStatus.Queued || j.Status == JobStatus.Running))
+                .ExecuteUpdateAsync(s => s.SetProperty(j => j.HangfireJobId, claim));
+            if (claimed == 0)
+                continue;
+            string hangfireId;
+            try
+            {
+                hangfireId = client.Enqueue<FineTuneJobRunner>(FineTuneJobRunner.Queue, r => r.RunAsync(jobId, CancellationToken.None));
+            }
+            catch
+            {
+                // Give the job back for the next start rather than leave it claimed by nobody.
+                await db.Jobs.Where(j => j.Id == jobId && j.HangfireJobId == claim).ExecuteUpdateAsync(s => s.SetProperty(j => j.HangfireJobId, seen));
+                throw;
+            }
+
+            await db.Jobs.Where(j => j.Id == jobId && j.HangfireJobId == claim).ExecuteUpdateAsync(s => s.SetProperty(j => j.HangfireJobId, hangfireId));
+            enqueued++;
             logger.LogInformation("Re-enqueued unfinished job {JobId}", jobId);
         }
+
+        return enqueued;
+    }
+
+    private static bool IsClaim(string? hangfireJobId) => hangfireJobId?.StartsWith(ClaimPrefix, StringComparison.Ordinal) == true;
+
+    private static DateTime ClaimedAt(string claim)
+    {
+        var ticks = claim.AsSpan(ClaimPrefix.Length);
+        var end = ticks.IndexOf(':');
+        return long.TryParse(end < 0 ? ticks : ticks[..end], NumberStyles.None, CultureInfo.InvariantCulture, out var value)
+            ? new DateTime(value, DateTimeKind.Utc)
+            : DateTime.MinValue;
     }
 }

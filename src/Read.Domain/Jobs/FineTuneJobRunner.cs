@@ -61,6 +61,7 @@ public sealed class FineTuneJobRunner(
         {
             logger.LogInformation("Job {JobId} cancelled by the user", jobId);
             await RecordEventAsync(jobId, job.TenantId, "info", "Job cancelled; training stopped");
+            await ReleaseLeaseAsync(jobId, leaseOwner); // a cancelled job is finished: nothing holds it any more
         }
         catch (Exception e)
         {
@@ -71,7 +72,7 @@ public sealed class FineTuneJobRunner(
                 _ => (JobErrorCodes.TrainingFailed, e.Message),
             };
             logger.LogError(e, "Job {JobId} failed with {ErrorCode}", jobId, code);
-            await FailAsync(jobId, job.TenantId, code, message);
+            await FailAsync(jobId, leaseOwner, job.TenantId, code, message);
         }
         finally
         {
@@ -94,13 +95,15 @@ public sealed class FineTuneJobRunner(
         }
 
         var hyperparameters = JsonSerializer.Deserialize<ReadHyperparameters>(job.HyperparametersJson, JsonDefaults.SnakeCase)!;
-        var progress = new JobProgressRecorder(dbFactory, job, listeners, logger);
+        // Disposed (flushed) on the way out, so a failure's terminal write comes after the job's last progress and events.
+        await using var progress = new JobProgressRecorder(dbFactory, job, listeners, logger);
         var result = await Task.Run(
             () => new ReadFineTuner { CacheScope = $"tenant:{job.TenantId}" }.Run(backbone, train, validation, FineTuneTasks.Parse(job.Task), hyperparameters,
                 options.Value.ActivationCacheDirectory, progress, ct),
             ct);
 
         progress.StageStarted(FineTuneStage.Publish);
+        await progress.CompleteAsync();
         await PublishAsync(job, backbone, result, ct);
         logger.LogInformation("Job {JobId} succeeded: {Metrics}, cache hit {CacheHit}", job.Id, result.Metrics, result.Metrics.CacheHit);
     }
@@ -245,8 +248,11 @@ public sealed class FineTuneJobRunner(
         });
         await db.SaveChangesAsync(ct);
         var updated = await db.Jobs
-            .Where(j => j.Id == job.Id && j.Status == JobStatus.Running)
+            // Only while this run holds the lease; finishing gives the lease up.
+            .Where(j => j.Id == job.Id && j.Status == JobStatus.Running && j.LeaseOwner == job.LeaseOwner)
             .ExecuteUpdateAsync(s => s
+                .SetProperty(j => j.LeaseOwner, (string?)null)
+                .SetProperty(j => j.LeaseExpiresAt, (DateTime?)null)
                 .SetProperty(j => j.Status, JobStatus.Succeeded)
                 .SetProperty(j => j.Stage, FineTuneStages.Name(FineTuneStage.Publish))
                 .SetProperty(j => j.Progress, 1.0)
@@ -268,14 +274,16 @@ public sealed class FineTuneJobRunner(
         await db.SaveChangesAsync();
     }
 
-    private async Task FailAsync(string jobId, Guid tenantId, string code, string message)
+    private async Task FailAsync(string jobId, string leaseOwner, Guid tenantId, string code, string message)
     {
         // Not cancellable: a failure must be recorded even while the worker is stopping.
         await using var db = await dbFactory.CreateDbContextAsync();
         var now = DateTime.UtcNow;
         await db.Jobs
-            .Where(j => j.Id == jobId && j.Status == JobStatus.Running)
+            .Where(j => j.Id == jobId && j.Status == JobStatus.Running && j.LeaseOwner == leaseOwner)
             .ExecuteUpdateAsync(s => s
+                .SetProperty(j => j.LeaseOwner, (string?)null)
+                .SetProperty(j => j.LeaseExpiresAt, (DateTime?)null)
                 .SetProperty(j => j.Status, JobStatus.Failed)
                 .SetProperty(j => j.ErrorCode, code)
                 .SetProperty(j => j.ErrorMessage, message)
