@@ -7,7 +7,7 @@ using Read.Domain.Configuration;
 using Read.Domain.Hosting;
 using Read.Domain.Jobs;
 using Read.Domain.Persistence;
-using Serilog;
+using Read.ServiceDefaults;
 
 namespace Read.Worker;
 
@@ -27,28 +27,14 @@ public static class WorkerHost
             throw new InvalidOperationException(
                 "Read.Worker needs ConnectionStrings__Postgres. For a single process without Postgres, run Read.Api alone (embedded mode).");
 
-        builder.Services.AddSerilog((sp, logger) => logger
-            .ReadFrom.Configuration(configuration)
-            .Enrich.FromLogContext()
-            .Enrich.WithProperty("Process", "worker")
-            .WriteTo.Console(outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {SourceContext}: {Message:lj}{NewLine}{Exception}"));
+        builder.Services.AddReadLogging(configuration, "worker");
         builder.Services.AddOptions<ReadOptions>().BindConfiguration(ReadOptions.Section)
             .Validate(o => o.WorkerCount > 0, "Read:WorkerCount must be positive").ValidateOnStart();
         builder.Services.AddOptions<BackboneOptions>().BindConfiguration($"{ReadOptions.Section}:Backbones");
         builder.Services.AddReadBackboneDefaults();
         builder.Services.AddReadCore(DatabaseProvider.Postgres, connectionString);
 
-        builder.Services.AddHangfire(hangfire => hangfire
-            .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
-            .UseSimpleAssemblyNameTypeSerializer()
-            .UseRecommendedSerializerSettings()
-            .UsePostgreSqlStorage(o => o.UseNpgsqlConnection(connectionString), new PostgreSqlStorageOptions
-            {
-                // A worker that dies mid-job stops extending its claim; after this long another worker takes the job
-                // (the runner starts it over). Sliding, so long jobs on a live worker are never handed out twice.
-                InvisibilityTimeout = TimeSpan.FromMinutes(5),
-                UseSlidingInvisibilityTimeout = true,
-            }));
+        builder.Services.AddHangfire(hangfire => hangfire.UseReadSerialization().UseReadPostgresStorage(connectionString));
         builder.Services.AddHangfireServer((sp, server) =>
         {
             server.Queues = [FineTuneJobRunner.Queue];

@@ -1,3 +1,4 @@
+using Read.ServiceDefaults;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Hangfire;
@@ -31,12 +32,7 @@ internal static class ReadApiExtensions
         var services = builder.Services;
         var configuration = builder.Configuration;
 
-        services.AddSerilog((sp, logger) => logger
-            .ReadFrom.Configuration(configuration)
-            .Enrich.FromLogContext()
-            .ReadFrom.Services(sp) // sinks registered in DI (tests capture request logs this way)
-            .Enrich.WithProperty("Process", "api")
-            .WriteTo.Console(outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {SourceContext}: {Message:lj}{NewLine}{Exception}"));
+        services.AddReadLogging(configuration, "api");
 
         services.AddOptions<ReadOptions>().BindConfiguration(ReadOptions.Section)
             .Validate(o => o.MaxUploadBytes > 0 && o.WorkerCount > 0 && o.MaxPredictBatch > 0 && o.MaxPredictTextChars > 0,
@@ -54,13 +50,11 @@ internal static class ReadApiExtensions
 
         services.AddHangfire(hangfire =>
         {
-            hangfire.SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
-                .UseSimpleAssemblyNameTypeSerializer()
-                .UseRecommendedSerializerSettings();
+            hangfire.UseReadSerialization();
             if (mode.IsEmbedded)
                 hangfire.UseInMemoryStorage();
             else
-                hangfire.UsePostgreSqlStorage(o => o.UseNpgsqlConnection(mode.ConnectionString));
+                hangfire.UseReadPostgresStorage(mode.ConnectionString);
         });
         if (mode.IsEmbedded)
         {

@@ -1,0 +1,36 @@
+using Hangfire;
+using Hangfire.PostgreSql;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Serilog;
+
+namespace Read.ServiceDefaults;
+
+/// <summary>Logging and Hangfire set-up shared by the API and the worker, so the two never drift apart.</summary>
+public static class ReadServiceDefaults
+{
+    /// <summary>Serilog from configuration, to the console; <paramref name="process"/> tags every event (api, worker).</summary>
+    public static IServiceCollection AddReadLogging(this IServiceCollection services, IConfiguration configuration, string process) =>
+        services.AddSerilog((sp, logger) => logger
+            .ReadFrom.Configuration(configuration)
+            .Enrich.FromLogContext()
+            .ReadFrom.Services(sp) // sinks registered in DI (tests capture request logs this way)
+            .Enrich.WithProperty("Process", process)
+            .WriteTo.Console(outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {SourceContext}: {Message:lj}{NewLine}{Exception}"));
+
+    /// <summary>The serializer settings every Hangfire client and server of ours must agree on.</summary>
+    public static IGlobalConfiguration UseReadSerialization(this IGlobalConfiguration hangfire) =>
+        hangfire.SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
+            .UseSimpleAssemblyNameTypeSerializer()
+            .UseRecommendedSerializerSettings();
+
+    /// <summary>Hangfire's Postgres storage as the API (enqueueing) and the workers (running) share it.</summary>
+    public static IGlobalConfiguration UseReadPostgresStorage(this IGlobalConfiguration hangfire, string connectionString) =>
+        hangfire.UsePostgreSqlStorage(o => o.UseNpgsqlConnection(connectionString), new PostgreSqlStorageOptions
+        {
+            // A worker that dies mid-job stops extending its claim; after this long another worker takes the job
+            // (the runner starts it over). Sliding, so long jobs on a live worker are never handed out twice.
+            InvisibilityTimeout = TimeSpan.FromMinutes(5),
+            UseSlidingInvisibilityTimeout = true,
+        });
+}
