@@ -114,9 +114,6 @@ internal sealed class LoadedAdapterCache(BackboneRegistry backbones) : IDisposab
 
         public long LastUsed;
 
-        /// <summary>Whether the adapter has been disposed (retired and no lease left).</summary>
-        public bool IsDisposed { get; private set; }
-
         public bool TryAcquire()
         {
             lock (gate)
@@ -152,7 +149,6 @@ internal sealed class LoadedAdapterCache(BackboneRegistry backbones) : IDisposab
 
         private void DisposeAdapter()
         {
-            IsDisposed = true;
             if (Adapter.IsValueCreated)
                 Adapter.Value.Dispose();
         }

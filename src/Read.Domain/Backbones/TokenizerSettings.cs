@@ -12,9 +12,6 @@ namespace Read.Domain.Backbones;
 /// <param name="TokenizeChineseChars">Split CJK ideographs into single-character words (tokenize_chinese_chars).</param>
 public sealed record TokenizerSettings(bool LowerCase, bool StripAccents, bool TokenizeChineseChars)
 {
-    /// <summary>What Hugging Face's BertTokenizer does when only do_lower_case is given.</summary>
-    public static TokenizerSettings HuggingFaceDefaults(bool lowerCase) => new(lowerCase, lowerCase, true);
-
     /// <summary>
     /// What Read used before accents were stripped (adapters and caches without the strip_accents field): accents
     /// kept, CJK split. Old adapters keep predicting with the ids they were trained on.
