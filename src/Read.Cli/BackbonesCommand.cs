@@ -1,6 +1,6 @@
 using System.CommandLine;
 using Read.Domain.Backbones;
-using Read.Domain.Backbones.Onnx;
+using Read.Domain.Backbones.Bert.Onnx;
 
 namespace Read.Cli;
 

@@ -2,6 +2,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Read.Domain.Backbones;
+using Read.Domain.Backbones.Bert;
 using Read.Domain.Configuration;
 using Read.Domain.Jobs;
 

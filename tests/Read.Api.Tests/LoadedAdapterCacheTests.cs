@@ -19,8 +19,8 @@ public sealed class LoadedAdapterCacheTests : IDisposable
     {
         registry = new BackboneRegistry(new BackboneOptions { DataDirectory = directory, ImportBundledBackbones = false });
         var backbone = registry.Get(BackboneRegistry.TinyBackboneId);
-        var d = backbone.Config.HiddenSize;
-        var layers = Enumerable.Range(1, backbone.Config.NumHiddenLayers).ToArray();
+        var d = backbone.Shape.HiddenSize;
+        var layers = Enumerable.Range(1, backbone.Shape.NumHiddenLayers).ToArray();
         using var classifier = new ReadClassifier(new ReadSideNetwork(d, 8, zeroInitOutput: false), d, 2);
         artifact = AdapterArtifact.Write(
             new AdapterConfig(backbone.Id, backbone.WeightsHash, d, "gru", 8, "mean", layers, ["neg", "pos"], 32, AdapterTokenizerConfig.From(backbone.TokenizerSettings)),

@@ -2,6 +2,7 @@ using System.IO.Compression;
 using System.Text.Json.Nodes;
 using Read.Domain.Adapters;
 using Read.Domain.Backbones;
+using Read.Domain.Backbones.Bert;
 using Read.Domain.Datasets;
 using Read.Domain.FineTuning;
 using Read.Domain.SideNetwork;

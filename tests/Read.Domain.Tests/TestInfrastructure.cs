@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json.Nodes;
 using Read.Domain.Backbones;
+using Read.Domain.Backbones.Bert;
 
 [assembly: CollectionBehavior(DisableTestParallelization = true)]
 

@@ -4,6 +4,7 @@ using System.Text.Json.Serialization;
 using Read.Bench.Data;
 using Read.Bench.Measurement;
 using Read.Domain.Backbones;
+using Read.Domain.Backbones.Bert;
 using Read.Domain.Datasets;
 using Read.Research.Baselines;
 using TorchSharp;

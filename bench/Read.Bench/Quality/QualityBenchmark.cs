@@ -29,7 +29,7 @@ internal static class QualityBenchmark
         var backbone = registry.Get(s.BackboneId);
         var denseParameters = BackboneFlops.DenseParameters(backbone);
         var matmul = MatmulRate.MeasureGflops();
-        Console.WriteLine($"backbone {s.BackboneId}: {backbone.Config.NumHiddenLayers} layers, d={backbone.Config.HiddenSize}; " +
+        Console.WriteLine($"backbone {s.BackboneId}: {backbone.Shape.NumHiddenLayers} layers, d={backbone.Shape.HiddenSize}; " +
                           $"fp32 matmul {matmul:F1} GFLOP/s on {torch.get_num_threads()} threads");
 
         var quality = new MarkdownTable("dataset", "method", "test accuracy", "test F1", "test macro F1", "trainable params", "epochs run (best)");
@@ -43,7 +43,7 @@ internal static class QualityBenchmark
             var labels = train.Select(e => e.Label).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();  // List: IndexOf
             Console.WriteLine($"\n== {name}: {train.Count} train / {validation.Count} validation / {test.Count} test");
             var precomputeFlops = TokenCounts(backbone, train.Concat(validation).ToList(), s.MaxLength)
-                                      .Sum(n => BackboneFlops.ForExample(backbone.Config, denseParameters, n));
+                                      .Sum(n => BackboneFlops.ForExample(backbone.Shape, denseParameters, n));
 
             foreach (var pooling in s.Poolings)
             {

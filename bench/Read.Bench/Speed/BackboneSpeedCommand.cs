@@ -1,9 +1,10 @@
+using Read.Domain.Backbones.Bert;
 using System.CommandLine;
 using System.Diagnostics;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using Read.Domain.Backbones;
-using Read.Domain.Backbones.Onnx;
+using Read.Domain.Backbones.Bert.Onnx;
 using Read.Bench.Measurement;
 using TorchSharp;
 
@@ -30,7 +31,7 @@ internal static class BackboneSpeedCommand
             int b = parse.GetValue(batchSize), s = parse.GetValue(sequence), n = Math.Max(1, parse.GetValue(repeats));
             using var registry = new BackboneRegistry(new BackboneOptions { DataDirectory = parse.GetValue(data)! });
             var backbone = registry.Get(id);
-            var config = backbone.Config;
+            var config = ((BertModel)backbone.Model).Config; // the synthetic [CLS] … [SEP] batch below is BERT's
 
             var matmul = MatmulRate.MeasureGflops();
             var random = new Random(0);
@@ -45,7 +46,7 @@ internal static class BackboneSpeedCommand
             });
 
             var tokens = (double)b * s;
-            var flops = b * BackboneFlops.ForExample(config, BackboneFlops.DenseParameters(backbone), s);
+            var flops = b * BackboneFlops.ForExample(backbone.Shape, BackboneFlops.DenseParameters(backbone), s);
             var gflops = flops / seconds / 1e9;
 
             Console.WriteLine($"backbone {id}: batch {b} x {s} tokens, {torch.get_num_threads()} threads, {n} timed forwards");

@@ -62,7 +62,7 @@ internal static class FineTuningApi
         }
         var hyperparameters = request.Hyperparameters ?? new ReadHyperparameters();
         var backbone = backbones.Info(request.Backbone);
-        var errors = hyperparameters.Validate(backbone.MaxPositions, backbone.Layers, backbone.HiddenSize);
+        var errors = hyperparameters.Validate(backbone.MaxPositions, backbone.Layers, backbone.HiddenSize, backbone.Poolings);
         if (errors.Count > 0)
             return ApiProblems.BadRequest("invalid_hyperparameters", string.Join(" ", errors),
                 new Dictionary<string, object?> { ["errors"] = errors });

@@ -57,11 +57,15 @@ public static class AdapterArtifact
         var config = ReadConfig(zip);
         if (!string.Equals(config.BackboneWeightsHash, backbone.WeightsHash, StringComparison.OrdinalIgnoreCase))
             throw new InvalidDataException($"The adapter was trained on backbone '{config.BackboneId}' with weights {config.BackboneWeightsHash}, not on '{backbone.Id}' with weights {backbone.WeightsHash}.");
-        if (config.HiddenSize != backbone.Config.HiddenSize)
-            throw new InvalidDataException($"The adapter expects width {config.HiddenSize}, the backbone has {backbone.Config.HiddenSize}.");
-        if (config.Layers.Count == 0 || config.Layers.Any(l => l < 1 || l > backbone.Config.NumHiddenLayers)
-            || (config.BackboneLayers is { } layers && layers != backbone.Config.NumHiddenLayers))
-            throw new InvalidDataException($"The adapter's layers [{string.Join(", ", config.Layers)}] do not fit a backbone of {backbone.Config.NumHiddenLayers} layers.");
+        if ((config.Architecture ?? BackboneArchitecture.Bert) != backbone.Architecture)
+            throw new InvalidDataException($"The adapter was trained on a {config.Architecture ?? BackboneArchitecture.Bert} backbone, '{backbone.Id}' is {backbone.Architecture}.");
+        if (!backbone.Poolings.Contains(config.Pooling))
+            throw new InvalidDataException($"The adapter's pooling '{config.Pooling}' does not apply to a {backbone.Architecture} backbone.");
+        if (config.HiddenSize != backbone.Shape.HiddenSize)
+            throw new InvalidDataException($"The adapter expects width {config.HiddenSize}, the backbone has {backbone.Shape.HiddenSize}.");
+        if (config.Layers.Count == 0 || config.Layers.Any(l => l < 1 || l > backbone.Shape.NumHiddenLayers)
+            || (config.BackboneLayers is { } layers && layers != backbone.Shape.NumHiddenLayers))
+            throw new InvalidDataException($"The adapter's layers [{string.Join(", ", config.Layers)}] do not fit a backbone of {backbone.Shape.NumHiddenLayers} layers.");
         var weightsEntry = zip.GetEntry(WeightsEntry) ?? throw new InvalidDataException($"The adapter has no {WeightsEntry}.");
         byte[] bytes;
         using (var stream = weightsEntry.Open())
@@ -71,7 +75,7 @@ public static class AdapterArtifact
             bytes = copy.ToArray();
         }
 
-        var (classifier, layout) = Build(config, backbone.Config.NumHiddenLayers);
+        var (classifier, layout) = Build(config, backbone.Shape.NumHiddenLayers);
         try
         {
             ModuleWeights.Load(classifier, SafeTensorsFile.Read(bytes), WeightsEntry, "");
@@ -91,7 +95,7 @@ public static class AdapterArtifact
     internal static (ReadClassifier Classifier, LayerLayout Layout) Build(AdapterConfig config, int backboneLayers)
     {
         if (config.Method != "read" || config.Head is not (AdapterConfig.ClassificationHead or AdapterConfig.RegressionHead)
-            || config.Pooling is not ("cls" or "mean"))
+            || !Pooling.All.Contains(config.Pooling))
             throw new InvalidDataException($"Unsupported adapter: method '{config.Method}', head '{config.Head}', pooling '{config.Pooling}'.");
         if (!config.IsRegression && config.LabelNames.Count < 1)
             throw new InvalidDataException("The adapter has no label_names.");

@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using Read.Domain.Backbones;
 
 namespace Read.Domain.Adapters;
 
@@ -22,7 +23,7 @@ public sealed record AdapterConfig(
     [property: JsonPropertyName("input_layer_norm")] bool InputLayerNorm = true,
     // sequence_classification or regression.
     [property: JsonPropertyName("head")] string Head = "sequence_classification",
-    // cls (first token) or mean (masked mean over the positions).
+    // cls (first token), last (last real token) or mean (masked mean over the positions).
     [property: JsonPropertyName("pooling")] string Pooling = "cls",
     [property: JsonPropertyName("method")] string Method = "read",
     [property: JsonPropertyName("format_version")] int FormatVersion = AdapterConfig.CurrentFormatVersion,
@@ -36,7 +37,10 @@ public sealed record AdapterConfig(
     [property: JsonPropertyName("cache_dtype")] string CacheDtype = "fp16",
     // Regression: the head predicts (y - target_mean) / target_std of the training targets.
     [property: JsonPropertyName("target_mean")] double? TargetMean = null,
-    [property: JsonPropertyName("target_std")] double? TargetStd = null)
+    [property: JsonPropertyName("target_std")] double? TargetStd = null,
+    // bert or llama (null in artifacts from before decoders: bert), and config.json's model_type.
+    [property: JsonPropertyName("architecture")] BackboneArchitecture? Architecture = null,
+    [property: JsonPropertyName("model_type")] string? ModelType = null)
 {
     public const int CurrentFormatVersion = 1;
 

@@ -14,10 +14,13 @@ public sealed record AdapterTokenizerConfig(
     [property: JsonPropertyName("truncation")] string Truncation = "longest_first",
     [property: JsonPropertyName("type")] string Type = "wordpiece",
     [property: JsonPropertyName("strip_accents")] bool? StripAccents = null,
-    [property: JsonPropertyName("tokenize_chinese_chars")] bool? TokenizeChineseChars = null)
+    [property: JsonPropertyName("tokenize_chinese_chars")] bool? TokenizeChineseChars = null,
+    // Decoder tokenizers (type tokenizer.json / tokenizer.model): sha256 of their files and id-changing settings.
+    [property: JsonPropertyName("fingerprint")] string? Fingerprint = null)
 {
-    public static AdapterTokenizerConfig From(TokenizerSettings settings) =>
-        new(settings.LowerCase, StripAccents: settings.StripAccents, TokenizeChineseChars: settings.TokenizeChineseChars);
+    public static AdapterTokenizerConfig From(TokenizerSettings settings) => settings.Kind == TokenizerSettings.WordPieceKind
+        ? new(settings.LowerCase, StripAccents: settings.StripAccents, TokenizeChineseChars: settings.TokenizeChineseChars)
+        : new(false, Type: settings.Kind, Fingerprint: settings.Fingerprint);
 
     /// <summary>The settings to encode prediction inputs with: exactly those of training.</summary>
     [JsonIgnore]
@@ -25,6 +28,8 @@ public sealed record AdapterTokenizerConfig(
     {
         get
         {
+            if (Type != TokenizerSettings.WordPieceKind)
+                return TokenizerSettings.Fingerprinted(Type, Fingerprint ?? "");
             var legacy = TokenizerSettings.Legacy(DoLowerCase);
             return new TokenizerSettings(DoLowerCase, StripAccents ?? legacy.StripAccents, TokenizeChineseChars ?? legacy.TokenizeChineseChars);
         }

@@ -1,4 +1,5 @@
-using Read.Domain.Backbones.Onnx;
+using Read.Domain.Backbones.Bert;
+using Read.Domain.Backbones.Bert.Onnx;
 
 namespace Read.Domain.Backbones;
 
@@ -12,6 +13,7 @@ public sealed class BackboneRegistry : IDisposable
     private const int TinySeed = 20230525;
 
     private readonly Dictionary<string, string> directories;
+    private readonly Dictionary<string, BackboneDtype> dtypes = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Backbone> loaded = new(StringComparer.Ordinal);
     private readonly Dictionary<string, BackboneInfo> infos = new(StringComparer.Ordinal);
     private readonly string? tinyDirectory;
@@ -23,6 +25,14 @@ public sealed class BackboneRegistry : IDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         directories = new Dictionary<string, string>(options.Checkpoints, StringComparer.Ordinal);
+        foreach (var (id, text) in options.Dtypes)
+        {
+            if (!directories.ContainsKey(id))
+                throw new ArgumentException($"Backbone dtype given for '{id}', which is not a registered checkpoint.", nameof(options));
+            dtypes[id] = BackboneDtypes.Parse(text)
+                ?? throw new ArgumentException($"Backbone '{id}': dtype '{text}' is not one of float32, bfloat16, float16.", nameof(options));
+        }
+
         if (options.GenerateTinyBackbone && !directories.ContainsKey(TinyBackboneId))
         {
             tinyDirectory = Path.GetFullPath(Path.Combine(options.DataDirectory, "backbones", TinyBackboneId));
@@ -63,9 +73,9 @@ public sealed class BackboneRegistry : IDisposable
             return info;
         EnsureGenerated(id);
         var directory = directories[id];
-        var config = HuggingFaceCheckpoint.ReadConfig(directory);
-        info = new BackboneInfo(id, config.ModelType, config.NumHiddenLayers, config.HiddenSize,
-            HuggingFaceCheckpoint.CountParameters(directory), config.MaxPositionEmbeddings);
+        var description = HuggingFaceCheckpoint.Describe(directory);
+        info = new BackboneInfo(id, description.ModelType, description.Shape.NumHiddenLayers, description.Shape.HiddenSize,
+            description.Parameters, description.Shape.MaxPositionEmbeddings, DtypeOf(id).Name());
         infos[id] = info;
         return info;
     }
@@ -82,11 +92,13 @@ public sealed class BackboneRegistry : IDisposable
             if (!directories.TryGetValue(id, out var directory))
                 throw new KeyNotFoundException($"Unknown backbone '{id}'.");
             EnsureGenerated(id);
-            backbone = HuggingFaceCheckpoint.Load(id, directory);
+            backbone = HuggingFaceCheckpoint.Load(id, directory, DtypeOf(id));
             loaded[id] = backbone;
             return backbone;
         }
     }
+
+    private BackboneDtype DtypeOf(string id) => dtypes.GetValueOrDefault(id, BackboneDtype.Float32);
 
     public void Dispose()
     {

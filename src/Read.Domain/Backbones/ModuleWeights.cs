@@ -34,4 +34,19 @@ internal static class ModuleWeights
             parameter.copy_(source32);
         }
     }
+
+    /// <summary>
+    /// Fills every parameter and buffer of <paramref name="module"/> from the checkpoint, one tensor at a time; a key may
+    /// carry any of <paramref name="prefixes"/>. Unused checkpoint tensors are ignored; missing or misshaped ones throw
+    /// naming the tensor.
+    /// </summary>
+    public static void Load(nn.Module module, CheckpointWeights weights, params string[] prefixes)
+    {
+        foreach (var (name, parameter) in module.state_dict())
+        {
+            var found = prefixes.Select(p => p + name).FirstOrDefault(weights.Contains)
+                ?? throw new InvalidDataException($"{weights.Description} is missing tensor '{prefixes[0]}{name}'.");
+            weights.CopyInto(found, parameter);
+        }
+    }
 }

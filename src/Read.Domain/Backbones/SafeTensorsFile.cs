@@ -67,17 +67,19 @@ internal static class SafeTensorsFile
             .ToDictionary(p => p.Key, p => p.Value!["shape"]!.AsArray().Select(s => s!.GetValue<long>()).ToArray(), StringComparer.Ordinal);
     }
 
-    public static byte[] Write(IEnumerable<KeyValuePair<string, SafeTensor>> tensors)
+    /// <summary>A safetensors file of <paramref name="tensors"/> stored as <paramref name="dtype"/> (F32, F16 or BF16).</summary>
+    public static byte[] Write(IEnumerable<KeyValuePair<string, SafeTensor>> tensors, string dtype = "F32")
     {
+        var width = dtype switch { "F32" => 4, "F16" or "BF16" => 2, _ => throw new ArgumentException($"Cannot write dtype {dtype}.", nameof(dtype)) };
         var ordered = tensors.OrderBy(t => t.Key, StringComparer.Ordinal).ToList();
         var header = new JsonObject();
         long offset = 0;
         foreach (var (name, tensor) in ordered)
         {
-            var size = tensor.Data.LongLength * 4;
+            var size = tensor.Data.LongLength * width;
             header[name] = new JsonObject
             {
-                ["dtype"] = "F32",
+                ["dtype"] = dtype,
                 ["shape"] = new JsonArray(tensor.Shape.Select(s => (JsonNode)s).ToArray()),
                 ["data_offsets"] = new JsonArray(offset, offset + size),
             };
@@ -95,12 +97,35 @@ internal static class SafeTensorsFile
         {
             foreach (var value in tensor.Data)
             {
-                BinaryPrimitives.WriteSingleLittleEndian(result.AsSpan(position), value);
-                position += 4;
+                var target = result.AsSpan(position);
+                switch (dtype)
+                {
+                    case "F32":
+                        BinaryPrimitives.WriteSingleLittleEndian(target, value);
+                        break;
+                    case "F16":
+                        BinaryPrimitives.WriteHalfLittleEndian(target, (Half)value);
+                        break;
+                    default:
+                        BinaryPrimitives.WriteUInt16LittleEndian(target, ToBFloat16(value));
+                        break;
+                }
+
+                position += width;
             }
         }
 
         return result;
+    }
+
+    /// <summary>float32 to bfloat16 bits, rounding to nearest even (as torch does); NaN stays NaN.</summary>
+    public static ushort ToBFloat16(float value)
+    {
+        if (float.IsNaN(value))
+            return 0x7FC0;
+        var bits = (uint)BitConverter.SingleToInt32Bits(value);
+        var rounding = ((bits >> 16) & 1) + 0x7FFF;
+        return (ushort)((bits + rounding) >> 16);
     }
 
     private static (JsonObject Header, long DataStart) ReadHeader(ReadOnlySpan<byte> bytes)

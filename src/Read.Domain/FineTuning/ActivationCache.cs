@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.Win32.SafeHandles;
 using Read.Domain.Backbones;
+using Read.Domain.SideNetwork;
 using Read.Domain.Datasets;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -246,7 +247,7 @@ internal sealed class ActivationCache : IDisposable
         Pooling = spec.Pooling,
         Layers = spec.Layers.ToArray(),
         Dtype = spec.Dtype,
-        HiddenSize = backbone.Config.HiddenSize,
+        HiddenSize = backbone.Shape.HiddenSize,
         Examples = examples.Count,
         Positions = 0,
         PayloadOffset = 0,
@@ -264,9 +265,9 @@ internal sealed class ActivationCache : IDisposable
         var texts = examples.Select(e => e.Text).ToList();
         var pairs = examples.Select(e => e.TextPair).ToList();
         var tokens = TokenLengths.Of(backbone, texts, pairs, spec.MaxLength, spec.Tokenizer);
-        var stored = spec.Pooling == "cls" ? tokens.Select(_ => 1).ToArray() : tokens;
+        var stored = Pooling.IsSinglePosition(spec.Pooling) ? tokens.Select(_ => 1).ToArray() : tokens;
         var positions = stored.Sum(l => (long)l);
-        var rowBytes = (long)spec.Layers.Count * backbone.Config.HiddenSize * 2;
+        var rowBytes = (long)spec.Layers.Count * backbone.Shape.HiddenSize * 2;
         var payloadBytes = positions * rowBytes;
         var blocks = (payloadBytes + BlockBytes - 1) / BlockBytes;
         var header = expected with { Positions = positions, PayloadBytes = payloadBytes, IndexBytes = examples.Count * (long)IndexEntrySize + blocks * BlockHashSize };
@@ -414,7 +415,7 @@ internal sealed class ActivationCache : IDisposable
         {
             offsets[i] = BinaryPrimitives.ReadInt64LittleEndian(index.AsSpan(i * IndexEntrySize));
             lengths[i] = BinaryPrimitives.ReadInt32LittleEndian(index.AsSpan(i * IndexEntrySize + 8));
-            if (lengths[i] < 1 || (header.Pooling == "cls" && lengths[i] != 1) || lengths[i] > header.MaxLength
+            if (lengths[i] < 1 || (Pooling.IsSinglePosition(header.Pooling) && lengths[i] != 1) || lengths[i] > header.MaxLength
                 || offsets[i] < 0 || offsets[i] + lengths[i] > header.Positions)
                 return null;
             total += lengths[i];

@@ -1,3 +1,4 @@
+using Read.Domain.SideNetwork;
 using static TorchSharp.torch;
 
 namespace Read.Domain.FineTuning;
@@ -6,8 +7,9 @@ namespace Read.Domain.FineTuning;
 internal static class HiddenStateGather
 {
     /// <summary>
-    /// States (P, C, d) of <paramref name="layers"/> (0 = embeddings) — the first token of each example (cls) or every
-    /// non-padding position, example by example in order (mean) — and Segments (P), each position's example index.
+    /// States (P, C, d) of <paramref name="layers"/> (0 = embeddings) — the first token of each example (cls), its last
+    /// real token (last; batches are right-padded), or every real position, example by example in order (mean) — and
+    /// Segments (P), each position's example index.
     /// </summary>
     public static (Tensor States, Tensor Segments) Gather(Tensor[] hidden, Tensor attentionMask, IReadOnlyList<int> layers, string pooling)
     {
@@ -15,9 +17,16 @@ internal static class HiddenStateGather
         var batch = attentionMask.shape[0];
         var width = attentionMask.shape[1];
         Tensor states, segments;
-        if (pooling == "cls")
+        if (pooling == Pooling.Cls)
         {
             states = stack(layers.Select(l => hidden[l].select(1, 0)).ToArray(), 1); // (B, C, d)
+            segments = arange(batch, dtype: ScalarType.Int64);
+        }
+        else if (pooling == Pooling.Last)
+        {
+            var last = attentionMask.sum(1).sub(1).clamp_min(0); // (B): index of each row's last real token
+            var rows = arange(batch, dtype: ScalarType.Int64) * width + last; // in the flattened (B·S) positions
+            states = stack(layers.Select(l => hidden[l].reshape(batch * width, -1).index_select(0, rows)).ToArray(), 1); // (B, C, d)
             segments = arange(batch, dtype: ScalarType.Int64);
         }
         else

@@ -51,7 +51,7 @@ public sealed class ReadFineTuner
         ArgumentNullException.ThrowIfNull(hyperparameters);
         ArgumentNullException.ThrowIfNull(progress);
         var hp = hyperparameters;
-        var errors = hp.Validate(backbone.Config.MaxPositionEmbeddings, backbone.Config.NumHiddenLayers, backbone.Config.HiddenSize);
+        var errors = hp.Validate(backbone.Shape.MaxPositionEmbeddings, backbone.Shape.NumHiddenLayers, backbone.Shape.HiddenSize, backbone.Poolings);
         if (errors.Count > 0)
             throw new ArgumentException(string.Join(" ", errors), nameof(hyperparameters));
         if (train.Count == 0)
@@ -61,7 +61,7 @@ public sealed class ReadFineTuner
         var all = validation is null ? train : train.Concat(validation).ToList();
         var (trainIndices, validationIndices) = Split(train.Count, validation?.Count, hp);
         var targets = TaskTargets.Create(task, all, trainIndices);
-        var layout = LayerLayout.Create(hp.Layers, backbone.Config.NumHiddenLayers, hp.InitialState == "embedding");
+        var layout = LayerLayout.Create(hp.Layers, backbone.Shape.NumHiddenLayers, hp.InitialState == "embedding");
         var spec = new ActivationCacheSpec(hp.MaxLength, hp.Pooling, layout.Channels, hp.CacheDtype, backbone.TokenizerSettings, CacheScope);
 
         progress.StageStarted(FineTuneStage.Precompute);
@@ -72,7 +72,7 @@ public sealed class ReadFineTuner
 
         progress.StageStarted(FineTuneStage.Train);
         clock.Restart();
-        using var model = CreateModel(backbone.Config.HiddenSize, hp, layout, targets);
+        using var model = CreateModel(backbone.Shape.HiddenSize, hp, layout, targets);
         var trained = Train(model, cache, targets, trainIndices, validationIndices, hp, progress, cancellationToken);
         var trainSeconds = clock.Elapsed.TotalSeconds;
 
@@ -106,17 +106,19 @@ public sealed class ReadFineTuner
             CacheBytes = cache.FileBytes,
         };
         var config = new AdapterConfig(
-            backbone.Id, backbone.WeightsHash, backbone.Config.HiddenSize, hp.Cell, hp.SideHiddenSize, hp.Aggregation, layout.InputLayers,
+            backbone.Id, backbone.WeightsHash, backbone.Shape.HiddenSize, hp.Cell, hp.SideHiddenSize, hp.Aggregation, layout.InputLayers,
             targets.Labels, hp.MaxLength, AdapterTokenizerConfig.From(backbone.TokenizerSettings),
             InputLayerNorm: hp.InputNorm == "layernorm",
             Head: targets.IsRegression ? AdapterConfig.RegressionHead : AdapterConfig.ClassificationHead,
             Pooling: hp.Pooling,
             InputNorm: hp.InputNorm,
             InitialState: hp.InitialState,
-            BackboneLayers: backbone.Config.NumHiddenLayers,
+            BackboneLayers: backbone.Shape.NumHiddenLayers,
             CacheDtype: hp.CacheDtype,
             TargetMean: targets.IsRegression ? targets.Mean : null,
-            TargetStd: targets.IsRegression ? targets.Std : null);
+            TargetStd: targets.IsRegression ? targets.Std : null,
+            Architecture: backbone.Architecture,
+            ModelType: backbone.ModelType);
         var artifact = AdapterArtifact.Write(config, model, metrics);
         return new FineTuneResult(artifact, metrics, targets.Labels);
     }

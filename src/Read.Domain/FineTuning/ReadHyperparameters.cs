@@ -11,7 +11,7 @@ public sealed record ReadHyperparameters
 {
     public static readonly IReadOnlyList<string> Cells = ["gru", "rnn", "lstm"];
     public static readonly IReadOnlyList<string> Aggregations = ["mean", "last"];
-    public static readonly IReadOnlyList<string> Poolings = ["mean", "cls"];
+    public static readonly IReadOnlyList<string> Poolings = SideNetwork.Pooling.All;
     public static readonly IReadOnlyList<string> InputNorms = ["layernorm", "rmsnorm", "none"];
     public static readonly IReadOnlyList<string> InitialStates = ["zeros", "embedding"];
     public static readonly IReadOnlyList<string> ClassWeightings = ["none", "balanced"];
@@ -119,7 +119,8 @@ public sealed record ReadHyperparameters
     /// The backbone's width d; with <paramref name="numLayers"/> it bounds batch_size by what one activation-cache read can
     /// serve (<see cref="MaxBatchSize"/>). Null skips that check.
     /// </param>
-    public IReadOnlyList<string> Validate(int maxPositions, int? numLayers, int? hiddenSize)
+    /// <param name="poolings">The poolings the backbone's architecture supports (all when null).</param>
+    public IReadOnlyList<string> Validate(int maxPositions, int? numLayers, int? hiddenSize, IReadOnlyList<string>? poolings = null)
     {
         var errors = new List<string>();
         if (Epochs is < 1 or > 1000)
@@ -143,6 +144,8 @@ public sealed record ReadHyperparameters
             errors.Add($"validation_split must be between 0 and 0.5 (got {ValidationSplit}).");
         if (!Poolings.Contains(Pooling))
             errors.Add($"pooling must be one of {string.Join(", ", Poolings)} (got '{Pooling}').");
+        else if (poolings is not null && !poolings.Contains(Pooling))
+            errors.Add($"pooling must be one of {string.Join(", ", poolings)} on this backbone (got '{Pooling}').");
         if (Layers is not null)
         {
             var limit = numLayers ?? int.MaxValue;
@@ -177,13 +180,13 @@ public sealed record ReadHyperparameters
     }
 
     /// <summary>
-    /// The largest batch whose worst case (every example max_length positions with mean pooling, one with cls, times the
+    /// The largest batch whose worst case (every example max_length positions with mean pooling, one with cls or last, times the
     /// cached layers, width and 2 bytes per fp16/bf16 number) fits one activation-cache read.
     /// </summary>
     public long MaxBatchSize(int numLayers, int hiddenSize)
     {
         long channels = LayerLayout.Create(Layers, numLayers, InitialState == "embedding").Channels.Count;
-        long positions = Pooling == "cls" ? 1 : MaxLength;
+        long positions = SideNetwork.Pooling.IsSinglePosition(Pooling) ? 1 : MaxLength;
         return ActivationCache.MaxBatchBytes / (positions * channels * hiddenSize * ActivationCache.BytesPerNumber);
     }
 }

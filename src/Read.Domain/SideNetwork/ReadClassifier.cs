@@ -8,7 +8,7 @@ namespace Read.Domain.SideNetwork;
 
 /// <summary>
 /// Side network plus a linear head on the pooled corrected final state: sequence classification (one output per
-/// label) or regression (one output). Pooling is the first token (cls) or the masked mean over the positions.
+/// label) or regression (one output). Pooling is one position per example (cls: first token, last: last real token) or the masked mean over the positions.
 /// </summary>
 public sealed class ReadClassifier : nn.Module<Tensor, Tensor>
 {
@@ -16,10 +16,10 @@ public sealed class ReadClassifier : nn.Module<Tensor, Tensor>
     private readonly Linear head;
 
     /// <param name="outputs">Number of labels, or 1 for regression.</param>
-    /// <param name="pooling">cls or mean.</param>
+    /// <param name="pooling">cls, last or mean.</param>
     public ReadClassifier(ReadSideNetwork side, int hiddenSize, int outputs, string pooling = "cls") : base(nameof(ReadClassifier))
     {
-        if (pooling is not ("cls" or "mean"))
+        if (!SideNetwork.Pooling.All.Contains(pooling))
             throw new ArgumentException($"Unknown pooling '{pooling}'.", nameof(pooling));
         this.side = side;
         head = nn.Linear(hiddenSize, outputs);
@@ -53,7 +53,7 @@ public sealed class ReadClassifier : nn.Module<Tensor, Tensor>
     {
         ArgumentNullException.ThrowIfNull(states);
         ArgumentNullException.ThrowIfNull(segments);
-        if (Pooling == "cls" || states.shape[0] == count)
+        if (SideNetwork.Pooling.IsSinglePosition(Pooling) || states.shape[0] == count)
         {
             if (states.shape[0] != count)
                 throw new ArgumentException("cls pooling takes one state row per example.", nameof(states));

@@ -1,4 +1,5 @@
 using Read.Domain.Backbones;
+using Read.Domain.Backbones.Bert;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

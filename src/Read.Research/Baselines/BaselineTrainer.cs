@@ -1,3 +1,4 @@
+using Read.Domain.Backbones.Bert;
 using System.Diagnostics;
 using Read.Domain.Adapters;
 using Read.Domain.Backbones;
@@ -63,7 +64,10 @@ public static class BaselineTrainer
         lock (SeedLock)
         {
             manual_seed(config.Seed);
-            return new BaselineClassifier(backbone.Model, config, classes);
+            // The baselines (LoRA, adapters, BitFit, full fine-tuning) are written against BERT's modules.
+            var bert = backbone.Model as BertModel
+                ?? throw new NotSupportedException($"Baselines run on BERT backbones only; '{backbone.Id}' is {backbone.Architecture}.");
+            return new BaselineClassifier(bert, config, classes);
         }
     }
 

@@ -21,11 +21,11 @@ internal static class ReadWithoutCacheTrainer
         IReadOnlyList<string> labels, string workDirectory, CancellationToken cancellationToken)
     {
         var hp = config.ToReadHyperparameters();
-        var errors = hp.Validate(backbone.Config.MaxPositionEmbeddings, backbone.Config.NumHiddenLayers);
+        var errors = hp.Validate(backbone.Shape.MaxPositionEmbeddings, backbone.Shape.NumHiddenLayers);
         if (errors.Count > 0)
             throw new ArgumentException(string.Join(" ", errors), nameof(config));
-        var layout = LayerLayout.Create(hp.Layers, backbone.Config.NumHiddenLayers, hp.InitialState == "embedding");
-        var d = backbone.Config.HiddenSize;
+        var layout = LayerLayout.Create(hp.Layers, backbone.Shape.NumHiddenLayers, hp.InitialState == "embedding");
+        var d = backbone.Shape.HiddenSize;
         using var model = BaselineTrainer.Seeded(hp.Seed, () => new ReadClassifier(
             new ReadSideNetwork(new ReadSideNetworkConfig(d, hp.SideHiddenSize, hp.Cell, hp.Aggregation, hp.InputNorm, hp.ZeroInitOutput, hp.InitialState), layout),
             d, labels.Count, hp.Pooling));

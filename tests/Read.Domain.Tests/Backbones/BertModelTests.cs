@@ -1,4 +1,5 @@
 using Read.Domain.Backbones;
+using Read.Domain.Backbones.Bert;
 using TorchSharp;
 using static TorchSharp.torch;
 

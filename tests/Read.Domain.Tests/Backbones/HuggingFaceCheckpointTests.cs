@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using Read.Domain.Backbones;
+using Read.Domain.Backbones.Bert;
 using TorchSharp;
 using TorchSharp.PyBridge;
 

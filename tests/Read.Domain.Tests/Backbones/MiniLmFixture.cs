@@ -1,5 +1,5 @@
 using Read.Domain.Backbones;
-using Read.Domain.Backbones.Onnx;
+using Read.Domain.Backbones.Bert.Onnx;
 
 namespace Read.Domain.Tests.Backbones;
 

@@ -1,6 +1,7 @@
 using Google.Protobuf;
 using Read.Domain.Backbones;
-using Read.Domain.Backbones.Onnx;
+using Read.Domain.Backbones.Bert;
+using Read.Domain.Backbones.Bert.Onnx;
 
 namespace Read.Domain.Tests.Backbones;
 
@@ -16,7 +17,7 @@ public sealed class OnnxBertImporterTests
         using var temp = new TempDirectory();
         var result = BundledBackbones.Import(id, temp.Sub(id));
 
-        var config = HuggingFaceCheckpoint.ReadConfig(result.Directory);
+        var config = BertCheckpoint.ReadConfig(result.Directory);
         Assert.Equal((30522, 384, 6, 12, 1536, 512, 2, "gelu"),
             (config.VocabSize, config.HiddenSize, config.NumHiddenLayers, config.NumAttentionHeads, config.IntermediateSize, config.MaxPositionEmbeddings, config.TypeVocabSize, config.HiddenAct));
         Assert.Equal(1e-12, config.LayerNormEps, 1e-15);

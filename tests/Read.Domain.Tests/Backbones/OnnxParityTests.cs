@@ -1,7 +1,7 @@
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using Read.Domain.Backbones;
-using Read.Domain.Backbones.Onnx;
+using Read.Domain.Backbones.Bert.Onnx;
 using TorchSharp;
 using Xunit.Abstractions;
 

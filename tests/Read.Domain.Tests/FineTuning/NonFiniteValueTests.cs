@@ -1,4 +1,5 @@
 using Read.Domain.Backbones;
+using Read.Domain.Backbones.Bert;
 using Read.Domain.FineTuning;
 
 namespace Read.Domain.Tests.FineTuning;

@@ -114,7 +114,7 @@ public sealed class SideNetworkVariantTests(TinyBackboneFixture fixture)
         var backbone = fixture.Backbone;
         using var batch = backbone.Encode(["a good movie", "an awful film was so bad"], null, 16);
         var hidden = backbone.HiddenStates(batch);
-        var layout = LayerLayout.Create([2, 3], backbone.Config.NumHiddenLayers, embedding: true);
+        var layout = LayerLayout.Create([2, 3], backbone.Shape.NumHiddenLayers, embedding: true);
         var (states, segments) = Read.Domain.FineTuning.HiddenStateGather.Gather(hidden, batch.AttentionMask, layout.Channels, "mean");
         using var model = new ReadClassifier(
             new ReadSideNetwork(new ReadSideNetworkConfig(64, 8, "lstm", "last", "rmsnorm", true, "embedding"), layout), 64, 2, "mean");

@@ -1,3 +1,4 @@
+using Read.Domain.Backbones.Bert;
 using Read.Domain.Backbones;
 using Read.Research.Baselines;
 using TorchSharp;
@@ -18,7 +19,7 @@ public sealed class BaselineModulesTests(TinyBackboneFixture fixture)
         using var batch = backbone.Encode(["the movie was good", "a really bad phone and awful service"], null, 32);
         var before = Last(backbone, batch);
 
-        using var model = new BaselineClassifier(backbone.Model, new BaselineConfig { Method = BaselineMethod.Lora }, Classes);
+        using var model = new BaselineClassifier((BertModel)backbone.Model, new BaselineConfig { Method = BaselineMethod.Lora }, Classes);
         var attached = Last(backbone, batch);
         Assert.True((before - attached).abs().max().item<float>() == 0f, "LoRA with B = 0 changed the output");
 
@@ -37,7 +38,7 @@ public sealed class BaselineModulesTests(TinyBackboneFixture fixture)
     public void Lora_Backward_GivesGradientsOnlyToLoraAndHead()
     {
         using var backbone = Fresh();
-        using var model = new BaselineClassifier(backbone.Model, new BaselineConfig { Method = BaselineMethod.Lora }, Classes);
+        using var model = new BaselineClassifier((BertModel)backbone.Model, new BaselineConfig { Method = BaselineMethod.Lora }, Classes);
         using var batch = backbone.Encode(["the movie was good", "a really bad phone"], null, 32);
         using var loss = nn.functional.cross_entropy(model.call(batch.InputIds, batch.AttentionMask, batch.TokenTypeIds), tensor(new long[] { 1, 0 }));
         loss.backward();
@@ -62,7 +63,7 @@ public sealed class BaselineModulesTests(TinyBackboneFixture fixture)
         using var backbone = Fresh();
         using var batch = backbone.Encode(["the movie was good", "a really bad phone and awful service"], null, 32);
         var before = Last(backbone, batch);
-        using var model = new BaselineClassifier(backbone.Model, new BaselineConfig { Method = BaselineMethod.Adapters, AdapterSize = 16 }, Classes);
+        using var model = new BaselineClassifier((BertModel)backbone.Model, new BaselineConfig { Method = BaselineMethod.Adapters, AdapterSize = 16 }, Classes);
         Assert.True((before - Last(backbone, batch)).abs().max().item<float>() == 0f, "a fresh adapter is not the identity");
 
         using (no_grad())
@@ -84,7 +85,7 @@ public sealed class BaselineModulesTests(TinyBackboneFixture fixture)
     public void TrainableParameters_MatchClosedForm(BaselineMethod method)
     {
         using var backbone = Fresh();
-        var c = backbone.Config;
+        var c = ((BertModel)backbone.Model).Config;
         long v = c.VocabSize, p = c.MaxPositionEmbeddings, t = c.TypeVocabSize, d = c.HiddenSize, f = c.IntermediateSize, l = c.NumHiddenLayers;
         const int r = 4, m = 16;
         var head = d * Classes + Classes;
@@ -101,7 +102,7 @@ public sealed class BaselineModulesTests(TinyBackboneFixture fixture)
             BaselineMethod.Adapters => l * (2 * d * m + m + d) + l * 4 * d + head,
             _ => head,
         };
-        using var model = new BaselineClassifier(backbone.Model, new BaselineConfig { Method = method, LoraRank = r, AdapterSize = m }, Classes);
+        using var model = new BaselineClassifier((BertModel)backbone.Model, new BaselineConfig { Method = method, LoraRank = r, AdapterSize = m }, Classes);
         Assert.Equal(expected, model.TrainableParameters);
     }
 
@@ -109,9 +110,9 @@ public sealed class BaselineModulesTests(TinyBackboneFixture fixture)
     public void Lora_CustomTargetsRankAndAlpha_SizeAndScaleFollow()
     {
         using var backbone = Fresh();
-        var c = backbone.Config;
+        var c = ((BertModel)backbone.Model).Config;
         var config = new BaselineConfig { Method = BaselineMethod.Lora, LoraRank = 2, LoraAlpha = 16, LoraTargets = ["key", "intermediate.dense"] };
-        using var model = new BaselineClassifier(backbone.Model, config, Classes);
+        using var model = new BaselineClassifier((BertModel)backbone.Model, config, Classes);
         long d = c.HiddenSize, f = c.IntermediateSize;
         Assert.Equal(c.NumHiddenLayers * 2 * ((d + d) + (d + f)) + d * Classes + Classes, model.TrainableParameters);
         Assert.Contains(model.named_parameters(), p => p.name == "lora.encoder_layer_0_intermediate_dense.lora_B.weight" && p.parameter.shape.SequenceEqual(new[] { f, 2L }));
@@ -123,7 +124,7 @@ public sealed class BaselineModulesTests(TinyBackboneFixture fixture)
     private static Tensor Last(Backbone backbone, EncodedBatch batch)
     {
         using var noGrad = no_grad();
-        var hidden = backbone.Model.call(batch.InputIds, batch.AttentionMask, batch.TokenTypeIds);
+        var hidden = ((BertModel)backbone.Model).call(batch.InputIds, batch.AttentionMask, batch.TokenTypeIds);
         return hidden[^1];
     }
 }

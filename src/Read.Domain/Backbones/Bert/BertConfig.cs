@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
 
-namespace Read.Domain.Backbones;
+namespace Read.Domain.Backbones.Bert;
 
 /// <summary>The fields of a Hugging Face BERT <c>config.json</c> that the model code needs.</summary>
 public sealed record BertConfig(

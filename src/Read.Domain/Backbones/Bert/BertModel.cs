@@ -1,12 +1,12 @@
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Read.Domain.Backbones;
+namespace Read.Domain.Backbones.Bert;
 
 #pragma warning disable IDE1006 // field names are Hugging Face state-dict keys
 
 /// <summary>A BERT encoder (no pooler) that returns every hidden state: embeddings then each layer.</summary>
-public sealed class BertModel : nn.Module<Tensor, Tensor, Tensor, Tensor[]>
+public sealed class BertModel : nn.Module<Tensor, Tensor, Tensor, Tensor[]>, IBackboneModel
 {
     private readonly BertEmbeddings embeddings;
     private readonly BertEncoder encoder;
@@ -20,6 +20,12 @@ public sealed class BertModel : nn.Module<Tensor, Tensor, Tensor, Tensor[]>
     }
 
     public BertConfig Config { get; }
+
+    public BackboneShape Shape => new(Config.HiddenSize, Config.NumHiddenLayers, Config.MaxPositionEmbeddings);
+
+    nn.Module IBackboneModel.Module => this;
+
+    public Tensor[] Forward(EncodedBatch batch) => call(batch.InputIds, batch.AttentionMask, batch.TokenTypeIds);
 
     /// <summary>
     /// (B, S) ids, mask and token types in; L + 1 tensors of (B, S, d) out: index 0 is the embedding

@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Reflection.Metadata;
 using System.Reflection.PortableExecutable;
 
-namespace Read.Domain.Backbones.Onnx;
+namespace Read.Domain.Backbones.Bert.Onnx;
 
 /// <summary>
 /// Reads embedded resources of a .NET assembly from its PE file with System.Reflection.Metadata, without loading

@@ -1,7 +1,7 @@
 using System.Text;
 using System.Text.Json;
 
-namespace Read.Domain.Backbones;
+namespace Read.Domain.Backbones.Bert;
 
 /// <summary>
 /// Writes a small, randomly initialised BERT checkpoint in Hugging Face layout. Deterministic for a seed, so its
@@ -9,7 +9,7 @@ namespace Read.Domain.Backbones;
 /// </summary>
 public static class TinyBertCheckpoint
 {
-    private const string CommonWords =
+    internal const string CommonWords =
         "the of and to in is was it for on with as at by this that be are from or an not but have has had you he she " +
         "they we i me my your his her their our its them him us who what when where why how which there here all any " +
         "some one two three four five six seven eight nine ten first last new old good great bad awful excellent " +

@@ -3,7 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 
-namespace Read.Domain.Backbones.Onnx;
+namespace Read.Domain.Backbones.Bert.Onnx;
 
 /// <summary>What an ONNX import wrote.</summary>
 public sealed record OnnxImportResult(string Directory, BertConfig Config, int Tensors, long Parameters, IReadOnlyList<string> Files);

@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using Google.Protobuf;
 
-namespace Read.Domain.Backbones.Onnx;
+namespace Read.Domain.Backbones.Bert.Onnx;
 
 /// <summary>One ONNX initializer or constant: dims, element type and its data (float32 or int64 widened as needed).</summary>
 internal sealed record OnnxTensor(string Name, long[] Dims, int DataType, float[]? Floats, long[]? Int64s)

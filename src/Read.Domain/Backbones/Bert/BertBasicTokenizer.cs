@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace Read.Domain.Backbones;
+namespace Read.Domain.Backbones.Bert;
 
 /// <summary>
 /// BERT's basic tokenization: the text cleaning, CJK splitting, accent stripping, lower-casing and whitespace and

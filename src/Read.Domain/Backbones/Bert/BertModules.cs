@@ -2,7 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace Read.Domain.Backbones;
+namespace Read.Domain.Backbones.Bert;
 
 // Field names are the Hugging Face BERT state-dict keys, so a checkpoint loads by name.
 #pragma warning disable IDE1006

@@ -1,0 +1,35 @@
+using System.Text.Json.Serialization;
+using static TorchSharp.torch;
+
+namespace Read.Domain.Backbones;
+
+/// <summary>What a backbone computes in. float32 by default on CPU; bfloat16/float16 halve the weights' memory.</summary>
+[JsonConverter(typeof(SnakeCaseEnumConverter<BackboneDtype>))]
+public enum BackboneDtype
+{
+    Float32,
+    BFloat16,
+    Float16,
+}
+
+public static class BackboneDtypes
+{
+    /// <summary>Parses float32/fp32, bfloat16/bf16, float16/fp16 (case-insensitive); null for anything else.</summary>
+    public static BackboneDtype? Parse(string? text) => text?.Trim().ToLowerInvariant() switch
+    {
+        "float32" or "fp32" or "f32" => BackboneDtype.Float32,
+        "bfloat16" or "bf16" => BackboneDtype.BFloat16,
+        "float16" or "fp16" or "f16" or "half" => BackboneDtype.Float16,
+        _ => null,
+    };
+
+    public static ScalarType ToScalarType(this BackboneDtype dtype) => dtype switch
+    {
+        BackboneDtype.Float32 => ScalarType.Float32,
+        BackboneDtype.BFloat16 => ScalarType.BFloat16,
+        BackboneDtype.Float16 => ScalarType.Float16,
+        _ => throw new ArgumentOutOfRangeException(nameof(dtype)),
+    };
+
+    public static string Name(this BackboneDtype dtype) => dtype.ToString().ToLowerInvariant();
+}

@@ -1,0 +1,263 @@
+using System.Buffers.Binary;
+using System.Collections;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json.Nodes;
+using TorchSharp;
+using TorchSharp.PyBridge;
+using static TorchSharp.torch;
+
+namespace Read.Domain.Backbones;
+
+/// <summary>
+/// The weight files of a Hugging Face checkpoint directory — <c>model.safetensors</c>, shards listed in
+/// <c>model.safetensors.index.json</c>, or <c>pytorch_model.bin</c> — read one tensor at a time: only the headers are
+/// held, and a tensor's bytes are read from disk when it is copied into its parameter, so loading a multi-GB checkpoint
+/// holds the model's own copy plus the tensor in flight. F32, F16 and BF16 storage convert to the parameter's dtype.
+/// </summary>
+internal sealed class CheckpointWeights : IDisposable
+{
+    public const string SingleFile = "model.safetensors";
+    public const string ShardIndexFile = "model.safetensors.index.json";
+    public const string PyTorchFile = "pytorch_model.bin";
+
+    private readonly Dictionary<string, Entry> entries;
+
+    private CheckpointWeights(string description, IReadOnlyList<string> files, Dictionary<string, Entry> entries)
+    {
+        Description = description;
+        Files = files;
+        this.entries = entries;
+    }
+
+    /// <summary>Where the weights come from, for error messages.</summary>
+    public string Description { get; }
+
+    /// <summary>The weight files, in the order the hash covers them.</summary>
+    public IReadOnlyList<string> Files { get; }
+
+    public IEnumerable<string> Names => entries.Keys;
+
+    /// <summary>Whether the directory has weights in a layout this reader knows.</summary>
+    public static bool Exists(string directory) =>
+        new[] { SingleFile, ShardIndexFile, PyTorchFile }.Any(f => File.Exists(Path.Combine(directory, f)));
+
+    /// <summary>Opens the weights: the single safetensors file, else the shard index, else pytorch_model.bin.</summary>
+    public static CheckpointWeights Open(string directory)
+    {
+        var single = Path.Combine(directory, SingleFile);
+        if (File.Exists(single))
+            return new CheckpointWeights(single, [single], ReadSafetensorsHeader(single));
+
+        var index = Path.Combine(directory, ShardIndexFile);
+        if (File.Exists(index))
+            return OpenShards(directory, index);
+
+        var pytorch = Path.Combine(directory, PyTorchFile);
+        if (File.Exists(pytorch))
+            return new CheckpointWeights(pytorch, [pytorch], ReadPyTorch(pytorch));
+
+        throw new FileNotFoundException($"{directory} has no weights: none of {SingleFile}, {ShardIndexFile} (shards) or {PyTorchFile}.", single);
+    }
+
+    public bool Contains(string name) => entries.ContainsKey(name);
+
+    public long[] Shape(string name) => entries[name].Shape;
+
+    /// <summary>Storage dtype of a tensor (F32, F16, BF16, ...).</summary>
+    public string StorageDtype(string name) => entries[name].Dtype;
+
+    /// <summary>
+    /// sha256 (lowercase hex) identifying the weights: of the file's bytes for a single file (as Read has always
+    /// hashed model.safetensors), and for shards of the lines "name sha256" of every shard in index order.
+    /// </summary>
+    public string Hash()
+    {
+        if (Files.Count == 1)
+            return HashFile(Files[0]);
+        var lines = new StringBuilder();
+        foreach (var file in Files)
+            lines.Append(Path.GetFileName(file)).Append(' ').Append(HashFile(file)).Append('\n');
+        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(lines.ToString())));
+    }
+
+    /// <summary>Reads one tensor from disk into <paramref name="destination"/> (same shape; any floating dtype).</summary>
+    public void CopyInto(string name, Tensor destination)
+    {
+        var entry = entries[name];
+        if (!entry.Shape.SequenceEqual(destination.shape))
+            throw new InvalidDataException($"{Description}: tensor '{name}' has shape [{string.Join(", ", entry.Shape)}], expected [{string.Join(", ", destination.shape)}].");
+        using var noGrad = no_grad();
+        if (entry.Loaded is { } loaded)
+        {
+            destination.copy_(loaded);
+            return;
+        }
+
+        var width = entry.Dtype switch
+        {
+            "F32" => 4,
+            "F16" or "BF16" => 2,
+            _ => throw new InvalidDataException($"{Description}: tensor '{name}' has dtype {entry.Dtype}; only F32, F16 and BF16 weights load."),
+        };
+
+        // Chunk by chunk, widened to float32 here and narrowed by copy_ to the parameter's dtype: the memory in flight
+        // is one chunk, whatever the tensor's size.
+        var count = entry.Shape.Aggregate(1L, (a, b) => a * b);
+        var chunk = (int)Math.Min(count, ChunkElements);
+        var raw = new byte[chunk * width];
+        var values = new float[chunk];
+        using var flat = destination.view(-1);
+        using var stream = new FileStream(entry.File, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
+        stream.Position = entry.Begin;
+        for (long start = 0; start < count; start += chunk)
+        {
+            var n = (int)Math.Min(chunk, count - start);
+            stream.ReadExactly(raw, 0, n * width);
+            Widen(entry.Dtype, raw, values, n);
+            using var source = torch.tensor(values, ScalarType.Float32);
+            using var part = n == chunk ? source.alias() : source.narrow(0, 0, n);
+            using var target = flat.narrow(0, start, n);
+            target.copy_(part);
+        }
+    }
+
+    private const int ChunkElements = 1 << 22;
+
+    private static void Widen(string dtype, byte[] raw, float[] values, int count)
+    {
+        switch (dtype)
+        {
+            case "F32":
+                Buffer.BlockCopy(raw, 0, values, 0, count * 4);
+                break;
+            case "F16":
+                for (var i = 0; i < count; i++)
+                    values[i] = (float)BinaryPrimitives.ReadHalfLittleEndian(raw.AsSpan(i * 2));
+                break;
+            default: // BF16: the upper half of a float32
+                for (var i = 0; i < count; i++)
+                    values[i] = BitConverter.Int32BitsToSingle(BinaryPrimitives.ReadUInt16LittleEndian(raw.AsSpan(i * 2)) << 16);
+                break;
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var entry in entries.Values)
+            entry.Loaded?.Dispose();
+    }
+
+    private static CheckpointWeights OpenShards(string directory, string index)
+    {
+        JsonNode? map;
+        try
+        {
+            map = JsonNode.Parse(File.ReadAllText(index))?["weight_map"];
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new InvalidDataException($"{index} is not valid JSON: {e.Message}", e);
+        }
+
+        if (map is not JsonObject weightMap || weightMap.Count == 0)
+            throw new InvalidDataException($"{index} has no weight_map.");
+        var shardOf = weightMap.ToDictionary(p => p.Key, p => p.Value?.GetValue<string>() ?? throw new InvalidDataException($"{index}: tensor '{p.Key}' names no shard."), StringComparer.Ordinal);
+        var files = shardOf.Values.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+        var entries = new Dictionary<string, Entry>(StringComparer.Ordinal);
+        foreach (var shard in files)
+        {
+            if (shard.Contains('/') || shard.Contains('\\') || shard.Contains(".."))
+                throw new InvalidDataException($"{index}: shard name '{shard}' is not a file in the checkpoint directory.");
+            var path = Path.Combine(directory, shard);
+            if (!File.Exists(path))
+                throw new FileNotFoundException($"{index} lists shard {shard}, which does not exist.", path);
+            foreach (var (name, entry) in ReadSafetensorsHeader(path))
+            {
+                if (shardOf.TryGetValue(name, out var expected) && expected == shard)
+                    entries[name] = entry;
+            }
+        }
+
+        var missing = shardOf.Keys.Where(n => !entries.ContainsKey(n)).Take(3).ToList();
+        if (missing.Count > 0)
+            throw new InvalidDataException($"{index} maps tensor '{missing[0]}' to {shardOf[missing[0]]}, which does not contain it.");
+        return new CheckpointWeights(index, files.Select(f => Path.Combine(directory, f)).ToList(), entries);
+    }
+
+    private static Dictionary<string, Entry> ReadSafetensorsHeader(string path)
+    {
+        using var stream = File.OpenRead(path);
+        Span<byte> lengthBytes = stackalloc byte[8];
+        if (stream.Read(lengthBytes) != 8)
+            throw new InvalidDataException($"{path} is not a safetensors file: shorter than its header length.");
+        var length = BinaryPrimitives.ReadInt64LittleEndian(lengthBytes);
+        if (length <= 0 || length > 100_000_000 || 8 + length > stream.Length)
+            throw new InvalidDataException($"{path} is not a safetensors file: bad header length.");
+        var headerBytes = new byte[length];
+        stream.ReadExactly(headerBytes);
+        JsonObject header;
+        try
+        {
+            header = JsonNode.Parse(headerBytes)?.AsObject() ?? throw new InvalidDataException($"{path} has an empty header.");
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new InvalidDataException($"{path} has a header that is not JSON: {e.Message}", e);
+        }
+
+        var dataStart = 8 + length;
+        var entries = new Dictionary<string, Entry>(StringComparer.Ordinal);
+        foreach (var (name, node) in header)
+        {
+            if (name == "__metadata__" || node is null)
+                continue;
+            var dtype = node["dtype"]?.GetValue<string>() ?? throw new InvalidDataException($"{path}: tensor '{name}' has no dtype.");
+            var shape = node["shape"]?.AsArray().Select(s => s!.GetValue<long>()).ToArray() ?? throw new InvalidDataException($"{path}: tensor '{name}' has no shape.");
+            var offsets = node["data_offsets"]?.AsArray().Select(s => s!.GetValue<long>()).ToArray() ?? throw new InvalidDataException($"{path}: tensor '{name}' has no data_offsets.");
+            var width = dtype switch { "F64" or "I64" => 8, "F32" or "I32" => 4, "F16" or "BF16" or "I16" => 2, "I8" or "U8" or "BOOL" => 1, _ => 0 };
+            var count = shape.Aggregate(1L, (a, b) => a * b);
+            if (width == 0 || offsets.Length != 2 || offsets[1] - offsets[0] != count * width || dataStart + offsets[1] > stream.Length)
+                throw new InvalidDataException($"{path}: tensor '{name}' has data_offsets that do not match its shape, dtype {dtype} or the file size.");
+            entries[name] = new Entry(path, dtype, shape, dataStart + offsets[0], dataStart + offsets[1], null);
+        }
+
+        return entries;
+    }
+
+    // pytorch_model.bin is a zip of pickles that cannot be read piecewise; only small (BERT-sized) checkpoints use it.
+    private static Dictionary<string, Entry> ReadPyTorch(string path)
+    {
+        Hashtable state;
+        try
+        {
+            using var stream = File.OpenRead(path);
+            state = PyTorchUnpickler.UnpickleStateDict(stream);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw new InvalidDataException($"{path} is not a PyTorch state dict this loader can read: {e.Message}", e);
+        }
+
+        var entries = new Dictionary<string, Entry>(StringComparer.Ordinal);
+        foreach (DictionaryEntry item in state)
+        {
+            if (item.Key is not string name || item.Value is not Tensor tensor)
+                continue;
+            if (tensor.dtype is ScalarType.Float32 or ScalarType.Float16 or ScalarType.BFloat16 or ScalarType.Float64)
+                entries[name] = new Entry(path, tensor.dtype.ToString(), tensor.shape.ToArray(), 0, 0, tensor);
+            else
+                tensor.Dispose();
+        }
+
+        return entries;
+    }
+
+    private static string HashFile(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, FileOptions.SequentialScan);
+        return Convert.ToHexStringLower(SHA256.HashData(stream));
+    }
+
+    private sealed record Entry(string File, string Dtype, long[] Shape, long Begin, long End, Tensor? Loaded);
+}

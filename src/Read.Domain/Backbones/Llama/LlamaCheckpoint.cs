@@ -1,0 +1,46 @@
+namespace Read.Domain.Backbones.Llama;
+
+/// <summary>
+/// A Hugging Face Llama-family checkpoint (llama, mistral, qwen2): config.json; model.safetensors or
+/// model-0000N-of-0000M.safetensors shards with model.safetensors.index.json, stored as F32, F16 or BF16; the
+/// tokenizer (tokenizer.json, or tokenizer.model) with tokenizer_config.json. lm_head is never loaded.
+/// </summary>
+public static class LlamaCheckpoint
+{
+    internal static Backbone Load(string id, string directory, BackboneDtype dtype)
+    {
+        var config = ReadConfig(directory);
+        using var weights = CheckpointWeights.Open(directory);
+        var hash = weights.Hash();
+        var model = new LlamaModel(config, dtype.ToScalarType());
+        IBackboneTokenizer? tokenizer = null;
+        try
+        {
+            ModuleWeights.Load(model, weights, "model.", "");
+            tokenizer = Placeholder(); 
+            return new Backbone(id, BackboneArchitecture.Llama, config.ModelType, model, tokenizer, hash);
+        }
+        catch
+        {
+            model.Dispose();
+            tokenizer?.Dispose();
+            throw;
+        }
+    }
+
+    internal static CheckpointDescription Describe(string directory)
+    {
+        var config = ReadConfig(directory);
+        using var weights = CheckpointWeights.Open(directory);
+        var parameters = weights.Names
+            .Where(n => !n.StartsWith("lm_head.", StringComparison.Ordinal) && !n.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal))
+            .Sum(n => weights.Shape(n).Aggregate(1L, (a, b) => a * b));
+        return new CheckpointDescription(BackboneArchitecture.Llama, config.ModelType,
+            new BackboneShape(config.HiddenSize, config.NumHiddenLayers, config.MaxInputLength), parameters);
+    }
+
+    private static IBackboneTokenizer Placeholder() => throw new NotImplementedException();
+
+    public static LlamaConfig ReadConfig(string directory) =>
+        LlamaConfig.Parse(HuggingFaceCheckpoint.ReadConfigJson(directory), Path.Combine(directory, HuggingFaceCheckpoint.ConfigFile));
+}

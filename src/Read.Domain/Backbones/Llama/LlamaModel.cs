@@ -1,0 +1,71 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Read.Domain.Backbones.Llama;
+
+#pragma warning disable IDE1006 // field names are Hugging Face state-dict keys
+
+/// <summary>
+/// A Llama-family decoder (LlamaModel: no lm_head, which READ heads do not need) returning every hidden state:
+/// the token embeddings, then each layer's output, the last one after the final norm — transformers'
+/// <c>output_hidden_states</c>, and what llama.cpp returns as per-token embeddings.
+/// </summary>
+public sealed class LlamaModel : nn.Module<Tensor, Tensor, Tensor[]>, IBackboneModel
+{
+    private readonly Embedding embed_tokens;
+    private readonly ModuleList<LlamaDecoderLayer> layers;
+    private readonly LlamaRmsNorm norm;
+    private readonly LlamaRotary rotary;
+    private readonly ScalarType dtype;
+
+    public LlamaModel(LlamaConfig config, ScalarType dtype = ScalarType.Float32) : base(nameof(LlamaModel))
+    {
+        Config = config;
+        this.dtype = dtype;
+        embed_tokens = nn.Embedding(config.VocabSize, config.HiddenSize, dtype: dtype);
+        layers = nn.ModuleList(Enumerable.Range(0, config.NumHiddenLayers).Select(_ => new LlamaDecoderLayer(config, dtype)).ToArray());
+        norm = new LlamaRmsNorm(config.HiddenSize, config.RmsNormEps, dtype);
+        rotary = new LlamaRotary(config);
+        RegisterComponents();
+    }
+
+    public LlamaConfig Config { get; }
+
+    public BackboneShape Shape => new(Config.HiddenSize, Config.NumHiddenLayers, Config.MaxInputLength);
+
+    nn.Module IBackboneModel.Module => this;
+
+    public Tensor[] Forward(EncodedBatch batch) => call(batch.InputIds, batch.AttentionMask);
+
+    /// <summary>(B, S) right-padded ids and mask in; L + 1 float32 tensors of (B, S, d) out.</summary>
+    public override Tensor[] forward(Tensor inputIds, Tensor attentionMask)
+    {
+        using var scope = NewDisposeScope();
+        var s = inputIds.shape[1];
+        // Causal and padded keys masked: position i sees keys j ≤ i that are real tokens. Right padding keeps key 0
+        // real for every row, so no row is fully masked.
+        var causal = ones(s, s, dtype: ScalarType.Bool, device: inputIds.device).tril(); // (S, S)
+        var keys = attentionMask.to_type(ScalarType.Bool).unsqueeze(1).unsqueeze(1); // (B, 1, 1, S)
+        var allowed = causal.unsqueeze(0).unsqueeze(0).logical_and(keys); // (B, 1, S, S)
+        var maskBias = zeros(allowed.shape, dtype: dtype, device: inputIds.device).masked_fill(allowed.logical_not(), MinValue(dtype));
+        var (cos, sin) = rotary.Angles(s, dtype, inputIds.device);
+
+        var h = embed_tokens.call(inputIds);
+        var states = new List<Tensor>(layers.Count + 1) { h };
+        for (var i = 0; i < layers.Count; i++)
+        {
+            h = layers[i].call(h, cos, sin, maskBias);
+            states.Add(i == layers.Count - 1 ? norm.call(h) : h);
+        }
+
+        return states.Select(t => (dtype == ScalarType.Float32 ? t : t.to_type(ScalarType.Float32)).MoveToOuterDisposeScope()).ToArray();
+    }
+
+    private static double MinValue(ScalarType dtype) => dtype switch
+    {
+        ScalarType.Float16 => -65504.0,
+        ScalarType.BFloat16 => -3.38e38,
+        _ => float.MinValue,
+    };
+}
