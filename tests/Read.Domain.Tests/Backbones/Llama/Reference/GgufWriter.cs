@@ -89,8 +89,8 @@ internal static class GgufWriter
         var kvHeads = config["num_key_value_heads"] is { } kvNode ? kvNode.GetValue<int>() : heads;
         var defaultHeadDim = hidden / heads;
         var headDim = config["head_dim"] is { } hd && hd.GetValueKind() != System.Text.Json.JsonValueKind.Null ? hd.GetValue<int>() : defaultHeadDim;
-        var eps = config["rms_norm_eps"]?.GetValue<double>() ?? throw new InvalidDataException("config.json has no rms_norm_eps.");
-        var ropeTheta = config["rope_theta"]?.GetValue<double>() ?? 10000.0;
+        var eps = config["rms_norm_eps"]?.Number() ?? throw new InvalidDataException("config.json has no rms_norm_eps.");
+        var ropeTheta = config["rope_theta"]?.Number() ?? 10000.0;
         var maxPositions = config["max_position_embeddings"]?.GetValue<int>() ?? 2048;
         var vocab = Int(config, "vocab_size");
         var tie = config["tie_word_embeddings"]?.GetValue<bool>() ?? false;
@@ -124,7 +124,7 @@ internal static class GgufWriter
             if (ropeType == "linear" && scaling["factor"] is { } f)
             {
                 kv.Add(($"{arch}.rope.scaling.type", TypeString, "linear"));
-                kv.Add(($"{arch}.rope.scaling.factor", TypeFloat32, (float)f.GetValue<double>()));
+                kv.Add(($"{arch}.rope.scaling.factor", TypeFloat32, (float)f.Number()));
             }
             else if (ropeType == "llama3")
             {
@@ -238,10 +238,10 @@ internal static class GgufWriter
     /// </summary>
     internal static float[] Llama3RopeFactors(JsonObject scaling, JsonObject config, double theta, int headDim)
     {
-        var factor = scaling["factor"]?.GetValue<double>() ?? 8.0;
-        var lowFreqFactor = scaling["low_freq_factor"]?.GetValue<double>() ?? 1.0;
-        var highFreqFactor = scaling["high_freq_factor"]?.GetValue<double>() ?? 4.0;
-        var oldContext = (scaling["original_max_position_embeddings"] ?? config["original_max_position_embeddings"])?.GetValue<double>() ?? 8192;
+        var factor = scaling["factor"]?.Number() ?? 8.0;
+        var lowFreqFactor = scaling["low_freq_factor"]?.Number() ?? 1.0;
+        var highFreqFactor = scaling["high_freq_factor"]?.Number() ?? 4.0;
+        var oldContext = (scaling["original_max_position_embeddings"] ?? config["original_max_position_embeddings"])?.Number() ?? 8192;
         var lowFreqWavelen = oldContext / lowFreqFactor;
         var highFreqWavelen = oldContext / highFreqFactor;
         var result = new float[headDim / 2];
@@ -263,6 +263,10 @@ internal static class GgufWriter
 
         return result;
     }
+
+    /// <summary>A JSON number as double, whether it was written as an integer or not (8192 vs 8192.0).</summary>
+    internal static double Number(this JsonNode node) =>
+        double.Parse(node.ToJsonString(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture);
 
     private static int? TokenId(JsonNode? node) => node switch
     {
