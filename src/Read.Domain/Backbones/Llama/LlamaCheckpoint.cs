@@ -13,11 +13,11 @@ public static class LlamaCheckpoint
         using var weights = CheckpointWeights.Open(directory);
         var hash = weights.Hash();
         var model = new LlamaModel(config, dtype.ToScalarType());
-        IBackboneTokenizer? tokenizer = null;
+        LlamaTokenizer? tokenizer = null;
         try
         {
             ModuleWeights.Load(model, weights, "model.", "");
-            tokenizer = Placeholder(); 
+            tokenizer = LlamaTokenizer.Load(directory, config);
             return new Backbone(id, BackboneArchitecture.Llama, config.ModelType, model, tokenizer, hash);
         }
         catch
@@ -38,8 +38,6 @@ public static class LlamaCheckpoint
         return new CheckpointDescription(BackboneArchitecture.Llama, config.ModelType,
             new BackboneShape(config.HiddenSize, config.NumHiddenLayers, config.MaxInputLength), parameters);
     }
-
-    private static IBackboneTokenizer Placeholder() => throw new NotImplementedException();
 
     public static LlamaConfig ReadConfig(string directory) =>
         LlamaConfig.Parse(HuggingFaceCheckpoint.ReadConfigJson(directory), Path.Combine(directory, HuggingFaceCheckpoint.ConfigFile));
