@@ -26,7 +26,7 @@ public sealed class LlamaCppReferenceTests(ITestOutputHelper output)
     {
         var temp = new TempDirectory();
         var hf = temp.Sub("hf");
-        var weights = TinyLlamaCheckpoint.Write(hf, spec, seed);
+        var weights = ReferenceLlamaCheckpoint.Write(hf, spec, seed);
         var gguf = temp.Sub("model.gguf");
         GgufWriter.WriteFromHuggingFace(hf, gguf);
         return new Converted(temp, weights, gguf);
@@ -192,7 +192,7 @@ public sealed class LlamaCppReferenceTests(ITestOutputHelper output)
         var spec = new TinyLlamaSpec(Layers: 2);
         using var temp = new TempDirectory();
         var single = temp.Sub("single");
-        var tensors = TinyLlamaCheckpoint.Write(single, spec, seed: 9);
+        var tensors = ReferenceLlamaCheckpoint.Write(single, spec, seed: 9);
         var sharded = temp.Sub("sharded");
         Directory.CreateDirectory(sharded);
         File.Copy(Path.Combine(single, "config.json"), Path.Combine(sharded, "config.json"));

@@ -33,7 +33,7 @@ internal sealed record TinyLlamaSpec(
 }
 
 /// <summary>Writes tiny random Hugging Face checkpoints (config.json + model.safetensors) for the llama.cpp reference tests.</summary>
-internal static class TinyLlamaCheckpoint
+internal static class ReferenceLlamaCheckpoint
 {
     public static Dictionary<string, SafeTensor> Write(string directory, TinyLlamaSpec spec, int seed)
     {
