@@ -78,6 +78,64 @@ public sealed class PostgresEndToEndTests(PostgresServiceFixture service)
     }
 
     [Fact]
+    public async Task FineTune_LlamaCheckpointFromDisk_OverHttpWithPostgresWorker_PredictsWhatEvaluationScored()
+    {
+        using var client = await service.Api.CreateTenantClientAsync("llama-user");
+        var listed = (await (await client.GetAsync("/v1/backbones")).JsonAsync()).GetProperty("data").EnumerateArray()
+            .Single(b => b.GetProperty("id").GetString() == PostgresServiceFixture.LlamaBackboneId);
+        Assert.Equal("llama", listed.GetProperty("architecture").GetString());
+        Assert.Equal("float32", listed.GetProperty("dtype").GetString());
+        Assert.Equal(2, listed.GetProperty("layers").GetInt32());
+
+        var train = TestData.Sentiment(64, seed: 1);
+        var validation = TestData.Sentiment(24, seed: 2);
+        var trainId = await client.UploadOkAsync(TestData.Jsonl(train));
+        var validationId = await client.UploadOkAsync(TestData.Jsonl(validation));
+        // cls is an encoder's pooling: refused with the choices this backbone has.
+        var refused = await client.PostAsJsonAsync("/v1/fine-tuning/jobs", new
+        {
+            backbone = PostgresServiceFixture.LlamaBackboneId, training_file = trainId, hyperparameters = new { pooling = "cls" },
+        });
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        Assert.Contains("mean, last", await refused.Content.ReadAsStringAsync());
+
+        var created = await client.CreateJobOkAsync(new
+        {
+            backbone = PostgresServiceFixture.LlamaBackboneId, training_file = trainId, validation_file = validationId,
+            hyperparameters = new { epochs = 40, batch_size = 16, learning_rate = 0.03, r = 32, seed = 3, pooling = "last", max_length = 32 },
+        });
+        var jobId = created.GetProperty("id").GetString()!;
+        var job = await client.WaitForJobAsync(jobId);
+        Assert.True(job.GetProperty("status").GetString() == "succeeded", job.ToString());
+        Assert.True(job.GetProperty("metrics").GetProperty("validation_accuracy").GetDouble() >= 0.75, job.ToString());
+        var atTrain = StageProbe.ForwardCallsAtStart[(jobId, FineTuneStage.Train)];
+        Assert.True(atTrain > 0);
+        Assert.Equal(atTrain, StageProbe.ForwardCallsAtStart[(jobId, FineTuneStage.Publish)]);
+
+        var adapterId = job.GetProperty("adapter_id").GetString()!;
+        var artifact = await (await client.GetAsync($"/v1/adapters/{adapterId}/download")).Content.ReadAsByteArrayAsync();
+        var config = AdapterArtifact.ReadConfig(artifact);
+        Assert.Equal((BackboneArchitecture.Llama, "llama", "last", "tokenizer.json"), (config.Architecture, config.ModelType, config.Pooling, config.Tokenizer.Type));
+        var backbone = service.Api.Service<BackboneRegistry>().Get(PostgresServiceFixture.LlamaBackboneId);
+        Assert.Equal(backbone.WeightsHash, config.BackboneWeightsHash);
+        using var loaded = AdapterArtifact.Load(artifact, backbone);
+        var viaCache = ReadFineTuner.PredictViaCache(backbone, loaded, validation, Path.Combine(service.ApiDataDirectory, "llama-eval-cache"));
+        var predict = await client.PostAsJsonAsync($"/v1/adapters/{adapterId}/predict",
+            new { inputs = validation.Select(e => new { text = e.Text }).ToArray() });
+        var predictions = (await predict.JsonAsync()).GetProperty("predictions").EnumerateArray().ToList();
+        Assert.Equal(validation.Count, predictions.Count);
+        for (var i = 0; i < validation.Count; i++)
+        {
+            Assert.Equal(viaCache[i].Label, predictions[i].GetProperty("label").GetString());
+            foreach (var (label, p) in viaCache[i].Probabilities)
+                Assert.InRange(predictions[i].GetProperty("probabilities").GetProperty(label).GetDouble(), p - 2e-3, p + 2e-3);
+        }
+
+        var accuracy = viaCache.Zip(validation).Count(p => p.First.Label == p.Second.Label) / (double)validation.Count;
+        Assert.Equal(accuracy, job.GetProperty("metrics").GetProperty("validation_accuracy").GetDouble(), 6);
+    }
+
+    [Fact]
     public async Task FineTune_SameDataWithOtherHyperparameters_ReusesTheActivationCacheWithoutTheBackbone()
     {
         using var client = await service.Api.CreateTenantClientAsync("sweep");

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Read.Domain.Backbones.Llama;
 using Read.Domain.Jobs;
 using Read.Worker;
 
@@ -12,6 +13,7 @@ namespace Read.Api.Tests;
 public sealed class PostgresServiceFixture : IAsyncLifetime
 {
     public const long MaxUploadBytes = 20_000;
+    public const string LlamaBackboneId = "tiny-llama";
 
     private PostgresDatabase? _database;
     private string _root = "";
@@ -24,10 +26,17 @@ public sealed class PostgresServiceFixture : IAsyncLifetime
     {
         _database = await PostgresDatabase.CreateAsync();
         _root = Directory.CreateTempSubdirectory("read-pg-").FullName;
-        Api = ReadApplication.Start(ApiDataDirectory, _database.ConnectionString,
-            new Dictionary<string, string?> { ["Read:MaxUploadBytes"] = MaxUploadBytes.ToString() });
+        // A Llama-family checkpoint "from the user's disk", registered on both machines as a deployment would.
+        var llama = Path.Combine(_root, "checkpoints", LlamaBackboneId);
+        TinyLlamaCheckpoint.Write(llama, new TinyLlamaCheckpoint.Options(), seed: 11);
+        Api = ReadApplication.Start(ApiDataDirectory, _database.ConnectionString, new Dictionary<string, string?>
+        {
+            ["Read:MaxUploadBytes"] = MaxUploadBytes.ToString(),
+            [$"Read:Backbones:Checkpoints:{LlamaBackboneId}"] = llama,
+        });
         Worker = await WorkerHost.BuildAsync(
-            [$"--ConnectionStrings:Postgres={_database.ConnectionString}", $"--Read:DataDirectory={Path.Combine(_root, "worker")}"],
+            [$"--ConnectionStrings:Postgres={_database.ConnectionString}", $"--Read:DataDirectory={Path.Combine(_root, "worker")}",
+             $"--Read:Backbones:Checkpoints:{LlamaBackboneId}={llama}"],
             builder => builder.Services.AddSingleton<IJobStageListener, StageProbe>());
         await Worker.StartAsync();
     }
