@@ -124,10 +124,13 @@ public sealed class DecoderTokenizer : IDisposable
             $"No tokenizer in '{directory}': expected {TokenizerJsonFile} or {TokenizerModelFile}.", jsonPath);
     }
 
-    /// <summary>The ids of <paramref name="text"/> without any special token added (null is treated as "").</summary>
+    /// <summary>
+    /// The ids of <paramref name="text"/> without any special token added (null is treated as ""). A lone UTF-16
+    /// surrogate, which Hugging Face tokenizers rejects, is read as U+FFFD (as UTF-8 encoding does).
+    /// </summary>
     public int[] EncodeText(string? text)
     {
-        text ??= "";
+        text = ReplaceLoneSurrogates(text ?? "");
         lock (gate)
         {
             ObjectDisposedException.ThrowIf(disposed, this);
@@ -336,6 +339,34 @@ public sealed class DecoderTokenizer : IDisposable
             CultureInfo.InvariantCulture,
             $"\nadd_bos={addBos}\nadd_eos={addEos}\nbos={bos?.ToString() ?? "none"}\neos={eos?.ToString() ?? "none"}\npad={pad}\npair={PairTemplate}\n")));
         return Convert.ToHexStringLower(hash.GetHashAndReset());
+    }
+
+    internal static string ReplaceLoneSurrogates(string text)
+    {
+        StringBuilder? builder = null;
+        for (var i = 0; i < text.Length; i++)
+        {
+            var c = text[i];
+            var paired = char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]);
+            if (paired)
+            {
+                builder?.Append(c).Append(text[i + 1]);
+                i++;
+                continue;
+            }
+
+            if (char.IsSurrogate(c))
+            {
+                builder ??= new StringBuilder(text, 0, i, text.Length);
+                builder.Append('\uFFFD');
+            }
+            else
+            {
+                builder?.Append(c);
+            }
+        }
+
+        return builder?.ToString() ?? text;
     }
 
     private static int[] ToInt(uint[] ids)
