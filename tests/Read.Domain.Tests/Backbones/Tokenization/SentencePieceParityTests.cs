@@ -35,19 +35,24 @@ public sealed class SentencePieceParityTests : IDisposable
 
     private readonly TempDirectory model = new();
     private readonly TempDirectory json = new();
+    private readonly TempDirectory metaspace = new();
     private readonly TokenizerTestFiles.SentencePieceVocab vocab = TokenizerTestFiles.SentencePieceVocab.Create(Pieces);
 
     public SentencePieceParityTests()
     {
         TokenizerTestFiles.WriteSentencePieceModel(model.Sub("tokenizer.model"), vocab);
         TokenizerTestFiles.WriteLlama2TokenizerJson(json.Sub("tokenizer.json"), vocab);
+        TokenizerTestFiles.WriteLlama2TokenizerJson(metaspace.Sub("tokenizer.json"), vocab, metaspace: true);
     }
 
     public static TheoryData<string> Texts => new(Samples);
 
+    /// <summary>Texts that do not start with whitespace: the newer Metaspace form agrees with SentencePiece on them.</summary>
+    public static TheoryData<string> TextsWithoutLeadingSpace => new(Samples.Where(s => s.Length == 0 || !char.IsWhiteSpace(s[0])));
+
     [Theory]
     [MemberData(nameof(Texts))]
-    public void TokenizerModel_And_TokenizerJson_GiveEqualIds(string text)
+    public void TokenizerModel_And_LegacyTokenizerJson_GiveEqualIds(string text)
     {
         using var fromModel = DecoderTokenizer.Load(model.Path);
         using var fromJson = DecoderTokenizer.Load(json.Path);
@@ -55,6 +60,37 @@ public sealed class SentencePieceParityTests : IDisposable
         Assert.Equal("tokenizer.json", fromJson.Kind);
         Assert.Equal(fromJson.EncodeText(text), fromModel.EncodeText(text));
         Assert.Equal(fromJson.EncodeExample(text, null, 64), fromModel.EncodeExample(text, null, 64));
+    }
+
+    [Theory]
+    [MemberData(nameof(TextsWithoutLeadingSpace))]
+    public void TokenizerModel_And_MetaspaceTokenizerJson_GiveEqualIds(string text)
+    {
+        using var fromModel = DecoderTokenizer.Load(model.Path);
+        using var fromJson = DecoderTokenizer.Load(metaspace.Path);
+        Assert.Equal(fromJson.EncodeText(text), fromModel.EncodeText(text));
+    }
+
+    [Fact]
+    public void MetaspaceTokenizerJson_AddsNoPrefixBeforeALeadingSpace()
+    {
+        // The documented difference: Hugging Face's Metaspace (prepend_scheme "first") prepends "▁" only when the text
+        // does not already start with one, SentencePiece always adds its dummy prefix. So "  two" through
+        // tokenizer.json reads as " two" through tokenizer.model.
+        using var fromModel = DecoderTokenizer.Load(model.Path);
+        using var fromJson = DecoderTokenizer.Load(metaspace.Path);
+        Assert.Equal(fromModel.EncodeText(" two leading spaces"), fromJson.EncodeText("  two leading spaces"));
+        Assert.NotEqual(fromModel.EncodeText("  two leading spaces"), fromJson.EncodeText("  two leading spaces"));
+    }
+
+    [Fact]
+    public void TokenizerModel_RecognisesSpecialTokensInText()
+    {
+        using var fromModel = DecoderTokenizer.Load(model.Path);
+        using var fromJson = DecoderTokenizer.Load(json.Path);
+        var ids = fromModel.EncodeText("hello</s>world");
+        Assert.Equal([vocab.IdOf("▁hello"), 2], ids[..2]);
+        Assert.Equal(2, fromJson.EncodeText("hello</s>world")[1]);
     }
 
     [Fact]
@@ -111,5 +147,6 @@ public sealed class SentencePieceParityTests : IDisposable
     {
         model.Dispose();
         json.Dispose();
+        metaspace.Dispose();
     }
 }
