@@ -104,6 +104,51 @@ public sealed class DecoderTokenizerSettingsTests : IDisposable
     }
 
     [Fact]
+    public void Llama3StyleSequenceProcessor_AddsBos()
+    {
+        // Llama 3.x: post_processor = Sequence[ByteLevel, TemplateProcessing(<|begin_of_text|> $A)].
+        WriteTokenizer(new JsonObject
+        {
+            ["type"] = "Sequence",
+            ["processors"] = new JsonArray(TokenizerTestFiles.ByteLevelProcessor(), TokenizerTestFiles.BosTemplate("<s>", Bos)),
+        });
+        using var tokenizer = DecoderTokenizer.Load(Dir, configBosTokenId: Bos, configEosTokenId: Eos);
+        Assert.True(tokenizer.AddBosToken);
+        Assert.False(tokenizer.AddEosToken);
+        Assert.Equal([Bos, 104, 105], tokenizer.EncodeExample("hi", null, 8));
+    }
+
+    [Fact]
+    public void Qwen2StyleConfig_NullBos_NoBosAdded()
+    {
+        // Qwen2: ByteLevel post-processor, tokenizer_config bos_token null, add_bos_token unset, pad "<|endoftext|>".
+        WriteTokenizer(TokenizerTestFiles.ByteLevelProcessor());
+        WriteConfig(new JsonObject
+        {
+            ["bos_token"] = null, ["eos_token"] = "</s>", ["pad_token"] = "<pad>", ["add_prefix_space"] = false,
+        });
+        using var tokenizer = DecoderTokenizer.Load(Dir, configBosTokenId: Bos, configEosTokenId: Eos);
+        Assert.False(tokenizer.AddBosToken);
+        Assert.False(tokenizer.AddEosToken);
+        Assert.Equal(Bos, tokenizer.BosTokenId);
+        Assert.Equal(Pad, tokenizer.PadTokenId);
+        Assert.Equal([104, 105, Eos, 120], tokenizer.EncodeExample("hi", "x", 8));
+    }
+
+    [Fact]
+    public void AddedTokensDecoder_ResolvesTokensOutsideTheFile()
+    {
+        WriteTokenizer(null);
+        WriteConfig(new JsonObject
+        {
+            ["added_tokens_decoder"] = new JsonObject { ["258"] = new JsonObject { ["content"] = "<|pad|>", ["special"] = true } },
+            ["pad_token"] = "<|pad|>",
+        });
+        using var tokenizer = DecoderTokenizer.Load(Dir);
+        Assert.Equal(Pad, tokenizer.PadTokenId);
+    }
+
+    [Fact]
     public void SpecialTokenInText_IsRecognised()
     {
         using var tokenizer = LoadWithSpecials();
