@@ -22,8 +22,15 @@ namespace Read.Domain.Backbones.Tokenization;
 /// <c>post_processor</c>, <c>truncation</c> and <c>padding</c> removed, <see cref="EncodeText"/> returns ids without
 /// special tokens for both file kinds, and <see cref="EncodeExample"/> adds BOS/EOS itself from
 /// <see cref="AddBosToken"/> / <see cref="AddEosToken"/>. Special tokens written literally in the text (such as
-/// "&lt;|endoftext|&gt;" in a tokenizer.json's added_tokens) are still recognised, as Hugging Face does with
+/// "&lt;|endoftext|&gt;" in a tokenizer.json's added_tokens, or a tokenizer.model's BOS/EOS and the special
+/// added_tokens_decoder entries of tokenizer_config.json) are still recognised, as Hugging Face does with
 /// add_special_tokens=False.
+/// </para>
+/// <para>
+/// Known difference between the kinds: a newer (legacy=false) tokenizer.json with a Metaspace pre-tokenizer does not
+/// prepend "▁" to a text that already starts with a space, where SentencePiece (tokenizer.model) always adds its dummy
+/// prefix; after a special token inside a text, the forms also differ in whether "▁" is prepended. tokenizer.json wins
+/// when both files exist, which is what transformers' fast tokenizers (and so most fine-tuning) use.
 /// </para>
 /// <para>Thread-safe: every call into a backend is serialised by one lock.</para>
 /// </summary>
@@ -124,10 +131,13 @@ public sealed class DecoderTokenizer : IDisposable
             $"No tokenizer in '{directory}': expected {TokenizerJsonFile} or {TokenizerModelFile}.", jsonPath);
     }
 
-    /// <summary>The ids of <paramref name="text"/> without any special token added (null is treated as "").</summary>
+    /// <summary>
+    /// The ids of <paramref name="text"/> without any special token added (null is treated as ""). A lone UTF-16
+    /// surrogate, which Hugging Face tokenizers rejects, is read as U+FFFD (as UTF-8 encoding does).
+    /// </summary>
     public int[] EncodeText(string? text)
     {
-        text ??= "";
+        text = ReplaceLoneSurrogates(text ?? "");
         lock (gate)
         {
             ObjectDisposedException.ThrowIf(disposed, this);
@@ -279,8 +289,31 @@ public sealed class DecoderTokenizer : IDisposable
         SentencePieceTokenizer tokenizer;
         try
         {
-            using var stream = new MemoryStream(bytes, writable: false);
-            tokenizer = LlamaTokenizer.Create(stream, addBeginOfSentence: false, addEndOfSentence: false);
+            tokenizer = CreateSentencePiece(bytes, null);
+            // Special tokens written in the text are recognised, as by transformers' LlamaTokenizer and by tokenizer.json
+            // files: the model's BOS/EOS, and the special tokens tokenizer_config.json adds.
+            var specials = new Dictionary<string, int>(StringComparer.Ordinal);
+            foreach (var (token, id) in new[]
+                     {
+                         (tokenizer.BeginningOfSentenceToken, tokenizer.BeginningOfSentenceId),
+                         (tokenizer.EndOfSentenceToken, tokenizer.EndOfSentenceId),
+                     })
+            {
+                if (!string.IsNullOrEmpty(token) && id >= 0)
+                    specials[token] = id;
+            }
+
+            if (config?["added_tokens_decoder"] is JsonObject addedTokens)
+            {
+                foreach (var (id, entry) in addedTokens)
+                {
+                    if (entry?["special"]?.GetValue<bool>() == true && entry["content"]?.GetValue<string>() is { Length: > 0 } content
+                        && int.TryParse(id, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed))
+                        specials[content] = parsed;
+                }
+            }
+
+            tokenizer = CreateSentencePiece(bytes, specials);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -302,6 +335,12 @@ public sealed class DecoderTokenizer : IDisposable
             TokenizerModelFile, bytes,
             text => [.. tokenizer.EncodeToIds(text, addBeginningOfSentence: false, addEndOfSentence: false)],
             null, bos, eos, pad, addBos, addEos, maxId >= 0 ? maxId + 1 : null, path);
+    }
+
+    private static SentencePieceTokenizer CreateSentencePiece(byte[] bytes, IReadOnlyDictionary<string, int>? specialTokens)
+    {
+        using var stream = new MemoryStream(bytes, writable: false);
+        return LlamaTokenizer.Create(stream, addBeginOfSentence: false, addEndOfSentence: false, specialTokens);
     }
 
     private static DecoderTokenizer Create(
@@ -336,6 +375,34 @@ public sealed class DecoderTokenizer : IDisposable
             CultureInfo.InvariantCulture,
             $"\nadd_bos={addBos}\nadd_eos={addEos}\nbos={bos?.ToString() ?? "none"}\neos={eos?.ToString() ?? "none"}\npad={pad}\npair={PairTemplate}\n")));
         return Convert.ToHexStringLower(hash.GetHashAndReset());
+    }
+
+    internal static string ReplaceLoneSurrogates(string text)
+    {
+        StringBuilder? builder = null;
+        for (var i = 0; i < text.Length; i++)
+        {
+            var c = text[i];
+            var paired = char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]);
+            if (paired)
+            {
+                builder?.Append(c).Append(text[i + 1]);
+                i++;
+                continue;
+            }
+
+            if (char.IsSurrogate(c))
+            {
+                builder ??= new StringBuilder(text, 0, i, text.Length);
+                builder.Append('\uFFFD');
+            }
+            else
+            {
+                builder?.Append(c);
+            }
+        }
+
+        return builder?.ToString() ?? text;
     }
 
     private static int[] ToInt(uint[] ids)

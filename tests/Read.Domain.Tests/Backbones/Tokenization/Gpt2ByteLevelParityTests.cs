@@ -62,6 +62,13 @@ public sealed class Gpt2ByteLevelParityTests(Gpt2TokenizerFixture fixture) : ICl
         "code: def f(x):\n    return x ** 2  # square",
         "punctuation!!! ??? ... --- (brackets) [more] {braces} <tags>",
         "replacement \ufffd character and nbsp\u00a0here",
+        "ideographic\u3000space, line\u2028separator, next\u0085line, vt\u000bff\u000c",
+        "superscript² ½ ٣٤ Ⅻ ＡＢＣ fullwidth",
+        "zero\u200bwidth and curly you’re and mixed'S 'LL 'Ve",
+        "e\u0301\u0301\u0301 stacked marks 🙂🙂🙂🙂",
+        "\r\r\n\n\r",
+        "end with spaces   ",
+        "with an <|endoftext|> special token inside",
         "",
         " ",
     ];
@@ -118,6 +125,16 @@ public sealed class Gpt2ByteLevelParityTests(Gpt2TokenizerFixture fixture) : ICl
             i => results[i] = fixture.Tokenizer.EncodeText(Samples[i % Samples.Length]));
         for (var i = 0; i < results.Length; i++)
             Assert.Equal(expected[i % Samples.Length], results[i]);
+    }
+
+    [Fact]
+    public void EncodeText_LoneSurrogate_ReadsAsReplacementCharacter()
+    {
+        // Hugging Face tokenizers throws on invalid UTF-16; we read a lone surrogate as U+FFFD, as UTF-8 encoding (and
+        // so the reference) does.
+        Assert.Equal(fixture.Reference.EncodeToIds("lone \ufffd surrogate").ToArray(), fixture.Tokenizer.EncodeText("lone \ud800 surrogate"));
+        Assert.Equal(fixture.Reference.EncodeToIds("\ufffdend").ToArray(), fixture.Tokenizer.EncodeText("\udc00end"));
+        Assert.Equal(fixture.Reference.EncodeToIds("🙂\ufffd").ToArray(), fixture.Tokenizer.EncodeText("🙂\ud83d"));
     }
 
     [Fact]

@@ -302,7 +302,9 @@ internal static class TokenizerTestFiles
     /// The tokenizer.json transformers' LlamaConverter writes for the same vocabulary (legacy form: Prepend + Replace
     /// normalizer, BPE with byte fallback, merges of every split of every piece ordered by the piece's score).
     /// </summary>
-    public static void WriteLlama2TokenizerJson(string path, SentencePieceVocab vocab, bool bosTemplate = true)
+    /// <param name="metaspace">The newer (legacy=false) form of Llama/Mistral files: no normalizer, a Metaspace
+    /// pre-tokenizer that prepends "▁" to the first word only and does not split.</param>
+    public static void WriteLlama2TokenizerJson(string path, SentencePieceVocab vocab, bool bosTemplate = true, bool metaspace = false)
     {
         var vocabulary = new JsonObject();
         var ids = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -332,7 +334,7 @@ internal static class TokenizerTestFiles
             ["truncation"] = null,
             ["padding"] = null,
             ["added_tokens"] = AddedTokens([("<unk>", 0), ("<s>", 1), ("</s>", 2)]),
-            ["normalizer"] = new JsonObject
+            ["normalizer"] = metaspace ? null : new JsonObject
             {
                 ["type"] = "Sequence",
                 ["normalizers"] = new JsonArray(
@@ -342,7 +344,12 @@ internal static class TokenizerTestFiles
                         ["type"] = "Replace", ["pattern"] = new JsonObject { ["String"] = " " }, ["content"] = "▁",
                     }),
             },
-            ["pre_tokenizer"] = null,
+            ["pre_tokenizer"] = metaspace
+                ? new JsonObject
+                {
+                    ["type"] = "Metaspace", ["replacement"] = "▁", ["prepend_scheme"] = "first", ["split"] = false,
+                }
+                : null,
             ["post_processor"] = bosTemplate ? BosTemplate("<s>", 1) : null,
             ["decoder"] = new JsonObject
             {
