@@ -7,6 +7,7 @@ using Read.Bench.Speed;
 var root = new RootCommand("Read benchmarks: each prints a table and writes markdown + CSV under docs/benchmarks.")
 {
     BackboneSpeedCommand.Create(),
+    CheckpointLoadCommand.Create(),
     SideNetworkProfileCommand.Create(),
     ReadQualityCommand.Create(),
     MethodCommand.Create(),

@@ -39,6 +39,9 @@ public static class TinyLlamaCheckpoint
         /// <summary>1: model.safetensors; more: model-0000N-of-0000M.safetensors with an index.</summary>
         public int Shards { get; init; } = 1;
 
+        /// <summary>Rows of the embedding table: at least the generated vocabulary; more adds unused tokens (a real model's size).</summary>
+        public int? VocabSize { get; init; }
+
         /// <summary>Standard deviation of the weights.</summary>
         public double InitializerRange { get; init; } = 0.1;
     }
@@ -50,7 +53,7 @@ public static class TinyLlamaCheckpoint
         var (vocabulary, merges) = ByteLevelVocabulary();
         var bos = vocabulary.Count;
         var eos = vocabulary.Count + 1;
-        var vocabSize = vocabulary.Count + 2;
+        var vocabSize = Math.Max(vocabulary.Count + 2, options.VocabSize ?? 0);
         var o = options;
         var headDim = o.HeadDim ?? o.HiddenSize / o.Heads;
         var qkvBias = o.ModelType == "qwen2";
@@ -121,7 +124,7 @@ public static class TinyLlamaCheckpoint
 
         var json = new JsonSerializerOptions { WriteIndented = true };
         File.WriteAllText(Path.Combine(directory, HuggingFaceCheckpoint.ConfigFile), config.ToJsonString(json));
-        File.WriteAllText(Path.Combine(directory, HuggingFaceCheckpoint.TokenizerFile), TokenizerJson(vocabulary, merges, bos, eos).ToJsonString(json), new UTF8Encoding(false));
+        File.WriteAllText(Path.Combine(directory, HuggingFaceCheckpoint.TokenizerFile), TokenizerJson(vocabulary, merges, bos, eos, vocabSize).ToJsonString(json), new UTF8Encoding(false));
         File.WriteAllText(Path.Combine(directory, HuggingFaceCheckpoint.TokenizerConfigFile), new JsonObject
         {
             ["bos_token"] = BosToken,
@@ -214,7 +217,7 @@ public static class TinyLlamaCheckpoint
         return map;
     }
 
-    private static JsonObject TokenizerJson(List<string> vocabulary, List<string> merges, int bos, int eos)
+    private static JsonObject TokenizerJson(List<string> vocabulary, List<string> merges, int bos, int eos, int vocabSize)
     {
         var vocab = new JsonObject();
         for (var i = 0; i < vocabulary.Count; i++)
@@ -230,7 +233,8 @@ public static class TinyLlamaCheckpoint
             ["version"] = "1.0",
             ["truncation"] = null,
             ["padding"] = null,
-            ["added_tokens"] = new JsonArray(Added(bos, BosToken), Added(eos, EosToken)),
+            ["added_tokens"] = new JsonArray([Added(bos, BosToken), Added(eos, EosToken),
+                .. Enumerable.Range(eos + 1, Math.Max(0, vocabSize - eos - 1)).Select(id => (JsonNode)Added(id, $"<|reserved_{id}|>"))]),
             ["normalizer"] = null,
             ["pre_tokenizer"] = ByteLevel(),
             ["post_processor"] = ByteLevel(),
