@@ -204,11 +204,18 @@ internal static class DecoderPoint
             var position = mask.sum(1) - 1; // last real token (right padding)
             var pooled = last[arange(last.shape[0]), position]; // (B, d)
             var loss = nn.functional.cross_entropy(head.call(pooled), labels);
-            optimizer.zero_grad();
             loss.backward();
             nn.utils.clip_grad_norm_(trainable, 1.0);
             optimizer.step();
+            // Gradients released before the next forward (set to none), as Hugging Face's Trainer does after each step.
+            optimizer.zero_grad();
             lastLoss = loss.item<float>();
+            // Some tensor handles made by backward/clip/step are in no dispose scope and keep their (gradient-sized)
+            // storage until finalised; without a collection per step RSS grew by about a gradient's worth per step
+            // (tiny-llama: +31 MB/step for 20 steps; Qwen2.5-0.5B full FT: +2 GB/step). Collect so that the peak is the
+            // method's, not the finaliser queue's.
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
             Console.Error.WriteLine($"  step {step + 1}/{s.Steps}: loss {lastLoss:F4}, {clock.Elapsed.TotalSeconds:F1} s, peak {ProcessStats.PeakRssMb():F0} MB");
         }
 
