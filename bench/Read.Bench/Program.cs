@@ -13,5 +13,6 @@ var root = new RootCommand("Read benchmarks: each prints a table and writes mark
     MethodCommand.Create(),
     CompareCommand.Create(),
     ScalingCommand.Create(),
+    Read.Bench.Decoders.DecodersCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();
