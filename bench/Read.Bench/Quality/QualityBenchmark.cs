@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using Read.Bench.Data;
 using Read.Bench.Measurement;
@@ -7,6 +6,7 @@ using Read.Domain.Adapters;
 using Read.Domain.Backbones;
 using Read.Domain.Datasets;
 using Read.Domain.FineTuning;
+using Read.Research.Baselines;
 using TorchSharp;
 
 namespace Read.Bench.Quality;
@@ -68,11 +68,13 @@ internal static class QualityBenchmark
                 Console.WriteLine($"{method}: test {evaluation.Metrics.Describe()}");
             }
 
-            var probe = RunProbe(backbone, train, validation, test, labels, s);
-            quality.Add(name, "linear probe (mean-pooled)", probe.Metrics.Accuracy, probe.Metrics.F1, probe.Metrics.MacroF1, probe.Parameters, $"- ({probe.BestEpoch})");
-            cost.Add(name, "linear probe (mean-pooled)", train.Count + validation.Count, probe.FeatureSeconds, probe.TrainSeconds, double.NaN,
-                "", double.NaN, double.NaN, "", "");
-            Console.WriteLine($"linear probe: test {probe.Metrics.Describe()}");
+            var probe = RunProbe(train, test, s, ct);
+            var probeMetrics = probe.Test!;
+            quality.Add(name, "linear probe (mean-pooled)", probeMetrics.Accuracy, probeMetrics.F1, probeMetrics.MacroF1, probe.TrainableParameters,
+                $"{probe.EpochLosses.Count} (last)");
+            cost.Add(name, "linear probe (mean-pooled)", train.Count, probe.PrecomputeSeconds ?? double.NaN, probe.TrainSeconds,
+                probe.TrainSeconds / Math.Max(1, probe.EpochLosses.Count), "", double.NaN, double.NaN, "", "");
+            Console.WriteLine($"linear probe: test {probeMetrics.Describe()}");
         }
 
         Directory.CreateDirectory(s.OutputDirectory);
@@ -134,21 +136,25 @@ internal static class QualityBenchmark
         return timings.SideNetwork / timings.Backbone;
     }
 
-    private sealed record ProbeOutcome(EvaluationMetrics Metrics, long Parameters, int BestEpoch, double FeatureSeconds, double TrainSeconds);
-
-    private static ProbeOutcome RunProbe(Backbone backbone, IReadOnlyList<LabeledExample> train, IReadOnlyList<LabeledExample> validation,
-        IReadOnlyList<LabeledExample> test, List<string> labels, Settings s)
+    /// <summary>
+    /// The one linear probe every benchmark uses (<see cref="BaselineTrainer"/>'s, issue 7): a head on frozen mean-pooled
+    /// features, the same epochs, batch size, AdamW schedule and seed budget as the other baselines, trained on the
+    /// training split only (no validation-based epoch choice), scored on the test split.
+    /// </summary>
+    private static BaselineResult RunProbe(IReadOnlyList<LabeledExample> train, IReadOnlyList<LabeledExample> test, Settings s, CancellationToken ct)
     {
-        var clock = Stopwatch.StartNew();
-        using var trainX = FrozenFeatures.MeanPooled(backbone, train, s.MaxLength);
-        using var validationX = FrozenFeatures.MeanPooled(backbone, validation, s.MaxLength);
-        using var testX = FrozenFeatures.MeanPooled(backbone, test, s.MaxLength);
-        var featureSeconds = clock.Elapsed.TotalSeconds;
-        long[] Targets(IReadOnlyList<LabeledExample> set) => set.Select(e => (long)labels.IndexOf(e.Label)).ToArray();
-        var fit = LinearProbe.Fit(trainX, Targets(train), validationX, Targets(validation), testX, labels.Count, seed: s.Seed);
-        var metrics = MetricsCalculator.Classification(fit.TestPredictions.Select(p => (int)p).ToList(),
-            Targets(test).Select(t => (int)t).ToList(), labels.Count);
-        return new ProbeOutcome(metrics, fit.TrainableParameters, fit.BestEpoch, featureSeconds, fit.TrainSeconds);
+        var config = new BaselineConfig { Method = BaselineMethod.Probe, Epochs = s.Quick ? 2 : s.Epochs, MaxLength = s.MaxLength, Seed = s.Seed };
+        var directory = Path.GetFullPath(Path.Combine(s.DataDirectory, "backbones", s.BackboneId));
+        var work = Path.Combine(Path.GetTempPath(), "read-bench-probe-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            return BaselineTrainer.Run(config, s.BackboneId, directory, train, test, work, ct);
+        }
+        finally
+        {
+            if (Directory.Exists(work))
+                Directory.Delete(work, recursive: true);
+        }
     }
 
     private sealed class ConsoleProgress : IFineTuneProgress

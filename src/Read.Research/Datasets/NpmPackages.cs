@@ -13,7 +13,8 @@ public static class NpmPackages
     /// <summary>Returns the unpacked package root (the tarball's "package/" folder), fetching it on first use.</summary>
     public static async Task<string> FetchAsync(string spec, string cacheDirectory, CancellationToken ct = default)
     {
-        var folder = Path.Combine(cacheDirectory, spec.Replace('/', '_').Replace('@', '_'));
+        // Absolute: npm runs in this folder, so a relative --pack-destination would point below itself (npm exits 254).
+        var folder = Path.GetFullPath(Path.Combine(cacheDirectory, spec.Replace('/', '_').Replace('@', '_')));
         var packageRoot = Path.Combine(folder, "package");
         if (File.Exists(Path.Combine(folder, ".complete")))
             return packageRoot;
