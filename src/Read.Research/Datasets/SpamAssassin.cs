@@ -1,4 +1,5 @@
 using System.Text;
+using Read.Domain.Persistence;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using HtmlAgilityPack;
@@ -55,8 +56,14 @@ public static partial class SpamAssassin
         if (string.IsNullOrWhiteSpace(body) && message.HtmlBody is { } html)
             body = HtmlToText(html);
         var text = Collapse($"{message.Subject}\n{body}");
-        return text.Length <= MaxCharacters ? text : text[..MaxCharacters];
+        return text.Length <= MaxCharacters ? text : Storable(text[..MaxCharacters]);
     }
+
+    // Mis-decoded bodies carry NULs, and a cut can split a surrogate pair: the upload path (rightly) refuses both.
+    private static string Storable(string text) => StorableText.IsValid(text)
+        ? text
+        : string.Concat(text.Where((c, i) => c != '\0' && !(char.IsHighSurrogate(c) ? i + 1 >= text.Length || !char.IsLowSurrogate(text[i + 1])
+                                                                          : char.IsLowSurrogate(c) && (i == 0 || !char.IsHighSurrogate(text[i - 1])))));
 
     private static string HtmlToText(string html)
     {
@@ -67,7 +74,7 @@ public static partial class SpamAssassin
         return HtmlEntity.DeEntitize(document.DocumentNode.InnerText) ?? "";
     }
 
-    private static string Collapse(string text) => Whitespace().Replace(text, " ").Trim();
+    private static string Collapse(string text) => Storable(Whitespace().Replace(text, " ").Trim());
 
     [GeneratedRegex(@"\s+")]
     private static partial Regex Whitespace();

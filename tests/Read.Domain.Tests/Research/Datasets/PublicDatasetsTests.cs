@@ -43,4 +43,21 @@ public sealed class PublicDatasetsTests
                            "<html><head><style>p {color:red}</style></head><body><p>Buy =\r\nnow&nbsp;&amp; save</p><script>x()</script></body></html>\r\n";
         Assert.Equal("Cheap café deals Buy now & save", SpamAssassin.ToText(raw));
     }
+
+    // Uploads refuse NULs and unpaired surrogates, so the prepared files must not carry them: a NUL in the body, and a
+    // long body whose cut at MaxCharacters falls inside a surrogate pair (an emoji).
+    [Fact]
+    public void SpamAssassin_ToText_DropsNulAndAHalfSurrogatePairLeftByTheCut()
+    {
+        var withNul = "Subject: hi\r\nContent-Type: text/plain\r\n\r\nab\0cd\r\n";
+        Assert.Equal("hi abcd", SpamAssassin.ToText(withNul));
+
+        // Raw messages arrive as Latin-1 strings of their bytes: these four are U+1F600's UTF-8 encoding. The text is
+        // "x " + body, so the first emoji's high surrogate lands on the last kept position.
+        const string emoji = "\u00F0\u009F\u0098\u0080";
+        var body = new string('a', SpamAssassin.MaxCharacters - 3) + emoji + emoji;
+        var text = SpamAssassin.ToText("Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + body + "\r\n");
+        Assert.True(Read.Domain.Persistence.StorableText.IsValid(text));
+        Assert.InRange(text.Length, SpamAssassin.MaxCharacters - 1, SpamAssassin.MaxCharacters);
+    }
 }
