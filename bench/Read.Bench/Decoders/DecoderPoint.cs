@@ -1,3 +1,5 @@
+using Read.Domain.Configuration;
+using Read.Domain.SideNetwork;
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Serialization;
@@ -88,9 +90,12 @@ internal static class DecoderPoint
         long Trainable, double TrainStartRss, double TrainPeak, double TrainCpu, double TrainWall, double? FinalLoss, bool BackboneFreed,
         double? PrecomputeSeconds = null, double? PrecomputeCpu = null, long? PrecomputeTokens = null, double? PrecomputePeak = null, bool? CacheHit = null);
 
+    // PEFT's default for Llama: q_proj and v_proj in every layer.
+    private static readonly string[] LoraPaths = LlamaLoraTargets.Targets.Default.Select(LlamaLoraTargets.Targets.PathOf).ToArray();
+
     private static Outcome RunRead(Backbone backbone, List<LabeledExample> train, List<LabeledExample> validation, Settings s, bool freeBackbone, CancellationToken ct)
     {
-        var hp = new ReadHyperparameters { Epochs = 1, BatchSize = s.Batch, MaxLength = s.MaxLength, Pooling = s.Pooling, Seed = 0 };
+        var hp = new ReadHyperparameters { Epochs = 1, BatchSize = s.Batch, MaxLength = s.MaxLength, Pooling = JsonEnum<Pooling>.Parse(s.Pooling), Seed = 0 };
         var probe = new StageProbe(backbone, freeBackbone);
         var result = new ReadFineTuner().Run(backbone, train, validation, FineTuneTask.Classification, hp, s.CacheDirectory, probe, ct);
         var m = result.Metrics;
@@ -166,7 +171,7 @@ internal static class DecoderPoint
         {
             foreach (var (name, module) in model.named_modules())
             {
-                if (module is TorchSharp.Modules.Linear linear && (name.EndsWith("self_attn.q_proj", StringComparison.Ordinal) || name.EndsWith("self_attn.v_proj", StringComparison.Ordinal)))
+                if (module is TorchSharp.Modules.Linear linear && LoraPaths.Any(path => name.EndsWith(path, StringComparison.Ordinal)))
                 {
                     var adapter = new LoraAdapter(linear.weight!.shape[1], linear.weight.shape[0], rank: 8, alpha: 16);
                     hooks.Add(adapter.AttachTo(linear));

@@ -53,7 +53,7 @@ internal sealed class BaselineClassifier : nn.Module<Tensor, Tensor, Tensor, Ten
             {
                 foreach (var target in config.LoraTargets)
                 {
-                    var path = $"encoder.layer.{l}.{LoraPath(target)}";
+                    var path = $"{BertLoraTargets.LayerPath(l)}.{BertLoraTargets.Targets.PathOf(target)}";
                     var linear = linears[path];
                     loraTargets.Add((path, new LoraLinear(linear.weight!.shape[1], linear.weight.shape[0], config.LoraRank, config.LoraAlpha)));
                 }
@@ -114,8 +114,6 @@ internal sealed class BaselineClassifier : nn.Module<Tensor, Tensor, Tensor, Ten
     public Tensor Head(Tensor pooled) => classifier.call(pooled);
 
     /// <summary>A LoRA target's path inside a layer.</summary>
-    internal static string LoraPath(string target) => target is "query" or "key" or "value" ? "attention.self." + target : target;
-
     protected override void Dispose(bool disposing)
     {
         if (disposing)
