@@ -137,46 +137,10 @@ internal static class DecodersCommand
 
     private static async Task<(DecoderPointResult? Result, string? Error)> RunChildAsync(IReadOnlyList<string> arguments, CancellationToken ct)
     {
-        var start = new ProcessStartInfo { RedirectStandardOutput = true, RedirectStandardError = true };
-        var self = Environment.ProcessPath ?? throw new InvalidOperationException("Unknown process path.");
-        start.FileName = self;
-        if (Path.GetFileNameWithoutExtension(self) == "dotnet")
-            start.ArgumentList.Add(typeof(DecodersCommand).Assembly.Location);
-        start.ArgumentList.Add("decoders");
-        start.ArgumentList.Add("point");
-        foreach (var argument in arguments)
-            start.ArgumentList.Add(argument);
-        Console.WriteLine($"  $ read-bench decoders point {string.Join(' ', arguments)}");
-        using var child = Process.Start(start) ?? throw new InvalidOperationException("Could not start the point process.");
-        var stderr = new StringBuilder();
-        child.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is null)
-                return;
-            lock (stderr)
-                stderr.AppendLine(e.Data);
-            Console.Error.WriteLine("    " + e.Data);
-        };
-        child.BeginErrorReadLine();
-        string? result = null;
-        while (await child.StandardOutput.ReadLineAsync(ct) is { } line)
-        {
-            if (line.StartsWith("RESULT ", StringComparison.Ordinal))
-                result = line["RESULT ".Length..];
-        }
-
-        await child.WaitForExitAsync(ct);
-        if (child.ExitCode != 0 || result is null)
-        {
-            string tail;
-            lock (stderr)
-                tail = stderr.ToString();
-            tail = tail.Length <= 600 ? tail : tail[^600..];
-            var reason = child.ExitCode == 137 ? "killed (exit 137, likely out of memory)" : $"exit {child.ExitCode}";
-            return (null, $"{reason}: {tail.ReplaceLineEndings(" ").Trim()}");
-        }
-
-        return (JsonSerializer.Deserialize<DecoderPointResult>(result, DecoderPoint.Json), null);
+        var outcome = await BenchChild.RunAsync(["decoders", "point", .. arguments], "RESULT ", echoStderr: true, ct, stderrTail: 600);
+        return outcome.Succeeded
+            ? (JsonSerializer.Deserialize<DecoderPointResult>(outcome.Result!, DecoderPoint.Json), null)
+            : (null, outcome.Failure);
     }
 
     private static List<string> Split(string[]? values) =>

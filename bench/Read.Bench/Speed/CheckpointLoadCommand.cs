@@ -107,19 +107,9 @@ internal static class CheckpointLoadCommand
 
     private static async Task<string> RunChildAsync(string directory, string dtype, CancellationToken ct)
     {
-        var start = new ProcessStartInfo { FileName = Environment.ProcessPath!, RedirectStandardOutput = true, RedirectStandardError = true };
-        // Under `dotnet read-bench.dll` the process path is the dotnet host: pass the assembly first.
-        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet")
-            start.ArgumentList.Add(typeof(CheckpointLoadCommand).Assembly.Location);
-        foreach (var a in new[] { "checkpoint-load", "--child-dir", directory, "--dtype", dtype })
-            start.ArgumentList.Add(a);
-        using var process = Process.Start(start)!;
-        var stderrTask = process.StandardError.ReadToEndAsync(ct);
-        var stdout = await process.StandardOutput.ReadToEndAsync(ct);
-        var stderr = await stderrTask;
-        await process.WaitForExitAsync(ct);
-        if (process.ExitCode != 0)
-            throw new InvalidOperationException($"checkpoint-load child ({dtype}) failed with {process.ExitCode}: {stderr}");
-        return stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Last(l => l.StartsWith('{'));
+        var outcome = await BenchChild.RunAsync(["checkpoint-load", "--child-dir", directory, "--dtype", dtype], "{", echoStderr: false, ct);
+        if (!outcome.Succeeded)
+            throw new InvalidOperationException($"checkpoint-load child ({dtype}) failed ({outcome.Failure})");
+        return outcome.Result!;
     }
 }
