@@ -23,7 +23,7 @@ public sealed class LoadedAdapterCacheTests : IDisposable
         var layers = Enumerable.Range(1, backbone.Shape.NumHiddenLayers).ToArray();
         using var classifier = new ReadClassifier(new ReadSideNetwork(d, 8, zeroInitOutput: false), d, 2);
         artifact = AdapterArtifact.Write(
-            new AdapterConfig(backbone.Id, backbone.WeightsHash, d, "gru", 8, "mean", layers, ["neg", "pos"], 32, AdapterTokenizerConfig.From(backbone.TokenizerSettings)),
+            new AdapterConfig(backbone.Id, backbone.WeightsHash, d, RecurrentCell.Gru, 8, LayerAggregation.Mean, layers, ["neg", "pos"], 32, AdapterTokenizerConfig.From(backbone.TokenizerSettings)),
             classifier, new { });
     }
 

@@ -113,6 +113,26 @@ public sealed class RequestValidationTests(PostgresServiceFixture service)
         Assert.Empty((await (await client.GetAsync("/v1/fine-tuning/jobs")).JsonAsync()).GetProperty("data").EnumerateArray());
     }
 
+    [Theory]
+    [InlineData("cell", "transformer", "cell must be one of gru, rnn, lstm (got 'transformer').")]
+    [InlineData("pooling", "max", "pooling must be one of mean, cls, last (got 'max').")]
+    [InlineData("input_norm", "batchnorm", "input_norm must be one of layernorm, rmsnorm, none (got 'batchnorm').")]
+    [InlineData("initial_state", "random", "initial_state must be one of zeros, embedding (got 'random').")]
+    [InlineData("class_weights", "inverse", "class_weights must be one of none, balanced (got 'inverse').")]
+    [InlineData("cache_dtype", "fp8", "cache_dtype must be one of fp16, bf16 (got 'fp8').")]
+    [InlineData("aggregation", "max", "aggregation must be one of mean, last (got 'max').")]
+    public async Task CreateJob_UnknownVariantName_Returns400NamingTheFieldAndTheValidNames(string field, string value, string expected)
+    {
+        using var client = await service.Api.CreateTenantClientAsync("variants-" + field.Replace('_', '-'));
+        var fileId = await client.UploadOkAsync(TestData.Jsonl(TestData.Sentiment(10, seed: 4)));
+        using var body = new StringContent(
+            $"{{\"backbone\":\"tiny-bert\",\"training_file\":\"{fileId}\",\"hyperparameters\":{{\"{field}\":\"{value}\"}}}}", Encoding.UTF8, "application/json");
+        var response = await client.PostAsync("/v1/fine-tuning/jobs", body);
+        await response.AssertProblemAsync(HttpStatusCode.BadRequest, "invalid_hyperparameters");
+        Assert.Equal([expected], (await response.JsonAsync()).GetProperty("errors").EnumerateArray().Select(e => e.GetString()!));
+        Assert.Empty((await (await client.GetAsync("/v1/fine-tuning/jobs")).JsonAsync()).GetProperty("data").EnumerateArray());
+    }
+
     [Fact]
     public async Task CreateJob_BatchLargerThanOneActivationCacheRead_Returns400NamingTheLargestBatch()
     {

@@ -17,7 +17,7 @@ public sealed class AdapterArtifactTests(TinyBackboneFixture fixture)
     private static readonly string[] Texts = ["the movie was good", "a film was awful", "this phone was great and so", "the food was bad"];
 
     private AdapterConfig Config(IReadOnlyList<string> labels) => new(
-        "tiny-test", fixture.Backbone.WeightsHash, 64, "gru", 8, "mean", [1, 2, 3, 4], labels, 32, new AdapterTokenizerConfig(true));
+        "tiny-test", fixture.Backbone.WeightsHash, 64, RecurrentCell.Gru, 8, LayerAggregation.Mean, [1, 2, 3, 4], labels, 32, new AdapterTokenizerConfig(true));
 
     /// <summary>A classifier with non-trivial weights everywhere (the joiner included), so a round trip is a real check.</summary>
     private static ReadClassifier RandomClassifier(int labels)

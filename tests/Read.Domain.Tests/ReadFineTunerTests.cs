@@ -71,8 +71,8 @@ public sealed class ReadFineTunerTests(TinyBackboneFixture fixture)
     [Fact]
     public void Hyperparameters_OutOfRange_AreAllReported()
     {
-        var errors = new ReadHyperparameters { Epochs = 0, BatchSize = 0, LearningRate = 0, MaxLength = 4, Cell = "transformer", SideHiddenSize = 0, Aggregation = "max", ValidationSplit = 0.9 }.Validate();
-        Assert.Equal(8, errors.Count);
+        var errors = new ReadHyperparameters { Epochs = 0, BatchSize = 0, LearningRate = 0, MaxLength = 4, SideHiddenSize = 0, ValidationSplit = 0.9 }.Validate();
+        Assert.Equal(6, errors.Count);
         Assert.Empty(new ReadHyperparameters().Validate());
         Assert.Single(new ReadHyperparameters { MaxLength = 200 }.Validate(maxPositions: 128));
     }

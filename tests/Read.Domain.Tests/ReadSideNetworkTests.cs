@@ -14,7 +14,7 @@ public sealed class ReadSideNetworkTests(TinyBackboneFixture fixture)
     {
         const int d = 5, r = 3, layers = 2, n = 2;
         manual_seed(11);
-        using var side = new ReadSideNetwork(d, r, "gru", "mean", inputLayerNorm: true, zeroInitOutput: false);
+        using var side = new ReadSideNetwork(d, r, RecurrentCell.Gru, LayerAggregation.Mean, inputLayerNorm: true, zeroInitOutput: false);
         var state = side.state_dict();
         using (no_grad())
         {
@@ -73,11 +73,11 @@ public sealed class ReadSideNetworkTests(TinyBackboneFixture fixture)
     }
 
     [Theory]
-    [InlineData("gru", "mean")]
-    [InlineData("gru", "last")]
-    [InlineData("rnn", "mean")]
-    [InlineData("lstm", "last")]
-    public void ZeroInitialisedOutput_LeavesFinalStateExactlyUnchanged(string cell, string aggregation)
+    [InlineData(RecurrentCell.Gru, LayerAggregation.Mean)]
+    [InlineData(RecurrentCell.Gru, LayerAggregation.Last)]
+    [InlineData(RecurrentCell.Rnn, LayerAggregation.Mean)]
+    [InlineData(RecurrentCell.Lstm, LayerAggregation.Last)]
+    public void ZeroInitialisedOutput_LeavesFinalStateExactlyUnchanged(RecurrentCell cell, LayerAggregation aggregation)
     {
         using var side = new ReadSideNetwork(16, 8, cell, aggregation);
         using var states = randn(4, 3, 16) * 3;

@@ -1,3 +1,5 @@
+using Read.Domain.Configuration;
+using Read.Domain.SideNetwork;
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Serialization;
@@ -115,7 +117,7 @@ internal static class MethodBenchmark
             result.PrecomputeSeconds is { } pre ? Round(pre) : null, Round(result.TrainSeconds), Round(result.EvaluateSeconds), result.Steps,
             result.EpochLosses.Select(l => Math.Round(l, 6)).ToList(), torch.get_num_threads(),
             s.RandomLayers is null ? null : $"{s.RandomLayers},{s.RandomWidth}",
-            isRead ? config.Cell : null, isRead ? config.SideHiddenSize : null, isRead ? config.Pooling : null,
+            isRead ? JsonEnum<RecurrentCell>.Name(config.Cell) : null, isRead ? config.SideHiddenSize : null, isRead ? JsonEnum<Pooling>.Name(config.Pooling) : null,
             isLora ? config.LoraRank : null, isLora ? config.LoraAlpha : null, isLora ? config.LoraTargets : null,
             config.Method == BaselineMethod.Adapters ? config.AdapterSize : null);
         Console.WriteLine("RESULT " + JsonSerializer.Serialize(line, Json));

@@ -1,3 +1,6 @@
+using Read.Domain.Backbones.Bert;
+using Read.Domain.Configuration;
+using Read.Domain.SideNetwork;
 using System.CommandLine;
 using System.Globalization;
 using Read.Domain.Backbones;
@@ -56,11 +59,11 @@ internal static class MethodCommand
                 Seed = parse.GetValue(seed),
                 LoraRank = parse.GetValue(loraR),
                 LoraAlpha = parse.GetValue(loraAlpha),
-                LoraTargets = parse.GetValue(loraTargets) is { Length: > 0 } targets ? targets : ["query", "value"],
+                LoraTargets = parse.GetValue(loraTargets) is { Length: > 0 } targets ? targets : BertLoraTargets.Targets.Default,
                 AdapterSize = parse.GetValue(adapterSize),
-                Cell = parse.GetValue(cell)!,
+                Cell = JsonEnum<RecurrentCell>.Parse(parse.GetValue(cell)),
                 SideHiddenSize = parse.GetValue(r),
-                Pooling = parse.GetValue(pooling)!,
+                Pooling = JsonEnum<Pooling>.Parse(parse.GetValue(pooling)),
             };
             var settings = new MethodBenchmark.Settings(
                 config, parse.GetValue(dataset), parse.GetValue(backbone)!, parse.GetValue(data)!, parse.GetValue(trainLimit), parse.GetValue(testLimit),

@@ -1,3 +1,5 @@
+using Read.Domain.Configuration;
+using Read.Domain.SideNetwork;
 using System.Globalization;
 using Read.Bench.Data;
 using Read.Bench.Measurement;
@@ -49,7 +51,7 @@ internal static class QualityBenchmark
             {
                 var hp = new ReadHyperparameters
                 {
-                    Pooling = pooling, Epochs = s.Quick ? 2 : s.Epochs, EarlyStoppingPatience = s.Patience, SideHiddenSize = s.SideHiddenSize,
+                    Pooling = JsonEnum<Pooling>.Parse(pooling), Epochs = s.Quick ? 2 : s.Epochs, EarlyStoppingPatience = s.Patience, SideHiddenSize = s.SideHiddenSize,
                     LearningRate = s.LearningRate, MaxLength = s.MaxLength, Seed = s.Seed,
                 };
                 var cacheDirectory = Path.Combine(cacheRoot, $"{name}-{pooling}");

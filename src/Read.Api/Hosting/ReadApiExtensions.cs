@@ -79,7 +79,7 @@ internal static class ReadApiExtensions
             o.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull;
             // A misspelt hyperparameter must be an error, not a silently ignored default.
             o.SerializerOptions.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
-            o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower));
+            o.SerializerOptions.Converters.Add(new JsonEnumConverterFactory()); // snake_case names; unknown ones list the valid names
             // The web defaults read "3" as 3; a string where a number belongs is a client bug to report, not to guess.
             o.SerializerOptions.NumberHandling = JsonNumberHandling.Strict;
         });

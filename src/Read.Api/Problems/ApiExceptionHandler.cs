@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Microsoft.AspNetCore.Diagnostics;
 
 namespace Read.Api.Problems;
@@ -11,6 +12,14 @@ internal sealed class ApiExceptionHandler(ILogger<ApiExceptionHandler> logger) :
         {
             case BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } e:
                 await ApiProblems.Write(context, StatusCodes.Status413PayloadTooLarge, "payload_too_large", "Payload too large", e.Message);
+                return true;
+            // A variant name outside its enum (cell, pooling, ...): the JSON converter says which names are valid, the
+            // path says which field, and the code is the one every other hyperparameter error gets.
+            case BadHttpRequestException { InnerException: JsonException { Path: { } path } json } e
+                when path.StartsWith("$.hyperparameters.", StringComparison.Ordinal) && json.Message.StartsWith("The value must be one of", StringComparison.Ordinal):
+                var error = $"{path["$.hyperparameters.".Length..]} {json.Message["The value ".Length..]}";
+                await ApiProblems.Problem(e.StatusCode, "invalid_hyperparameters", "Bad request", error,
+                    new Dictionary<string, object?> { ["errors"] = new[] { error } }).ExecuteAsync(context);
                 return true;
             case BadHttpRequestException e:
                 await ApiProblems.Write(context, e.StatusCode, "invalid_request", "Bad request", e.InnerException?.Message ?? e.Message);

@@ -1,3 +1,4 @@
+using Read.Domain.Configuration;
 using System.IO.Compression;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -60,7 +61,7 @@ public static class AdapterArtifact
         if ((config.Architecture ?? BackboneArchitecture.Bert) != backbone.Architecture)
             throw new InvalidDataException($"The adapter was trained on a {config.Architecture ?? BackboneArchitecture.Bert} backbone, '{backbone.Id}' is {backbone.Architecture}.");
         if (!backbone.Poolings.Contains(config.Pooling))
-            throw new InvalidDataException($"The adapter's pooling '{config.Pooling}' does not apply to a {backbone.Architecture} backbone.");
+            throw new InvalidDataException($"The adapter's pooling '{JsonEnum<Pooling>.Name(config.Pooling)}' does not apply to a {backbone.Architecture} backbone.");
         if (config.HiddenSize != backbone.Shape.HiddenSize)
             throw new InvalidDataException($"The adapter expects width {config.HiddenSize}, the backbone has {backbone.Shape.HiddenSize}.");
         if (config.Layers.Count == 0 || config.Layers.Any(l => l < 1 || l > backbone.Shape.NumHiddenLayers)
@@ -95,13 +96,13 @@ public static class AdapterArtifact
     internal static (ReadClassifier Classifier, LayerLayout Layout) Build(AdapterConfig config, int backboneLayers)
     {
         if (config.Method != "read" || config.Head is not (AdapterConfig.ClassificationHead or AdapterConfig.RegressionHead)
-            || !Pooling.All.Contains(config.Pooling))
-            throw new InvalidDataException($"Unsupported adapter: method '{config.Method}', head '{config.Head}', pooling '{config.Pooling}'.");
+            || !Enum.IsDefined(config.Pooling))
+            throw new InvalidDataException($"Unsupported adapter: method '{config.Method}', head '{config.Head}', pooling {config.Pooling}.");
         if (!config.IsRegression && config.LabelNames.Count < 1)
             throw new InvalidDataException("The adapter has no label_names.");
         try
         {
-            var layout = LayerLayout.Create(config.Layers, backboneLayers, config.InitialState == "embedding");
+            var layout = LayerLayout.Create(config.Layers, backboneLayers, config.InitialState == InitialState.Embedding);
             var side = new ReadSideNetwork(
                 new ReadSideNetworkConfig(config.HiddenSize, config.SideHiddenSize, config.Cell, config.Aggregation, config.EffectiveInputNorm,
                     ZeroInitOutput: true, config.InitialState),

@@ -1,5 +1,7 @@
 using System.Text.Json.Serialization;
 using Read.Domain.Backbones;
+using Read.Domain.FineTuning;
+using Read.Domain.SideNetwork;
 
 namespace Read.Domain.Adapters;
 
@@ -9,10 +11,10 @@ public sealed record AdapterConfig(
     [property: JsonPropertyName("backbone_weights_hash")] string BackboneWeightsHash,
     // d: backbone width the side network was built for.
     [property: JsonPropertyName("hidden_size")] int HiddenSize,
-    [property: JsonPropertyName("cell")] string Cell,
+    [property: JsonPropertyName("cell")] RecurrentCell Cell,
     // Hidden size of the recurrent cell.
     [property: JsonPropertyName("r")] int SideHiddenSize,
-    [property: JsonPropertyName("aggregation")] string Aggregation,
+    [property: JsonPropertyName("aggregation")] LayerAggregation Aggregation,
     // Backbone layer indices (1-based; 0 would be the embedding output) that feed the recurrence, in order.
     [property: JsonPropertyName("layers")] IReadOnlyList<int> Layers,
     // Label names in head-output order; empty for regression.
@@ -24,17 +26,17 @@ public sealed record AdapterConfig(
     // sequence_classification or regression.
     [property: JsonPropertyName("head")] string Head = "sequence_classification",
     // cls (first token), last (last real token) or mean (masked mean over the positions).
-    [property: JsonPropertyName("pooling")] string Pooling = "cls",
+    [property: JsonPropertyName("pooling")] Pooling Pooling = Pooling.Cls,
     [property: JsonPropertyName("method")] string Method = "read",
     [property: JsonPropertyName("format_version")] int FormatVersion = AdapterConfig.CurrentFormatVersion,
     // layernorm, rmsnorm or none; null in older artifacts (see input_layer_norm).
-    [property: JsonPropertyName("input_norm")] string? InputNorm = null,
+    [property: JsonPropertyName("input_norm")] InputNorm? InputNorm = null,
     // zeros or embedding (h_0 = W_0 · norm(φ_0)).
-    [property: JsonPropertyName("initial_state")] string InitialState = "zeros",
+    [property: JsonPropertyName("initial_state")] InitialState InitialState = InitialState.Zeros,
     // L of the backbone the adapter was trained on: the layer whose state is corrected. Null in older artifacts (then max of layers).
     [property: JsonPropertyName("backbone_layers")] int? BackboneLayers = null,
     // Storage type of the activation cache used for training and cached evaluation.
-    [property: JsonPropertyName("cache_dtype")] string CacheDtype = "fp16",
+    [property: JsonPropertyName("cache_dtype")] CacheDtype CacheDtype = CacheDtype.Fp16,
     // Regression: the head predicts (y - target_mean) / target_std of the training targets.
     [property: JsonPropertyName("target_mean")] double? TargetMean = null,
     [property: JsonPropertyName("target_std")] double? TargetStd = null,
@@ -50,7 +52,7 @@ public sealed record AdapterConfig(
 
     /// <summary>The input norm in effect, old artifacts included.</summary>
     [JsonIgnore]
-    public string EffectiveInputNorm => InputNorm ?? (InputLayerNorm ? "layernorm" : "none");
+    public InputNorm EffectiveInputNorm => InputNorm ?? (InputLayerNorm ? SideNetwork.InputNorm.LayerNorm : SideNetwork.InputNorm.None);
 
     [JsonIgnore]
     public bool IsRegression => Head == RegressionHead;

@@ -1,3 +1,4 @@
+using Read.Domain.SideNetwork;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -40,7 +41,7 @@ public sealed class Backbone : IDisposable
     public BackboneShape Shape => model.Shape;
 
     /// <summary>Poolings a head can read on this backbone (see <see cref="BackboneArchitectures.Poolings"/>).</summary>
-    public IReadOnlyList<string> Poolings => BackboneArchitectures.Poolings(Architecture);
+    public IReadOnlyList<Pooling> Poolings => BackboneArchitectures.Poolings(Architecture);
 
     /// <summary>sha256 (lowercase hex) of the weights: the model.safetensors bytes, or every shard's (see HuggingFaceCheckpoint).</summary>
     public string WeightsHash { get; }

@@ -1,5 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Read.Domain.Configuration;
+using Read.Domain.SideNetwork;
 
 namespace Read.Domain.Backbones;
 
@@ -7,7 +9,7 @@ namespace Read.Domain.Backbones;
 /// A family of checkpoints that share one model implementation (its folder under <c>Backbones/</c>). Picked from
 /// <c>config.json</c>'s <c>model_type</c>; adding one is a new folder plus a line in <see cref="BackboneArchitectures"/>.
 /// </summary>
-[JsonConverter(typeof(SnakeCaseEnumConverter<BackboneArchitecture>))]
+[JsonConverter(typeof(JsonEnumConverter<BackboneArchitecture>))]
 public enum BackboneArchitecture
 {
     /// <summary>BERT-family encoders (model_type bert): MiniLM, arctic-embed, BERT itself.</summary>
@@ -16,10 +18,6 @@ public enum BackboneArchitecture
     /// <summary>Llama-layout decoders (model_type llama, mistral, qwen2): RMSNorm, rotary positions, SwiGLU, GQA.</summary>
     Llama,
 }
-
-/// <summary>Enum values as snake_case strings in JSON ("bert", "llama"), the names the API already uses.</summary>
-public sealed class SnakeCaseEnumConverter<T>() : JsonStringEnumConverter<T>(JsonNamingPolicy.SnakeCaseLower, allowIntegerValues: false)
-    where T : struct, Enum;
 
 /// <summary>Which architecture reads a <c>model_type</c>.</summary>
 public static class BackboneArchitectures
@@ -42,10 +40,18 @@ public static class BackboneArchitectures
     /// Poolings a head can use on this architecture: an encoder's first token ([CLS]) sees the whole input; a causal
     /// decoder's last non-padding token is the one that does (what LlamaForSequenceClassification reads).
     /// </summary>
-    public static IReadOnlyList<string> Poolings(BackboneArchitecture architecture) => architecture switch
+    public static IReadOnlyList<Pooling> Poolings(BackboneArchitecture architecture) => architecture switch
     {
-        BackboneArchitecture.Bert => ["mean", "cls"],
-        BackboneArchitecture.Llama => ["mean", "last"],
+        BackboneArchitecture.Bert => [Pooling.Mean, Pooling.Cls],
+        BackboneArchitecture.Llama => [Pooling.Mean, Pooling.Last],
+        _ => throw new ArgumentOutOfRangeException(nameof(architecture)),
+    };
+
+    /// <summary>The projections LoRA baselines may adapt on this architecture (declared in its folder).</summary>
+    public static LoraTargets LoraTargets(BackboneArchitecture architecture) => architecture switch
+    {
+        BackboneArchitecture.Bert => Bert.BertLoraTargets.Targets,
+        BackboneArchitecture.Llama => Llama.LlamaLoraTargets.Targets,
         _ => throw new ArgumentOutOfRangeException(nameof(architecture)),
     };
 }

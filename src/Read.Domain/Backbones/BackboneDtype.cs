@@ -1,13 +1,15 @@
 using System.Text.Json.Serialization;
+using Read.Domain.Configuration;
 using static TorchSharp.torch;
 
 namespace Read.Domain.Backbones;
 
 /// <summary>What a backbone computes in. float32 by default on CPU; bfloat16/float16 halve the weights' memory.</summary>
-[JsonConverter(typeof(SnakeCaseEnumConverter<BackboneDtype>))]
+[JsonConverter(typeof(JsonEnumConverter<BackboneDtype>))]
 public enum BackboneDtype
 {
     Float32,
+    [JsonStringEnumMemberName("bfloat16")]
     BFloat16,
     Float16,
 }

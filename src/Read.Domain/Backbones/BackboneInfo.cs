@@ -1,3 +1,4 @@
+using Read.Domain.SideNetwork;
 namespace Read.Domain.Backbones;
 
 /// <summary>What <c>GET /v1/backbones</c> shows about one backbone.</summary>
@@ -6,5 +7,5 @@ namespace Read.Domain.Backbones;
 public sealed record BackboneInfo(string Id, string Architecture, int Layers, int HiddenSize, long Parameters, int MaxPositions, string Dtype = "float32")
 {
     /// <summary>The poolings a job on this backbone may ask for.</summary>
-    public IReadOnlyList<string> Poolings => BackboneArchitectures.Poolings(BackboneArchitectures.ForModelType(Architecture) ?? BackboneArchitecture.Bert);
+    public IReadOnlyList<Pooling> Poolings => BackboneArchitectures.Poolings(BackboneArchitectures.ForModelType(Architecture) ?? BackboneArchitecture.Bert);
 }

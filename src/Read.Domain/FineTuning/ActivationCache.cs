@@ -1,3 +1,4 @@
+using Read.Domain.Configuration;
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Security.Cryptography;
@@ -170,7 +171,8 @@ internal sealed class ActivationCache : IDisposable
         AddField(hash, backbone.WeightsHash);
         AddField(hash, datasetHash);
         AddField(hash, $"{spec.Tokenizer} truncation=longest_first max_length={spec.MaxLength}");
-        AddField(hash, $"pooling={spec.Pooling} layers={string.Join(',', spec.Layers)} dtype={spec.Dtype}");
+        // The API names (mean, fp16), not the enum members: keys stay those of caches written before the enums.
+        AddField(hash, $"pooling={JsonEnum<Pooling>.Name(spec.Pooling)} layers={string.Join(',', spec.Layers)} dtype={JsonEnum<CacheDtype>.Name(spec.Dtype)}");
         return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
 
@@ -217,12 +219,12 @@ internal sealed class ActivationCache : IDisposable
     }
 
     // fp16 tops out at 65504; bf16 has float32's range. One reduction per batch, not a loop in C#.
-    private static void CheckStorable(Tensor states, string dtype)
+    private static void CheckStorable(Tensor states, CacheDtype dtype)
     {
         using var finite = states.isfinite().all();
         if (!finite.item<bool>())
             throw new NonFiniteValueException(NonFiniteValueException.NonFiniteActivations, "The backbone produced NaN or infinite hidden states; nothing was cached.");
-        if (dtype != "fp16")
+        if (dtype != CacheDtype.Fp16)
             return;
         using var largest = states.abs().max();
         var value = largest.item<float>();
@@ -265,7 +267,7 @@ internal sealed class ActivationCache : IDisposable
         var texts = examples.Select(e => e.Text).ToList();
         var pairs = examples.Select(e => e.TextPair).ToList();
         var tokens = TokenLengths.Of(backbone, texts, pairs, spec.MaxLength, spec.Tokenizer);
-        var stored = Pooling.IsSinglePosition(spec.Pooling) ? tokens.Select(_ => 1).ToArray() : tokens;
+        var stored = spec.Pooling.IsSinglePosition() ? tokens.Select(_ => 1).ToArray() : tokens;
         var positions = stored.Sum(l => (long)l);
         var rowBytes = (long)spec.Layers.Count * backbone.Shape.HiddenSize * 2;
         var payloadBytes = positions * rowBytes;
@@ -415,7 +417,7 @@ internal sealed class ActivationCache : IDisposable
         {
             offsets[i] = BinaryPrimitives.ReadInt64LittleEndian(index.AsSpan(i * IndexEntrySize));
             lengths[i] = BinaryPrimitives.ReadInt32LittleEndian(index.AsSpan(i * IndexEntrySize + 8));
-            if (lengths[i] < 1 || (Pooling.IsSinglePosition(header.Pooling) && lengths[i] != 1) || lengths[i] > header.MaxLength
+            if (lengths[i] < 1 || (header.Pooling.IsSinglePosition() && lengths[i] != 1) || lengths[i] > header.MaxLength
                 || offsets[i] < 0 || offsets[i] + lengths[i] > header.Positions)
                 return null;
             total += lengths[i];
@@ -478,12 +480,7 @@ internal sealed class ActivationCache : IDisposable
         return true;
     }
 
-    private static ScalarType DtypeOf(string dtype) => dtype switch
-    {
-        "fp16" => ScalarType.Float16,
-        "bf16" => ScalarType.BFloat16,
-        _ => throw new ArgumentException($"Unknown cache dtype '{dtype}'.", nameof(dtype)),
-    };
+    private static ScalarType DtypeOf(CacheDtype dtype) => dtype.ToScalarType();
 
     private static long Align(long value) => (value + Alignment - 1) / Alignment * Alignment;
 

@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using Read.Domain.SideNetwork;
 
 namespace Read.Domain.FineTuning;
 
@@ -41,7 +42,7 @@ internal sealed record ActivationCacheHeader
 
     /// <summary>cls: one position per example (the first token); mean: every non-padding position.</summary>
     [JsonPropertyName("pooling")]
-    public required string Pooling { get; init; }
+    public required Pooling Pooling { get; init; }
 
     /// <summary>Backbone layers stored per position, ascending; 0 is the embedding output.</summary>
     [JsonPropertyName("layers")]
@@ -49,7 +50,7 @@ internal sealed record ActivationCacheHeader
 
     /// <summary>fp16 or bf16, little-endian, 2 bytes per value.</summary>
     [JsonPropertyName("dtype")]
-    public required string Dtype { get; init; }
+    public required CacheDtype Dtype { get; init; }
 
     [JsonPropertyName("hidden_size")]
     public required int HiddenSize { get; init; }

@@ -1,4 +1,5 @@
 using Read.Domain.Backbones;
+using Read.Domain.SideNetwork;
 
 namespace Read.Domain.FineTuning;
 
@@ -8,7 +9,7 @@ namespace Read.Domain.FineTuning;
 /// docs/decisions/009-per-tenant-activation-cache.md).
 /// </summary>
 internal sealed record ActivationCacheSpec(
-    int MaxLength, string Pooling, IReadOnlyList<int> Layers, string Dtype, TokenizerSettings Tokenizer, string Scope = ActivationCacheSpec.SharedScope)
+    int MaxLength, Pooling Pooling, IReadOnlyList<int> Layers, CacheDtype Dtype, TokenizerSettings Tokenizer, string Scope = ActivationCacheSpec.SharedScope)
 {
     /// <summary>The scope of single-user tools (bench, CLI): one cache per input, whoever asks.</summary>
     public const string SharedScope = "shared";

@@ -11,7 +11,7 @@ internal static class HiddenStateGather
     /// real token (last; batches are right-padded), or every real position, example by example in order (mean) — and
     /// Segments (P), each position's example index.
     /// </summary>
-    public static (Tensor States, Tensor Segments) Gather(Tensor[] hidden, Tensor attentionMask, IReadOnlyList<int> layers, string pooling)
+    public static (Tensor States, Tensor Segments) Gather(Tensor[] hidden, Tensor attentionMask, IReadOnlyList<int> layers, Pooling pooling)
     {
         using var scope = NewDisposeScope();
         var batch = attentionMask.shape[0];

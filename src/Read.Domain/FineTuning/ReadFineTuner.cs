@@ -61,7 +61,7 @@ public sealed class ReadFineTuner
         var all = validation is null ? train : train.Concat(validation).ToList();
         var (trainIndices, validationIndices) = Split(train.Count, validation?.Count, hp);
         var targets = TaskTargets.Create(task, all, trainIndices);
-        var layout = LayerLayout.Create(hp.Layers, backbone.Shape.NumHiddenLayers, hp.InitialState == "embedding");
+        var layout = LayerLayout.Create(hp.Layers, backbone.Shape.NumHiddenLayers, hp.InitialState == InitialState.Embedding);
         var spec = new ActivationCacheSpec(hp.MaxLength, hp.Pooling, layout.Channels, hp.CacheDtype, backbone.TokenizerSettings, CacheScope);
 
         progress.StageStarted(FineTuneStage.Precompute);
@@ -108,7 +108,7 @@ public sealed class ReadFineTuner
         var config = new AdapterConfig(
             backbone.Id, backbone.WeightsHash, backbone.Shape.HiddenSize, hp.Cell, hp.SideHiddenSize, hp.Aggregation, layout.InputLayers,
             targets.Labels, hp.MaxLength, AdapterTokenizerConfig.From(backbone.TokenizerSettings),
-            InputLayerNorm: hp.InputNorm == "layernorm",
+            InputLayerNorm: hp.InputNorm == InputNorm.LayerNorm,
             Head: targets.IsRegression ? AdapterConfig.RegressionHead : AdapterConfig.ClassificationHead,
             Pooling: hp.Pooling,
             InputNorm: hp.InputNorm,
@@ -189,7 +189,7 @@ public sealed class ReadFineTuner
         var batchesPerEpoch = (trainIndices.Length + hp.BatchSize - 1) / hp.BatchSize;
         var totalSteps = hp.Epochs * batchesPerEpoch;
         using var optimizer = new AdamWSchedule(model.parameters(), hp.LearningRate, hp.WeightDecay, hp.WarmupRatio, hp.MaxGradNorm, totalSteps);
-        using var classWeights = !targets.IsRegression && hp.ClassWeights == "balanced" ? tensor(targets.BalancedWeights(trainIndices)) : null;
+        using var classWeights = !targets.IsRegression && hp.ClassWeights == ClassWeighting.Balanced ? tensor(targets.BalancedWeights(trainIndices)) : null;
         var earlyStopping = hp.EarlyStoppingPatience > 0 && validationIndices.Length > 0;
         var shuffle = new Random(hp.Seed);
         var order = (long[])trainIndices.Clone();

@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using Read.Domain.Configuration;
 using Read.Domain.SideNetwork;
 
 namespace Read.Domain.FineTuning;
@@ -9,14 +10,6 @@ namespace Read.Domain.FineTuning;
 /// </summary>
 public sealed record ReadHyperparameters
 {
-    public static readonly IReadOnlyList<string> Cells = ["gru", "rnn", "lstm"];
-    public static readonly IReadOnlyList<string> Aggregations = ["mean", "last"];
-    public static readonly IReadOnlyList<string> Poolings = SideNetwork.Pooling.All;
-    public static readonly IReadOnlyList<string> InputNorms = ["layernorm", "rmsnorm", "none"];
-    public static readonly IReadOnlyList<string> InitialStates = ["zeros", "embedding"];
-    public static readonly IReadOnlyList<string> ClassWeightings = ["none", "balanced"];
-    public static readonly IReadOnlyList<string> CacheDtypes = ["fp16", "bf16"];
-
     [JsonPropertyName("epochs")]
     public int Epochs { get; init; } = 10;
 
@@ -37,7 +30,7 @@ public sealed record ReadHyperparameters
 
     /// <summary>Recurrent cell run across the layers: gru, rnn (Elman, tanh) or lstm.</summary>
     [JsonPropertyName("cell")]
-    public string Cell { get; init; } = "gru";
+    public RecurrentCell Cell { get; init; } = RecurrentCell.Gru;
 
     /// <summary>r: hidden size of the recurrent cell.</summary>
     [JsonPropertyName("r")]
@@ -45,14 +38,14 @@ public sealed record ReadHyperparameters
 
     /// <summary>mean of h_1..h_K, or last (h_K).</summary>
     [JsonPropertyName("aggregation")]
-    public string Aggregation { get; init; } = "mean";
+    public LayerAggregation Aggregation { get; init; } = LayerAggregation.Mean;
 
     /// <summary>
     /// How the head pools the corrected final state: mean over the non-padding positions (what MiniLM-style sentence
     /// encoders were trained for), or cls (first token only: a cache and an epoch far cheaper, usually less accurate).
     /// </summary>
     [JsonPropertyName("pooling")]
-    public string Pooling { get; init; } = "mean";
+    public Pooling Pooling { get; init; } = Pooling.Mean;
 
     /// <summary>Backbone layers (1-based, ascending) feeding the recurrence; null for all of 1..L.</summary>
     [JsonPropertyName("layers")]
@@ -60,7 +53,7 @@ public sealed record ReadHyperparameters
 
     /// <summary>Trainable norm on every layer state before the cell: layernorm, rmsnorm or none.</summary>
     [JsonPropertyName("input_norm")]
-    public string InputNorm { get; init; } = "layernorm";
+    public InputNorm InputNorm { get; init; } = InputNorm.LayerNorm;
 
     /// <summary>Start the r→d output projection at zero, so the untrained adapter leaves the backbone's output unchanged.</summary>
     [JsonPropertyName("zero_init_output")]
@@ -68,7 +61,7 @@ public sealed record ReadHyperparameters
 
     /// <summary>zeros, or embedding: h_0 = W_0 · norm(φ_0) from the embedding output (adds a d×r projection).</summary>
     [JsonPropertyName("initial_state")]
-    public string InitialState { get; init; } = "zeros";
+    public InitialState InitialState { get; init; } = InitialState.Zeros;
 
     /// <summary>Share of the optimizer steps spent warming the learning rate up linearly; it then decays linearly to zero.</summary>
     [JsonPropertyName("warmup_ratio")]
@@ -87,11 +80,11 @@ public sealed record ReadHyperparameters
 
     /// <summary>none, or balanced: weight each class's loss by N / (K · n_class) over the training set (classification only).</summary>
     [JsonPropertyName("class_weights")]
-    public string ClassWeights { get; init; } = "none";
+    public ClassWeighting ClassWeights { get; init; } = ClassWeighting.None;
 
     /// <summary>Storage type of the activation cache: fp16 or bf16.</summary>
     [JsonPropertyName("cache_dtype")]
-    public string CacheDtype { get; init; } = "fp16";
+    public CacheDtype CacheDtype { get; init; } = CacheDtype.Fp16;
 
     [JsonPropertyName("seed")]
     public int Seed { get; init; }
@@ -120,7 +113,7 @@ public sealed record ReadHyperparameters
     /// serve (<see cref="MaxBatchSize"/>). Null skips that check.
     /// </param>
     /// <param name="poolings">The poolings the backbone's architecture supports (all when null).</param>
-    public IReadOnlyList<string> Validate(int maxPositions, int? numLayers, int? hiddenSize, IReadOnlyList<string>? poolings = null)
+    public IReadOnlyList<string> Validate(int maxPositions, int? numLayers, int? hiddenSize, IReadOnlyList<Pooling>? poolings = null)
     {
         var errors = new List<string>();
         if (Epochs is < 1 or > 1000)
@@ -134,18 +127,14 @@ public sealed record ReadHyperparameters
             errors.Add($"weight_decay must be between 0 and 10 (got {WeightDecay}).");
         if (MaxLength < 8 || MaxLength > maxPositions)
             errors.Add($"max_length must be between 8 and {maxPositions} (got {MaxLength}).");
-        if (!Cells.Contains(Cell))
-            errors.Add($"cell must be one of {string.Join(", ", Cells)} (got '{Cell}').");
         if (SideHiddenSize is < 1 or > 4096)
             errors.Add($"r must be between 1 and 4096 (got {SideHiddenSize}).");
-        if (!Aggregations.Contains(Aggregation))
-            errors.Add($"aggregation must be one of {string.Join(", ", Aggregations)} (got '{Aggregation}').");
         if (!(ValidationSplit >= 0 && ValidationSplit <= 0.5))
             errors.Add($"validation_split must be between 0 and 0.5 (got {ValidationSplit}).");
-        if (!Poolings.Contains(Pooling))
-            errors.Add($"pooling must be one of {string.Join(", ", Poolings)} (got '{Pooling}').");
-        else if (poolings is not null && !poolings.Contains(Pooling))
-            errors.Add($"pooling must be one of {string.Join(", ", poolings)} on this backbone (got '{Pooling}').");
+        // Names outside each enum never get here: the JSON converters refuse them (JsonEnumConverter).
+        if (poolings is not null && !poolings.Contains(Pooling))
+            errors.Add($"pooling must be one of {string.Join(", ", poolings.Select(JsonEnum<Pooling>.Name))} on this backbone " +
+                       $"(got '{JsonEnum<Pooling>.Name(Pooling)}').");
         if (Layers is not null)
         {
             var limit = numLayers ?? int.MaxValue;
@@ -158,23 +147,15 @@ public sealed record ReadHyperparameters
                 errors.Add($"layers must be ascending and distinct (got [{text}]).");
         }
 
-        if (!InputNorms.Contains(InputNorm))
-            errors.Add($"input_norm must be one of {string.Join(", ", InputNorms)} (got '{InputNorm}').");
-        if (!InitialStates.Contains(InitialState))
-            errors.Add($"initial_state must be one of {string.Join(", ", InitialStates)} (got '{InitialState}').");
         if (!(WarmupRatio >= 0 && WarmupRatio < 1))
             errors.Add($"warmup_ratio must be at least 0 and below 1 (got {WarmupRatio}).");
         if (!(MaxGradNorm >= 0 && MaxGradNorm <= 1000))
             errors.Add($"max_grad_norm must be between 0 (off) and 1000 (got {MaxGradNorm}).");
         if (EarlyStoppingPatience is < 0 or > 1000)
             errors.Add($"early_stopping_patience must be between 0 (off) and 1000 (got {EarlyStoppingPatience}).");
-        if (!ClassWeightings.Contains(ClassWeights))
-            errors.Add($"class_weights must be one of {string.Join(", ", ClassWeightings)} (got '{ClassWeights}').");
-        if (!CacheDtypes.Contains(CacheDtype))
-            errors.Add($"cache_dtype must be one of {string.Join(", ", CacheDtypes)} (got '{CacheDtype}').");
         // Only once the rest is valid: the bound needs a valid layer set and max_length to compute.
         if (errors.Count == 0 && numLayers is { } depth && hiddenSize is { } width && MaxBatchSize(depth, width) is var largest && BatchSize > largest)
-            errors.Add($"batch_size must be at most {largest} with max_length {MaxLength}, pooling {Pooling} and this backbone's layers and width " +
+            errors.Add($"batch_size must be at most {largest} with max_length {MaxLength}, pooling {JsonEnum<Pooling>.Name(Pooling)} and this backbone's layers and width " +
                        $"(a batch read from the activation cache is limited to {ActivationCache.MaxBatchBytes} bytes; got {BatchSize}).");
         return errors;
     }
@@ -185,8 +166,8 @@ public sealed record ReadHyperparameters
     /// </summary>
     public long MaxBatchSize(int numLayers, int hiddenSize)
     {
-        long channels = LayerLayout.Create(Layers, numLayers, InitialState == "embedding").Channels.Count;
-        long positions = SideNetwork.Pooling.IsSinglePosition(Pooling) ? 1 : MaxLength;
+        long channels = LayerLayout.Create(Layers, numLayers, InitialState == InitialState.Embedding).Channels.Count;
+        long positions = Pooling.IsSinglePosition() ? 1 : MaxLength;
         return ActivationCache.MaxBatchBytes / (positions * channels * hiddenSize * ActivationCache.BytesPerNumber);
     }
 }

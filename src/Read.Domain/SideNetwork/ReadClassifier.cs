@@ -17,10 +17,8 @@ public sealed class ReadClassifier : nn.Module<Tensor, Tensor>
 
     /// <param name="outputs">Number of labels, or 1 for regression.</param>
     /// <param name="pooling">cls, last or mean.</param>
-    public ReadClassifier(ReadSideNetwork side, int hiddenSize, int outputs, string pooling = "cls") : base(nameof(ReadClassifier))
+    public ReadClassifier(ReadSideNetwork side, int hiddenSize, int outputs, Pooling pooling = Pooling.Cls) : base(nameof(ReadClassifier))
     {
-        if (!SideNetwork.Pooling.All.Contains(pooling))
-            throw new ArgumentException($"Unknown pooling '{pooling}'.", nameof(pooling));
         this.side = side;
         head = nn.Linear(hiddenSize, outputs);
         Pooling = pooling;
@@ -30,7 +28,7 @@ public sealed class ReadClassifier : nn.Module<Tensor, Tensor>
 
     public ReadSideNetwork Side => side;
 
-    public string Pooling { get; }
+    public Pooling Pooling { get; }
 
     public int Outputs { get; }
 
@@ -53,7 +51,7 @@ public sealed class ReadClassifier : nn.Module<Tensor, Tensor>
     {
         ArgumentNullException.ThrowIfNull(states);
         ArgumentNullException.ThrowIfNull(segments);
-        if (SideNetwork.Pooling.IsSinglePosition(Pooling) || states.shape[0] == count)
+        if (Pooling.IsSinglePosition() || states.shape[0] == count)
         {
             if (states.shape[0] != count)
                 throw new ArgumentException("cls pooling takes one state row per example.", nameof(states));

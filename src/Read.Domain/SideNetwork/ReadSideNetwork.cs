@@ -20,8 +20,8 @@ public sealed class ReadSideNetwork : nn.Module<Tensor, Tensor>
     private readonly LayerLayout? layout;
 
     /// <summary>A side network whose input channels are all recurrence inputs, the last being φ_L.</summary>
-    public ReadSideNetwork(int hiddenSize, int sideHiddenSize, string cell = "gru", string aggregation = "mean", bool inputLayerNorm = true, bool zeroInitOutput = true)
-        : this(new ReadSideNetworkConfig(hiddenSize, sideHiddenSize, cell, aggregation, inputLayerNorm ? "layernorm" : "none", zeroInitOutput))
+    public ReadSideNetwork(int hiddenSize, int sideHiddenSize, RecurrentCell cell = RecurrentCell.Gru, LayerAggregation aggregation = LayerAggregation.Mean, bool inputLayerNorm = true, bool zeroInitOutput = true)
+        : this(new ReadSideNetworkConfig(hiddenSize, sideHiddenSize, cell, aggregation, inputLayerNorm ? InputNorm.LayerNorm : InputNorm.None, zeroInitOutput))
     {
     }
 
@@ -32,27 +32,25 @@ public sealed class ReadSideNetwork : nn.Module<Tensor, Tensor>
         : base(nameof(ReadSideNetwork))
     {
         ArgumentNullException.ThrowIfNull(config);
-        if (config.Aggregation is not ("mean" or "last"))
-            throw new ArgumentException($"Unknown aggregation '{config.Aggregation}'.", nameof(config));
-        if (config.InitialState is not ("zeros" or "embedding"))
-            throw new ArgumentException($"Unknown initial_state '{config.InitialState}'.", nameof(config));
-        if (config.InitialState == "embedding" && layout is not { Embedding: true })
+        if (!Enum.IsDefined(config.Aggregation) || !Enum.IsDefined(config.InitialState))
+            throw new ArgumentException($"Unknown aggregation {config.Aggregation} or initial state {config.InitialState}.", nameof(config));
+        if (config.InitialState == InitialState.Embedding && layout is not { Embedding: true })
             throw new ArgumentException("An embedding initial state needs a layer layout that carries layer 0.", nameof(layout));
         Config = config;
         this.layout = layout;
         int d = config.HiddenSize, r = config.SideHiddenSize;
         norm = config.InputNorm switch
         {
-            "layernorm" => nn.LayerNorm(d),
-            "rmsnorm" => new RmsNorm(d),
-            "none" => null,
+            InputNorm.LayerNorm => nn.LayerNorm(d),
+            InputNorm.RmsNorm => new RmsNorm(d),
+            InputNorm.None => null,
             _ => throw new ArgumentException($"Unknown input_norm '{config.InputNorm}'.", nameof(config)),
         };
         this.cell = config.Cell switch
         {
-            "gru" => nn.GRU(d, r),
-            "rnn" => nn.RNN(d, r),
-            "lstm" => nn.LSTM(d, r),
+            RecurrentCell.Gru => nn.GRU(d, r),
+            RecurrentCell.Rnn => nn.RNN(d, r),
+            RecurrentCell.Lstm => nn.LSTM(d, r),
             _ => throw new ArgumentException($"Unknown cell '{config.Cell}'.", nameof(config)),
         };
         joiner = nn.Linear(r, d);
@@ -63,7 +61,7 @@ public sealed class ReadSideNetwork : nn.Module<Tensor, Tensor>
             joiner.bias!.zero_();
         }
 
-        if (config.InitialState == "embedding")
+        if (config.InitialState == InitialState.Embedding)
             initial = nn.Linear(d, r, hasBias: false);
 
         RegisterComponents();
@@ -71,9 +69,9 @@ public sealed class ReadSideNetwork : nn.Module<Tensor, Tensor>
 
     public ReadSideNetworkConfig Config { get; }
 
-    public string CellType => Config.Cell;
+    public RecurrentCell CellType => Config.Cell;
 
-    public string Aggregation => Config.Aggregation;
+    public LayerAggregation Aggregation => Config.Aggregation;
 
     /// <summary>States (N, C, d) in; corrected φ'_L (N, d) out, one row per position.</summary>
     public override Tensor forward(Tensor states)
@@ -109,7 +107,7 @@ public sealed class ReadSideNetwork : nn.Module<Tensor, Tensor>
             LSTM lstm => lstm.call(x, h0 is null ? null : (h0, zeros_like(h0))).Item1,
             _ => throw new InvalidOperationException("Unknown cell."),
         }; // (K, N, r)
-        var a = Aggregation == "mean" ? h.mean([0]) : h.select(0, -1); // (N, r)
+        var a = Aggregation == LayerAggregation.Mean ? h.mean([0]) : h.select(0, -1); // (N, r)
         return a.MoveToOuterDisposeScope();
     }
 

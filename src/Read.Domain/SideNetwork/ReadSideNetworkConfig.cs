@@ -11,8 +11,8 @@ namespace Read.Domain.SideNetwork;
 public sealed record ReadSideNetworkConfig(
     int HiddenSize,
     int SideHiddenSize,
-    string Cell = "gru",
-    string Aggregation = "mean",
-    string InputNorm = "layernorm",
+    RecurrentCell Cell = RecurrentCell.Gru,
+    LayerAggregation Aggregation = LayerAggregation.Mean,
+    InputNorm InputNorm = InputNorm.LayerNorm,
     bool ZeroInitOutput = true,
-    string InitialState = "zeros");
+    InitialState InitialState = InitialState.Zeros);

@@ -1,5 +1,7 @@
+using Read.Domain.Backbones.Bert;
 using System.Globalization;
 using Read.Domain.FineTuning;
+using Read.Domain.SideNetwork;
 
 namespace Read.Research.Baselines;
 
@@ -10,7 +12,8 @@ namespace Read.Research.Baselines;
 /// </summary>
 public sealed record BaselineConfig
 {
-    public static readonly IReadOnlyList<string> LoraTargetNames = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"];
+    /// <summary>The baselines run on BERT (BaselineTrainer refuses others), so its LoRA targets are the ones offered.</summary>
+    public static IReadOnlyList<string> LoraTargetNames => BertLoraTargets.Targets.Names;
 
     public BaselineMethod Method { get; init; }
 
@@ -43,19 +46,19 @@ public sealed record BaselineConfig
     public double LoraAlpha { get; init; } = 8;
 
     /// <summary>Projections LoRA adapts in every layer, by their name inside the layer (see <see cref="LoraTargetNames"/>).</summary>
-    public IReadOnlyList<string> LoraTargets { get; init; } = ["query", "value"];
+    public IReadOnlyList<string> LoraTargets { get; init; } = BertLoraTargets.Targets.Default;
 
     /// <summary>m: the bottleneck width of the adapters.</summary>
     public int AdapterSize { get; init; } = 64;
 
     /// <summary>READ: the recurrent cell (gru, rnn, lstm).</summary>
-    public string Cell { get; init; } = "gru";
+    public RecurrentCell Cell { get; init; } = RecurrentCell.Gru;
 
     /// <summary>READ: r, the cell's hidden size.</summary>
     public int SideHiddenSize { get; init; } = 64;
 
     /// <summary>READ: head pooling (mean or cls). The other methods always use the masked mean.</summary>
-    public string Pooling { get; init; } = "mean";
+    public Pooling Pooling { get; init; } = Pooling.Mean;
 
     public double EffectiveLearningRate => LearningRate ?? DefaultLearningRate(Method);
 

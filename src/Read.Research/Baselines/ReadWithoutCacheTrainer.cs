@@ -24,7 +24,7 @@ internal static class ReadWithoutCacheTrainer
         var errors = hp.Validate(backbone.Shape.MaxPositionEmbeddings, backbone.Shape.NumHiddenLayers);
         if (errors.Count > 0)
             throw new ArgumentException(string.Join(" ", errors), nameof(config));
-        var layout = LayerLayout.Create(hp.Layers, backbone.Shape.NumHiddenLayers, hp.InitialState == "embedding");
+        var layout = LayerLayout.Create(hp.Layers, backbone.Shape.NumHiddenLayers, hp.InitialState == InitialState.Embedding);
         var d = backbone.Shape.HiddenSize;
         using var model = BaselineTrainer.Seeded(hp.Seed, () => new ReadClassifier(
             new ReadSideNetwork(new ReadSideNetworkConfig(d, hp.SideHiddenSize, hp.Cell, hp.Aggregation, hp.InputNorm, hp.ZeroInitOutput, hp.InitialState), layout),

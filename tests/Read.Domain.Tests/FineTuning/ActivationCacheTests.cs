@@ -1,3 +1,4 @@
+using Read.Domain.SideNetwork;
 using Read.Domain.Backbones;
 using Read.Domain.FineTuning;
 using TorchSharp;
@@ -18,7 +19,7 @@ public sealed class ActivationCacheTests(TinyBackboneFixture fixture)
         var backbone = fixture.Backbone;
         var examples = SyntheticSentiment.Generate(6, seed: 13);
         var directory = fixture.NewCacheDirectory();
-        var tenantA = new ActivationCacheSpec(32, "cls", [0, 4], "fp16", backbone.TokenizerSettings, "tenant:a");
+        var tenantA = new ActivationCacheSpec(32, Pooling.Cls, [0, 4], CacheDtype.Fp16, backbone.TokenizerSettings, "tenant:a");
         bool Hit(ActivationCacheSpec spec)
         {
             var (cache, hit) = ActivationCache.GetOrCreate(backbone, examples, spec, directory, null, CancellationToken.None);
@@ -82,10 +83,10 @@ public sealed class ActivationCacheTests(TinyBackboneFixture fixture)
     }
 
     [Theory]
-    [InlineData("mean", "fp16", 1e-2)]
-    [InlineData("cls", "fp16", 1e-2)]
-    [InlineData("mean", "bf16", 6e-2)]
-    public void GetOrCreate_StoresWhatThePoolingNeeds_PackedAndCloseToTheBackbone(string pooling, string dtype, double tolerance)
+    [InlineData(Pooling.Mean, CacheDtype.Fp16, 1e-2)]
+    [InlineData(Pooling.Cls, CacheDtype.Fp16, 1e-2)]
+    [InlineData(Pooling.Mean, CacheDtype.Bf16, 6e-2)]
+    public void GetOrCreate_StoresWhatThePoolingNeeds_PackedAndCloseToTheBackbone(Pooling pooling, CacheDtype dtype, double tolerance)
     {
         var backbone = fixture.Backbone;
         var examples = SyntheticSentiment.Generate(9, seed: 12).Append(new("the movie", "was good and so was the book", "positive")).ToList();
@@ -95,8 +96,8 @@ public sealed class ActivationCacheTests(TinyBackboneFixture fixture)
         {
             Assert.False(hit);
             var tokens = TokenLengths.Of(backbone, examples.Select(e => e.Text).ToList(), examples.Select(e => e.TextPair).ToList(), 32);
-            Assert.Equal(pooling == "cls" ? tokens.Select(_ => 1) : tokens, Enumerable.Range(0, examples.Count).Select(cache.PositionsOf));
-            Assert.Equal(tokens.Sum() > 0 ? (pooling == "cls" ? examples.Count : tokens.Sum()) : 0, cache.Header.Positions);
+            Assert.Equal(pooling == Pooling.Cls ? tokens.Select(_ => 1) : tokens, Enumerable.Range(0, examples.Count).Select(cache.PositionsOf));
+            Assert.Equal(tokens.Sum() > 0 ? (pooling == Pooling.Cls ? examples.Count : tokens.Sum()) : 0, cache.Header.Positions);
 
             long[] pick = [9, 3];
             using var batch = cache.Read(pick);

@@ -30,13 +30,13 @@ public sealed class NonFiniteValueTests : IDisposable
         return HuggingFaceCheckpoint.Load("tiny-poisoned", path);
     }
 
-    private static ReadHyperparameters Quick(string dtype) => ReadFineTunerTests.Learnable with { Epochs = 2, CacheDtype = dtype };
+    private static ReadHyperparameters Quick(CacheDtype dtype) => ReadFineTunerTests.Learnable with { Epochs = 2, CacheDtype = dtype };
 
     [Theory]
-    [InlineData(float.NaN, "fp16")]
-    [InlineData(float.PositiveInfinity, "bf16")]
-    [InlineData(1e5f, "fp16")] // finite, but beyond fp16's 65504
-    public void Run_BackboneStatesTheCacheCannotHold_FailsWithNonFiniteActivationsAndLeavesNoFile(float value, string dtype)
+    [InlineData(float.NaN, CacheDtype.Fp16)]
+    [InlineData(float.PositiveInfinity, CacheDtype.Bf16)]
+    [InlineData(1e5f, CacheDtype.Fp16)] // finite, but beyond fp16's 65504
+    public void Run_BackboneStatesTheCacheCannotHold_FailsWithNonFiniteActivationsAndLeavesNoFile(float value, CacheDtype dtype)
     {
         using var backbone = BackboneWhoseLastLayerIs(value);
         var cache = directory.Sub("cache-" + Guid.NewGuid().ToString("N"));
@@ -56,7 +56,7 @@ public sealed class NonFiniteValueTests : IDisposable
         var cache = directory.Sub("cache-" + Guid.NewGuid().ToString("N"));
 
         var e = Assert.Throws<NonFiniteValueException>(() => new ReadFineTuner().Run(
-            backbone, SyntheticSentiment.Generate(16, seed: 1), null, Quick("bf16"), cache, new RecordingProgress(backbone), CancellationToken.None));
+            backbone, SyntheticSentiment.Generate(16, seed: 1), null, Quick(CacheDtype.Bf16), cache, new RecordingProgress(backbone), CancellationToken.None));
 
         Assert.Equal("training_diverged", e.Code);
     }

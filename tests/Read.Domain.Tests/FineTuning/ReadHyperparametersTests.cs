@@ -1,3 +1,4 @@
+using Read.Domain.SideNetwork;
 using Read.Domain.FineTuning;
 
 namespace Read.Domain.Tests.FineTuning;
@@ -6,11 +7,11 @@ public sealed class ReadHyperparametersTests
 {
     [Theory]
     // Bytes per example: positions × cached layers × width × 2; one read holds Array.MaxLength (2,147,483,591) bytes.
-    [InlineData("mean", null, "zeros", 2_147_483_591L / (512L * 6 * 384 * 2))] // 910
-    [InlineData("cls", null, "zeros", 2_147_483_591L / (1L * 6 * 384 * 2))]
-    [InlineData("mean", new[] { 2, 4 }, "zeros", 2_147_483_591L / (512L * 3 * 384 * 2))] // layers 2, 4 and the final 6
-    [InlineData("mean", new[] { 2, 4 }, "embedding", 2_147_483_591L / (512L * 4 * 384 * 2))] // and layer 0
-    public void MaxBatchSize_MiniLmShape_IsWhatOneCacheReadHolds(string pooling, int[]? layers, string initialState, long expected)
+    [InlineData(Pooling.Mean, null, InitialState.Zeros, 2_147_483_591L / (512L * 6 * 384 * 2))] // 910
+    [InlineData(Pooling.Cls, null, InitialState.Zeros, 2_147_483_591L / (1L * 6 * 384 * 2))]
+    [InlineData(Pooling.Mean, new[] { 2, 4 }, InitialState.Zeros, 2_147_483_591L / (512L * 3 * 384 * 2))] // layers 2, 4 and the final 6
+    [InlineData(Pooling.Mean, new[] { 2, 4 }, InitialState.Embedding, 2_147_483_591L / (512L * 4 * 384 * 2))] // and layer 0
+    public void MaxBatchSize_MiniLmShape_IsWhatOneCacheReadHolds(Pooling pooling, int[]? layers, InitialState initialState, long expected)
     {
         var hp = new ReadHyperparameters { MaxLength = 512, Pooling = pooling, Layers = layers, InitialState = initialState };
         Assert.Equal(expected, hp.MaxBatchSize(numLayers: 6, hiddenSize: 384));

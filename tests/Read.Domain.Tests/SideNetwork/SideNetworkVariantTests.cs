@@ -19,41 +19,41 @@ public sealed class SideNetworkVariantTests(TinyBackboneFixture fixture)
     }
 
     [Theory]
-    [InlineData("gru", "layernorm", "zeros", null)]
-    [InlineData("gru", "rmsnorm", "embedding", null)]
-    [InlineData("lstm", "none", "embedding", new[] { 1, 3 })]
-    [InlineData("rnn", "layernorm", "zeros", new[] { 2 })]
-    public void ZeroInitialisedOutput_AnyVariant_LeavesFinalStateExactlyUnchanged(string cell, string norm, string initial, int[]? layers)
+    [InlineData(RecurrentCell.Gru, InputNorm.LayerNorm, InitialState.Zeros, null)]
+    [InlineData(RecurrentCell.Gru, InputNorm.RmsNorm, InitialState.Embedding, null)]
+    [InlineData(RecurrentCell.Lstm, InputNorm.None, InitialState.Embedding, new[] { 1, 3 })]
+    [InlineData(RecurrentCell.Rnn, InputNorm.LayerNorm, InitialState.Zeros, new[] { 2 })]
+    public void ZeroInitialisedOutput_AnyVariant_LeavesFinalStateExactlyUnchanged(RecurrentCell cell, InputNorm norm, InitialState initial, int[]? layers)
     {
-        var layout = LayerLayout.Create(layers, 4, initial == "embedding");
-        using var side = new ReadSideNetwork(new ReadSideNetworkConfig(D, R, cell, "mean", norm, true, initial), layout);
+        var layout = LayerLayout.Create(layers, 4, initial == InitialState.Embedding);
+        using var side = new ReadSideNetwork(new ReadSideNetworkConfig(D, R, cell, LayerAggregation.Mean, norm, true, initial), layout);
         using var states = randn(5, layout.Channels.Count, D) * 3; // channels: [0?] + selected + 4
         using var corrected = side.call(states);
         Assert.Equal(Values(states.select(1, -1)), Values(corrected)); // layer 4 is the last channel
     }
 
     [Theory]
-    [InlineData("gru", "layernorm", "zeros")]
-    [InlineData("gru", "rmsnorm", "embedding")]
-    [InlineData("lstm", "layernorm", "embedding")]
-    [InlineData("rnn", "none", "zeros")]
-    public void TrainableParameters_AnyVariant_DoNotDependOnDepth(string cell, string norm, string initial)
+    [InlineData(RecurrentCell.Gru, InputNorm.LayerNorm, InitialState.Zeros)]
+    [InlineData(RecurrentCell.Gru, InputNorm.RmsNorm, InitialState.Embedding)]
+    [InlineData(RecurrentCell.Lstm, InputNorm.LayerNorm, InitialState.Embedding)]
+    [InlineData(RecurrentCell.Rnn, InputNorm.None, InitialState.Zeros)]
+    public void TrainableParameters_AnyVariant_DoNotDependOnDepth(RecurrentCell cell, InputNorm norm, InitialState initial)
     {
         const int labels = 3;
         long Count(int depth)
         {
-            var layout = LayerLayout.Create(null, depth, initial == "embedding");
-            using var model = new ReadClassifier(new ReadSideNetwork(new ReadSideNetworkConfig(D, R, cell, "mean", norm, true, initial), layout), D, labels);
+            var layout = LayerLayout.Create(null, depth, initial == InitialState.Embedding);
+            using var model = new ReadClassifier(new ReadSideNetwork(new ReadSideNetworkConfig(D, R, cell, LayerAggregation.Mean, norm, true, initial), layout), D, labels);
             using var logits = model.call(randn(2, layout.Channels.Count, D));
             Assert.Equal(new long[] { 2, labels }, logits.shape);
             return model.TrainableParameters;
         }
 
-        var gates = cell switch { "gru" => 3, "lstm" => 4, _ => 1 };
-        var expected = (norm switch { "layernorm" => 2 * D, "rmsnorm" => D, _ => 0 })
+        var gates = cell switch { RecurrentCell.Gru => 3, RecurrentCell.Lstm => 4, _ => 1 };
+        var expected = (norm switch { InputNorm.LayerNorm => 2 * D, InputNorm.RmsNorm => D, _ => 0 })
             + gates * R * (D + R) + 2 * gates * R // cell: W_ih, W_hh, two biases
             + R * D + D // joiner
-            + (initial == "embedding" ? D * R : 0) // W_0, no bias
+            + (initial == InitialState.Embedding ? D * R : 0) // W_0, no bias
             + D * labels + labels; // head
         Assert.Equal(expected, Count(2));
         Assert.Equal(expected, Count(6));
@@ -80,7 +80,7 @@ public sealed class SideNetworkVariantTests(TinyBackboneFixture fixture)
     public void EmbeddingInitialState_ChangesTheRecurrence_ButNotItsParameterNamesElsewhere()
     {
         var layout = LayerLayout.Create(null, 2, embedding: true); // channels 0, 1, 2
-        using var side = new ReadSideNetwork(new ReadSideNetworkConfig(D, R, ZeroInitOutput: false, InitialState: "embedding"), layout);
+        using var side = new ReadSideNetwork(new ReadSideNetworkConfig(D, R, ZeroInitOutput: false, InitialState: InitialState.Embedding), layout);
         Assert.Contains("initial.weight", side.state_dict().Keys);
         using var states = randn(4, 3, D);
         using var a = side.Aggregate(states);
@@ -95,7 +95,7 @@ public sealed class SideNetworkVariantTests(TinyBackboneFixture fixture)
     public void MeanPooling_PackedForward_EqualsHeadOnMeanOfCorrectedPositions()
     {
         manual_seed(9);
-        using var model = new ReadClassifier(new ReadSideNetwork(new ReadSideNetworkConfig(D, R, ZeroInitOutput: false)), D, 2, "mean");
+        using var model = new ReadClassifier(new ReadSideNetwork(new ReadSideNetworkConfig(D, R, ZeroInitOutput: false)), D, 2, Pooling.Mean);
         Perturb(model);
         using var states = randn(7, 3, D); // example 0: 3 positions, example 1: 4 positions
         using var segments = tensor(new long[] { 0, 0, 0, 1, 1, 1, 1 });
@@ -115,9 +115,9 @@ public sealed class SideNetworkVariantTests(TinyBackboneFixture fixture)
         using var batch = backbone.Encode(["a good movie", "an awful film was so bad"], null, 16);
         var hidden = backbone.HiddenStates(batch);
         var layout = LayerLayout.Create([2, 3], backbone.Shape.NumHiddenLayers, embedding: true);
-        var (states, segments) = Read.Domain.FineTuning.HiddenStateGather.Gather(hidden, batch.AttentionMask, layout.Channels, "mean");
+        var (states, segments) = Read.Domain.FineTuning.HiddenStateGather.Gather(hidden, batch.AttentionMask, layout.Channels, Pooling.Mean);
         using var model = new ReadClassifier(
-            new ReadSideNetwork(new ReadSideNetworkConfig(64, 8, "lstm", "last", "rmsnorm", true, "embedding"), layout), 64, 2, "mean");
+            new ReadSideNetwork(new ReadSideNetworkConfig(64, 8, RecurrentCell.Lstm, LayerAggregation.Last, InputNorm.RmsNorm, true, InitialState.Embedding), layout), 64, 2, Pooling.Mean);
         using var loss = nn.functional.cross_entropy(model.Forward(states, segments, 2), tensor(new long[] { 1, 0 }));
         loss.backward();
 

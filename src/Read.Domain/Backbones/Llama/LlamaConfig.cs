@@ -51,8 +51,7 @@ public sealed record LlamaConfig
             errors.Add($"hidden_act '{act}' is not supported (only silu, as SwiGLU uses).");
         if (json["quantization_config"] is not null)
             errors.Add("quantized checkpoints (quantization_config) are not supported; use the fp32, fp16 or bf16 weights.");
-        var pretrainingTp = Int(json, "pretraining_tp") ?? 1;
-        _ = pretrainingTp; // tensor-parallel slicing gives the same result as one matmul; nothing to do.
+        // pretraining_tp is not read: transformers' tensor-parallel slicing computes the same product as one matmul.
 
         var scaling = LlamaRopeScaling.Parse(json["rope_scaling"], errors);
         int? window = null;

@@ -1,3 +1,4 @@
+using Read.Domain.SideNetwork;
 using System.Text.Json.Nodes;
 using Read.Domain.Backbones;
 using Read.Domain.Backbones.Llama;
@@ -173,7 +174,7 @@ public sealed class LlamaCheckpointTests
         });
         var info = Assert.Single(registry.List());
         Assert.Equal(("my-qwen", "qwen2", 2, 64, "bfloat16"), (info.Id, info.Architecture, info.Layers, info.HiddenSize, info.Dtype));
-        Assert.Equal(["mean", "last"], info.Poolings);
+        Assert.Equal([Pooling.Mean, Pooling.Last], info.Poolings);
         var backbone = registry.Get("my-qwen");
         Assert.Equal(backbone.Model.parameters().Sum(p => p.numel()), info.Parameters);
         Assert.Equal(BackboneArchitecture.Llama, backbone.Architecture);

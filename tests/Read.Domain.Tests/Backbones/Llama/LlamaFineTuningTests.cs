@@ -1,3 +1,4 @@
+using Read.Domain.SideNetwork;
 using Read.Domain.Adapters;
 using Read.Domain.Backbones;
 using Read.Domain.Backbones.Llama;
@@ -14,9 +15,9 @@ public sealed class LlamaFineTuningTests
     };
 
     [Theory]
-    [InlineData("last")]
-    [InlineData("mean")]
-    public void Run_TinyLlama_LearnsWithoutTheBackboneAndPredictsWhatEvaluationScored(string pooling)
+    [InlineData(Pooling.Last)]
+    [InlineData(Pooling.Mean)]
+    public void Run_TinyLlama_LearnsWithoutTheBackboneAndPredictsWhatEvaluationScored(Pooling pooling)
     {
         using var temp = new TempDirectory();
         var directory = temp.Sub("tiny-llama");
@@ -59,7 +60,7 @@ public sealed class LlamaFineTuningTests
         TinyLlamaCheckpoint.Write(directory, new TinyLlamaCheckpoint.Options { Layers = 1 }, seed: 1);
         using var backbone = HuggingFaceCheckpoint.Load("tiny-llama", directory);
         var error = Assert.Throws<ArgumentException>(() => new ReadFineTuner().Run(backbone, SyntheticSentiment.Generate(8, seed: 1), null,
-            Learnable with { Pooling = "cls", Epochs = 1 }, temp.Sub("cache"), new RecordingProgress(backbone), CancellationToken.None));
+            Learnable with { Pooling = Pooling.Cls, Epochs = 1 }, temp.Sub("cache"), new RecordingProgress(backbone), CancellationToken.None));
         Assert.Contains("pooling must be one of mean, last on this backbone", error.Message);
     }
 
