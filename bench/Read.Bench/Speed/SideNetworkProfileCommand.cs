@@ -8,7 +8,7 @@ namespace Read.Bench.Speed;
 
 /// <summary>
 /// `read-bench side-network`: the recurrence over layers for B·S sequences, forward + backward, run three ways — one fused
-/// nn.GRU call sequence-first (what ReadSideNetwork does), the same call batch-first, and a C# loop over layers with
+/// nn.GRU call sequence-first, the same call batch-first (what ReadSideNetwork does), and a C# loop over layers with
 /// nn.GRUCell — so the choice is a measurement, not an assumption.
 /// </summary>
 internal static class SideNetworkProfileCommand
@@ -58,8 +58,8 @@ internal static class SideNetworkProfileCommand
             }, cell.parameters());
 
             var table = new MarkdownTable("implementation", "ms / step (forward + backward)", "relative to fused sequence-first");
-            table.Add("nn.GRU over the layer axis, sequence-first (ReadSideNetwork)", fused * 1000, "1.00×");
-            table.Add("nn.GRU over the layer axis, batch-first", batchFirst * 1000, $"{batchFirst / fused:F2}×");
+            table.Add("nn.GRU over the layer axis, sequence-first", fused * 1000, "1.00×");
+            table.Add("nn.GRU over the layer axis, batch-first (ReadSideNetwork)", batchFirst * 1000, $"{batchFirst / fused:F2}×");
             table.Add("C# loop over layers, nn.GRUCell", loop * 1000, $"{loop / fused:F2}×");
             var markdown = $"# Side-network recurrence: fused vs loop\n\nMeasured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {torch.get_num_threads()} threads: " +
                            $"{n} sequences (B·S) of {l} layers, width {d}, r = {h}, median of {k} steps after a warm-up. Command:\n\n```\n" +

@@ -48,9 +48,11 @@ public sealed class ReadSideNetwork : nn.Module<Tensor, Tensor>
         };
         this.cell = config.Cell switch
         {
-            RecurrentCell.Gru => nn.GRU(d, r),
-            RecurrentCell.Rnn => nn.RNN(d, r),
-            RecurrentCell.Lstm => nn.LSTM(d, r),
+            // Batch-first: the states arrive (N, K, d), and on CPU this layout's step is about half the sequence-first
+            // one (docs/benchmarks/side-network.md). Same parameters and state-dict names either way.
+            RecurrentCell.Gru => nn.GRU(d, r, batchFirst: true),
+            RecurrentCell.Rnn => nn.RNN(d, r, batchFirst: true),
+            RecurrentCell.Lstm => nn.LSTM(d, r, batchFirst: true),
             _ => throw new ArgumentException($"Unknown cell '{config.Cell}'.", nameof(config)),
         };
         joiner = nn.Linear(r, d);
@@ -93,9 +95,7 @@ public sealed class ReadSideNetwork : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var inputs = layout is null || layout.InputsAreAllChannels ? states : states.index_select(1, tensor(layout.InputIndices)); // (N, K, d)
-        // Sequence-first (K, N, d), nn.GRU's native layout. Not the fastest on CPU: docs/benchmarks/side-network.md
-        // (read-bench side-network) records batch-first and a C# loop of GRUCell at 0.52x and 0.45x its step time.
-        var x = Normalise(inputs).transpose(0, 1).contiguous();
+        var x = Normalise(inputs); // (N, K, d), batch-first
         Tensor? h0 = null;
         if (initial is not null)
             h0 = initial.call(Normalise(states.select(1, layout!.EmbeddingIndex))).unsqueeze(0); // (1, N, r)
@@ -106,8 +106,8 @@ public sealed class ReadSideNetwork : nn.Module<Tensor, Tensor>
             // LSTM: h_0 from the embedding, c_0 = 0.
             LSTM lstm => lstm.call(x, h0 is null ? null : (h0, zeros_like(h0))).Item1,
             _ => throw new InvalidOperationException("Unknown cell."),
-        }; // (K, N, r)
-        var a = Aggregation == LayerAggregation.Mean ? h.mean([0]) : h.select(0, -1); // (N, r)
+        }; // (N, K, r); h_0 stays (1, N, r): batch_first does not apply to it
+        var a = Aggregation == LayerAggregation.Mean ? h.mean([1]) : h.select(1, -1); // (N, r)
         return a.MoveToOuterDisposeScope();
     }
 
