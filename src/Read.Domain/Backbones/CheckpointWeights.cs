@@ -81,8 +81,19 @@ internal sealed class CheckpointWeights : IDisposable
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(lines.ToString())));
     }
 
-    /// <summary>Reads one tensor from disk into <paramref name="destination"/> (same shape; any floating dtype).</summary>
-    public void CopyInto(string name, Tensor destination)
+    /// <summary>Bytes the tensor occupies in its file (what <see cref="CopyInto"/> reads).</summary>
+    public long StorageBytes(string name)
+    {
+        var entry = entries[name];
+        var width = entry.Dtype switch { "F32" => 4, "F16" or "BF16" => 2, _ => 8 };
+        return entry.Shape.Aggregate(1L, (a, b) => a * b) * width;
+    }
+
+    /// <summary>
+    /// Reads one tensor from disk into <paramref name="destination"/> (same shape; any floating dtype): only that tensor's
+    /// byte range, so a layer-streamed forward reads one layer's weights at a time. Returns the bytes read from disk.
+    /// </summary>
+    public long CopyInto(string name, Tensor destination)
     {
         var entry = entries[name];
         if (!entry.Shape.SequenceEqual(destination.shape))
@@ -91,7 +102,7 @@ internal sealed class CheckpointWeights : IDisposable
         if (entry.Loaded is { } loaded)
         {
             destination.copy_(loaded);
-            return;
+            return 0;
         }
 
         var width = entry.Dtype switch
@@ -120,6 +131,8 @@ internal sealed class CheckpointWeights : IDisposable
             using var target = flat.narrow(0, start, n);
             target.copy_(part);
         }
+
+        return count * width;
     }
 
     private const int ChunkElements = 1 << 22;

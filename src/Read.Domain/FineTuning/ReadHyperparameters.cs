@@ -93,6 +93,13 @@ public sealed record ReadHyperparameters
     [JsonPropertyName("cache_dtype")]
     public string CacheDtype { get; init; } = "fp16";
 
+    /// <summary>
+    /// How the backbone runs for the activation cache: auto (resident when it fits the memory budget, else one layer at
+    /// a time), resident, or streamed (docs/decisions/011-layer-streamed-precompute.md). The cache is the same either way.
+    /// </summary>
+    [JsonPropertyName("precompute")]
+    public string Precompute { get; init; } = PrecomputeSelection.Auto;
+
     [JsonPropertyName("seed")]
     public int Seed { get; init; }
 
@@ -172,6 +179,8 @@ public sealed record ReadHyperparameters
             errors.Add($"class_weights must be one of {string.Join(", ", ClassWeightings)} (got '{ClassWeights}').");
         if (!CacheDtypes.Contains(CacheDtype))
             errors.Add($"cache_dtype must be one of {string.Join(", ", CacheDtypes)} (got '{CacheDtype}').");
+        if (!PrecomputeSelection.Modes.Contains(Precompute))
+            errors.Add($"precompute must be one of {string.Join(", ", PrecomputeSelection.Modes)} (got '{Precompute}').");
         // Only once the rest is valid: the bound needs a valid layer set and max_length to compute.
         if (errors.Count == 0 && numLayers is { } depth && hiddenSize is { } width && MaxBatchSize(depth, width) is var largest && BatchSize > largest)
             errors.Add($"batch_size must be at most {largest} with max_length {MaxLength}, pooling {Pooling} and this backbone's layers and width " +
