@@ -23,7 +23,8 @@ internal sealed class BertLayerStream(string directory, BertConfig config) : ILa
         ArgumentOutOfRangeException.ThrowIfNegative(step);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(step, Layers);
         Free();
-        nn.Module module = step == 0 ? embeddings = new BertEmbeddings(config) : layer = new BertLayer(config);
+        // Every layer has the same shapes: one module is refilled in place, not rebuilt (and randomly initialised) per step.
+        nn.Module module = step == 0 ? embeddings = new BertEmbeddings(config) : layer ??= new BertLayer(config);
         module.eval();
         foreach (var parameter in module.parameters())
             parameter.requires_grad = false;
@@ -49,13 +50,14 @@ internal sealed class BertLayerStream(string directory, BertConfig config) : ILa
     public void Dispose()
     {
         Free();
+        layer?.Dispose();
         weights.Dispose();
     }
 
+    /// <summary>Frees the embeddings; the layer module stays for the next layer's weights.</summary>
     private void Free()
     {
         embeddings?.Dispose();
-        layer?.Dispose();
-        (embeddings, layer, loaded) = (null, null, -1);
+        (embeddings, loaded) = (null, -1);
     }
 }

@@ -34,7 +34,8 @@ internal sealed class LlamaLayerStream(string directory, LlamaConfig config, Sca
         }
         else
         {
-            layer = new LlamaDecoderLayer(config, dtype);
+            // Every layer has the same shapes: one module is refilled in place, not rebuilt (and randomly initialised) per step.
+            layer ??= new LlamaDecoderLayer(config, dtype);
             bytes = LoadFrozen(layer, $"model.layers.{step - 1}.", $"layers.{step - 1}.");
             if (step == Layers)
             {
@@ -65,6 +66,7 @@ internal sealed class LlamaLayerStream(string directory, LlamaConfig config, Sca
     public void Dispose()
     {
         Free();
+        layer?.Dispose();
         weights.Dispose();
     }
 
@@ -76,11 +78,11 @@ internal sealed class LlamaLayerStream(string directory, LlamaConfig config, Sca
         return ModuleWeights.Load(module, weights, prefixes);
     }
 
+    /// <summary>Frees the embedding table and final norm; the layer module stays for the next layer's weights.</summary>
     private void Free()
     {
         embedding?.Dispose();
-        layer?.Dispose();
         norm?.Dispose();
-        (embedding, layer, norm, loaded) = (null, null, null, -1);
+        (embedding, norm, loaded) = (null, null, -1);
     }
 }
