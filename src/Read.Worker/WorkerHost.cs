@@ -31,6 +31,7 @@ public static class WorkerHost
         builder.Services.AddOptions<ReadOptions>().BindConfiguration(ReadOptions.Section)
             .Validate(o => o.WorkerCount > 0, "Read:WorkerCount must be positive").ValidateOnStart();
         builder.Services.AddOptions<BackboneOptions>().BindConfiguration($"{ReadOptions.Section}:Backbones");
+        builder.Services.AddOptions<Read.Domain.FineTuning.TrainingOptions>().BindConfiguration(Read.Domain.FineTuning.TrainingOptions.Section);
         builder.Services.AddReadBackboneDefaults();
         builder.Services.AddReadCore(DatabaseProvider.Postgres, connectionString);
 

@@ -103,6 +103,7 @@ public sealed class RequestValidationTests(PostgresServiceFixture service)
                      ("learning_rate", new { learning_rate = 1e300 }), ("learning_rate", new { learning_rate = 2.0 }),
                      ("weight_decay", new { weight_decay = 1e9 }), ("max_grad_norm", new { max_grad_norm = 1e300 }),
                      ("warmup_ratio", new { warmup_ratio = 1.5 }), ("validation_split", new { validation_split = -0.1 }),
+                     ("precompute", new { precompute = "disk" }),
                  })
         {
             var response = await client.PostAsJsonAsync("/v1/fine-tuning/jobs", new { backbone = "tiny-bert", training_file = fileId, hyperparameters });

@@ -20,10 +20,14 @@ internal static class RandomDecoderCheckpoint
     private const int ChunkElements = 1 << 20;
 
     /// <summary>Writes the checkpoint unless <paramref name="directory"/> already holds a complete one; true if it wrote.</summary>
-    public static bool EnsureWritten(string directory, DecoderShape shape, string storageDtype, int seed)
+    /// <param name="shardBytes">
+    /// When set, model-0000N-of-0000M.safetensors shards of about this many bytes each plus model.safetensors.index.json
+    /// (as the Hub lays out large models) instead of one model.safetensors.
+    /// </param>
+    public static bool EnsureWritten(string directory, DecoderShape shape, string storageDtype, int seed, long? shardBytes = null)
     {
         var weights = Path.Combine(directory, HuggingFaceCheckpoint.WeightsFile);
-        if (File.Exists(weights))
+        if (File.Exists(weights) || File.Exists(Path.Combine(directory, HuggingFaceCheckpoint.ShardIndexFile)))
             return false;
         Directory.CreateDirectory(directory);
         TinyLlamaCheckpoint.Write(directory, new TinyLlamaCheckpoint.Options { ModelType = shape.ModelType, TieWordEmbeddings = true, MaxPositions = 2048 }, seed);
@@ -54,14 +58,48 @@ internal static class RandomDecoderCheckpoint
         }
 
         File.WriteAllText(configPath, config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-        WriteSafetensors(weights, shape, storageDtype, seed);
+        var all = shape.Tensors().OrderBy(t => t.Name, StringComparer.Ordinal).ToList();
+        var width = storageDtype == "BF16" ? 2 : 4;
+        if (shardBytes is not { } limit)
+        {
+            WriteSafetensors(weights, all, storageDtype, seed, all);
+            return true;
+        }
+
+        // Shards in state-dict order of the model (embeddings, layers, norm), cut when the next tensor would overflow one.
+        var shards = new List<List<(string Name, long[] Shape)>> { new() };
+        long size = 0;
+        foreach (var tensor in shape.Tensors())
+        {
+            var bytes = tensor.Shape.Aggregate(1L, (a, b) => a * b) * width;
+            if (size > 0 && size + bytes > limit)
+            {
+                shards.Add([]);
+                size = 0;
+            }
+
+            shards[^1].Add(tensor);
+            size += bytes;
+        }
+
+        var map = new JsonObject();
+        for (var i = 0; i < shards.Count; i++)
+        {
+            var name = $"model-{i + 1:D5}-of-{shards.Count:D5}.safetensors";
+            WriteSafetensors(Path.Combine(directory, name), shards[i].OrderBy(t => t.Name, StringComparer.Ordinal).ToList(), storageDtype, seed, all);
+            foreach (var tensor in shards[i])
+                map[tensor.Name] = name;
+        }
+
+        var index = new JsonObject { ["metadata"] = new JsonObject { ["total_size"] = all.Sum(t => t.Shape.Aggregate(1L, (a, b) => a * b) * width) }, ["weight_map"] = map };
+        File.WriteAllText(Path.Combine(directory, HuggingFaceCheckpoint.ShardIndexFile), index.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         return true;
     }
 
-    private static void WriteSafetensors(string path, DecoderShape shape, string dtype, int seed)
+    /// <param name="all">Every tensor of the model in name order: a tensor's random stream is seeded by its position there, whatever the sharding.</param>
+    private static void WriteSafetensors(string path, List<(string Name, long[] Shape)> tensors, string dtype, int seed, List<(string Name, long[] Shape)> all)
     {
         var width = dtype switch { "BF16" => 2, "F32" => 4, _ => throw new ArgumentException($"Storage dtype {dtype} is not BF16 or F32.") };
-        var tensors = shape.Tensors().OrderBy(t => t.Name, StringComparer.Ordinal).ToList();
         var header = new JsonObject();
         long offset = 0;
         foreach (var (name, dims) in tensors)
@@ -87,13 +125,13 @@ internal static class RandomDecoderCheckpoint
             stream.Write(headerBytes);
             var values = new float[ChunkElements];
             var bf16 = new ushort[ChunkElements];
-            var index = 0;
             foreach (var (name, dims) in tensors)
             {
+                var index = all.FindIndex(t => t.Name == name);
                 var count = dims.Aggregate(1L, (a, b) => a * b);
                 // Norm weights 1, projections and embeddings uniform with std 0.02 (Hugging Face's initializer_range), biases 0.02 too.
                 var isNorm = name.EndsWith("norm.weight", StringComparison.Ordinal);
-                var rng = new XorShift((ulong)seed * 0x9E3779B97F4A7C15UL + (ulong)++index);
+                var rng = new XorShift((ulong)seed * 0x9E3779B97F4A7C15UL + (ulong)(index + 1));
                 const float halfWidth = 0.02f * 1.7320508f; // uniform on [-a, a] has std a / √3
                 for (long start = 0; start < count; start += ChunkElements)
                 {

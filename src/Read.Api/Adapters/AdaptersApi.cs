@@ -5,6 +5,7 @@ using Microsoft.Extensions.Options;
 using Read.Api.Authentication;
 using Read.Api.Problems;
 using Read.Domain.Adapters;
+using Read.Domain.Backbones;
 using Read.Domain.Configuration;
 using Read.Domain.Persistence;
 
@@ -83,6 +84,9 @@ internal static class AdaptersApi
 
         using var lease = cache.Acquire(adapter.Id, adapter.BackboneId,
             () => db.Adapters.Where(a => a.Id == id && a.TenantId == tenant).Select(a => a.Artifact).Single());
+        if (!lease.Backbone.IsResident)
+            return ApiProblems.Problem(StatusCodes.Status422UnprocessableEntity, BackboneTooLargeException.OnlinePredict, "Backbone too large for online predict",
+                $"Backbone '{adapter.BackboneId}' is registered layer-streamed: its weights do not fit the worker's memory budget (Read:Training:MemoryBudgetBytes), so it cannot answer online predictions.");
         var predictions = await Task.Run(() => AdapterPredictor.Predict(lease.Backbone, lease.Adapter,
             inputs.Select(i => i.Text!).ToList(), inputs.Select(i => i.TextPair).ToList()), ct);
         return TypedResults.Ok(new PredictResponse(adapter.Id,

@@ -40,6 +40,7 @@ internal static class ReadApiExtensions
             .Validate(o => AdminKeyPolicy.IsAcceptable(o.AdminKey), AdminKeyPolicy.Requirement)
             .ValidateOnStart();
         services.AddOptions<BackboneOptions>().BindConfiguration($"{ReadOptions.Section}:Backbones");
+        services.AddOptions<Read.Domain.FineTuning.TrainingOptions>().BindConfiguration(Read.Domain.FineTuning.TrainingOptions.Section);
         services.AddReadBackboneDefaults();
 
         var dataDirectory = configuration[$"{ReadOptions.Section}:DataDirectory"] ?? new ReadOptions().DataDirectory;

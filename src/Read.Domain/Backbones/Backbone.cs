@@ -10,22 +10,50 @@ namespace Read.Domain.Backbones;
 /// </summary>
 public sealed class Backbone : IDisposable
 {
-    private readonly IBackboneModel model;
+    private readonly IBackboneModel? model;
     private readonly IBackboneTokenizer tokenizer;
+    private readonly Func<ILayerStream>? layerStream;
+    private readonly BackboneShape shape;
     private readonly Lock forwardLock = new();
     private long forwardCalls;
 
-    internal Backbone(string id, BackboneArchitecture architecture, string modelType, IBackboneModel model, IBackboneTokenizer tokenizer, string weightsHash)
+    /// <param name="layerStream">Opens the same checkpoint for layer-streamed precompute; null when it cannot stream.</param>
+    internal Backbone(string id, BackboneArchitecture architecture, string modelType, IBackboneModel model, IBackboneTokenizer tokenizer, string weightsHash,
+        Func<ILayerStream>? layerStream = null)
+        : this(id, architecture, modelType, model, model.Shape, tokenizer, weightsHash, layerStream,
+            model.Module.parameters().Sum(p => p.numel() * p.element_size()))
+    {
+    }
+
+    /// <summary>
+    /// A backbone whose weights stay on disk (docs/decisions/011-layer-streamed-precompute.md): tokenizer, identity and
+    /// shape only; its states come from <paramref name="layerStream"/>, one layer resident at a time.
+    /// </summary>
+    internal Backbone(string id, BackboneArchitecture architecture, string modelType, BackboneShape shape, IBackboneTokenizer tokenizer, string weightsHash,
+        Func<ILayerStream> layerStream, long weightBytes)
+        : this(id, architecture, modelType, null, shape, tokenizer, weightsHash, layerStream, weightBytes)
+    {
+    }
+
+    private Backbone(string id, BackboneArchitecture architecture, string modelType, IBackboneModel? model, BackboneShape shape, IBackboneTokenizer tokenizer,
+        string weightsHash, Func<ILayerStream>? layerStream, long weightBytes)
     {
         Id = id;
         Architecture = architecture;
         ModelType = modelType;
         this.model = model;
+        this.shape = shape;
         this.tokenizer = tokenizer;
+        this.layerStream = layerStream;
         WeightsHash = weightsHash;
-        model.Module.eval();
-        foreach (var parameter in model.Module.parameters())
-            parameter.requires_grad = false;
+        WeightBytes = weightBytes;
+        if (model is not null)
+        {
+            model.Module.eval();
+            foreach (var parameter in model.Module.parameters())
+                parameter.requires_grad = false;
+        }
+
         // libtorch defaults to the physical cores it sees; a container's CPU quota is what .NET reports.
         if (torch.get_num_threads() < Environment.ProcessorCount)
             torch.set_num_threads(Environment.ProcessorCount);
@@ -38,7 +66,16 @@ public sealed class Backbone : IDisposable
     /// <summary>config.json's model_type (bert, llama, mistral, qwen2).</summary>
     public string ModelType { get; }
 
-    public BackboneShape Shape => model.Shape;
+    public BackboneShape Shape => shape;
+
+    /// <summary>Whether the weights are in memory (a whole forward can run); false for a layer-streamed-only backbone.</summary>
+    public bool IsResident => model is not null;
+
+    /// <summary>Whether precompute can stream this backbone's layers from its checkpoint.</summary>
+    public bool CanStream => layerStream is not null;
+
+    /// <summary>Bytes of the backbone's weights in the dtype it computes in (resident or not).</summary>
+    public long WeightBytes { get; }
 
     /// <summary>Poolings a head can read on this backbone (see <see cref="BackboneArchitectures.Poolings"/>).</summary>
     public IReadOnlyList<Pooling> Poolings => BackboneArchitectures.Poolings(Architecture);
@@ -50,7 +87,11 @@ public sealed class Backbone : IDisposable
     public long ForwardCalls => Interlocked.Read(ref forwardCalls);
 
     /// <summary>The model in eval mode with every parameter frozen.</summary>
-    public nn.Module Model => model.Module;
+    public nn.Module Model => (model ?? throw NotResident(BackboneTooLargeException.OnlinePredict, "its module")).Module;
+
+    /// <summary>Opens the checkpoint for a layer-streamed forward (one layer's weights resident at a time).</summary>
+    internal ILayerStream OpenLayerStream() =>
+        (layerStream ?? throw new NotSupportedException($"Backbone '{Id}' cannot be layer-streamed (its weights are not a safetensors checkpoint)."))();
 
     /// <summary>The tokenizer settings the checkpoint declares (what the model was trained with).</summary>
     public TokenizerSettings TokenizerSettings => tokenizer.Settings;
@@ -80,15 +121,21 @@ public sealed class Backbone : IDisposable
         ArgumentNullException.ThrowIfNull(batch);
         lock (forwardLock)
         {
+            if (model is null)
+                throw NotResident(BackboneTooLargeException.OnlinePredict, "a whole forward (online predict)");
             using var noGrad = no_grad();
             Interlocked.Increment(ref forwardCalls);
             return model.Forward(batch);
         }
     }
 
+    internal BackboneTooLargeException NotResident(string code, string what) => new(code,
+        $"Backbone '{Id}' is registered layer-streamed: its {WeightBytes} bytes of weights do not fit the memory budget " +
+        $"(Read:Training:MemoryBudgetBytes), so {what} cannot run; fine-tuning precomputes it one layer at a time.");
+
     public void Dispose()
     {
-        model.Dispose();
+        model?.Dispose();
         tokenizer.Dispose();
     }
 }

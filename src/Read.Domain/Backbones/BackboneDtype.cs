@@ -33,5 +33,8 @@ public static class BackboneDtypes
         _ => throw new ArgumentOutOfRangeException(nameof(dtype)),
     };
 
+    /// <summary>Bytes per weight.</summary>
+    public static int Size(this BackboneDtype dtype) => dtype == BackboneDtype.Float32 ? 4 : 2;
+
     public static string Name(this BackboneDtype dtype) => dtype.ToString().ToLowerInvariant();
 }

@@ -1,5 +1,6 @@
 using Read.Domain.Backbones.Bert;
 using Read.Domain.Backbones.Bert.Onnx;
+using Read.Domain.FineTuning;
 
 namespace Read.Domain.Backbones;
 
@@ -21,9 +22,13 @@ public sealed class BackboneRegistry : IDisposable
     private readonly Lock gate = new();
     private bool disposed;
 
-    public BackboneRegistry(BackboneOptions options)
+    private readonly long memoryBudgetBytes;
+
+    /// <param name="training">Its memory budget decides which backbones load resident and which stream (all resident when null).</param>
+    public BackboneRegistry(BackboneOptions options, TrainingOptions? training = null)
     {
         ArgumentNullException.ThrowIfNull(options);
+        memoryBudgetBytes = training?.EffectiveMemoryBudgetBytes ?? long.MaxValue;
         directories = new Dictionary<string, string>(options.Checkpoints, StringComparer.Ordinal);
         foreach (var (id, text) in options.Dtypes)
         {
@@ -92,7 +97,11 @@ public sealed class BackboneRegistry : IDisposable
             if (!directories.TryGetValue(id, out var directory))
                 throw new KeyNotFoundException($"Unknown backbone '{id}'.");
             EnsureGenerated(id);
-            backbone = HuggingFaceCheckpoint.Load(id, directory, DtypeOf(id));
+            // Weights over the budget are never loaded: precompute streams them one layer at a time.
+            var weightBytes = HuggingFaceCheckpoint.Describe(directory).Parameters * DtypeOf(id).Size();
+            backbone = PrecomputeSelection.Fits(weightBytes, memoryBudgetBytes)
+                ? HuggingFaceCheckpoint.Load(id, directory, DtypeOf(id))
+                : HuggingFaceCheckpoint.LoadStreamed(id, directory, DtypeOf(id));
             loaded[id] = backbone;
             return backbone;
         }

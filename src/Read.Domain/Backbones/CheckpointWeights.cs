@@ -81,8 +81,19 @@ internal sealed class CheckpointWeights : IDisposable
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(lines.ToString())));
     }
 
-    /// <summary>Reads one tensor from disk into <paramref name="destination"/> (same shape; any floating dtype).</summary>
-    public void CopyInto(string name, Tensor destination)
+    /// <summary>Bytes the tensor occupies in its file (what <see cref="CopyInto"/> reads).</summary>
+    public long StorageBytes(string name)
+    {
+        var entry = entries[name];
+        var width = entry.Dtype switch { "F32" => 4, "F16" or "BF16" => 2, _ => 8 };
+        return entry.Shape.Aggregate(1L, (a, b) => a * b) * width;
+    }
+
+    /// <summary>
+    /// Reads one tensor from disk into <paramref name="destination"/> (same shape; any floating dtype): only that tensor's
+    /// byte range, so a layer-streamed forward reads one layer's weights at a time. Returns the bytes read from disk.
+    /// </summary>
+    public long CopyInto(string name, Tensor destination)
     {
         var entry = entries[name];
         if (!entry.Shape.SequenceEqual(destination.shape))
@@ -91,7 +102,7 @@ internal sealed class CheckpointWeights : IDisposable
         if (entry.Loaded is { } loaded)
         {
             destination.copy_(loaded);
-            return;
+            return 0;
         }
 
         var width = entry.Dtype switch
@@ -101,46 +112,30 @@ internal sealed class CheckpointWeights : IDisposable
             _ => throw new InvalidDataException($"{Description}: tensor '{name}' has dtype {entry.Dtype}; only F32, F16 and BF16 weights load."),
         };
 
-        // Chunk by chunk, widened to float32 here and narrowed by copy_ to the parameter's dtype: the memory in flight
-        // is one chunk, whatever the tensor's size.
+        // Chunk by chunk, the raw bytes viewed as a tensor of the storage dtype and converted by copy_ (libtorch's
+        // vectorised casts) into the parameter's dtype: the memory in flight is one chunk, whatever the tensor's size.
         var count = entry.Shape.Aggregate(1L, (a, b) => a * b);
         var chunk = (int)Math.Min(count, ChunkElements);
         var raw = new byte[chunk * width];
-        var values = new float[chunk];
+        var storage = entry.Dtype switch { "F32" => ScalarType.Float32, "F16" => ScalarType.Float16, _ => ScalarType.BFloat16 };
         using var flat = destination.view(-1);
+        using var source = empty(chunk, storage);
         using var stream = new FileStream(entry.File, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
         stream.Position = entry.Begin;
         for (long start = 0; start < count; start += chunk)
         {
             var n = (int)Math.Min(chunk, count - start);
             stream.ReadExactly(raw, 0, n * width);
-            Widen(entry.Dtype, raw, values, n);
-            using var source = torch.tensor(values, ScalarType.Float32);
+            source.bytes = raw.AsSpan(0, chunk * width); // a short last chunk leaves stale bytes past n, never copied
             using var part = n == chunk ? source.alias() : source.narrow(0, 0, n);
             using var target = flat.narrow(0, start, n);
             target.copy_(part);
         }
+
+        return count * width;
     }
 
     private const int ChunkElements = 1 << 22;
-
-    private static void Widen(string dtype, byte[] raw, float[] values, int count)
-    {
-        switch (dtype)
-        {
-            case "F32":
-                Buffer.BlockCopy(raw, 0, values, 0, count * 4);
-                break;
-            case "F16":
-                for (var i = 0; i < count; i++)
-                    values[i] = (float)BinaryPrimitives.ReadHalfLittleEndian(raw.AsSpan(i * 2));
-                break;
-            default: // BF16: the upper half of a float32
-                for (var i = 0; i < count; i++)
-                    values[i] = BitConverter.Int32BitsToSingle(BinaryPrimitives.ReadUInt16LittleEndian(raw.AsSpan(i * 2)) << 16);
-                break;
-        }
-    }
 
     public void Dispose()
     {

@@ -35,6 +35,21 @@ public static class HuggingFaceCheckpoint
         };
     }
 
+    /// <summary>
+    /// The backbone without its weights in memory (config.json, safetensors headers, tokenizer, weights hash): every
+    /// precompute on it is layer-streamed, and a whole forward is refused (<see cref="BackboneTooLargeException"/>).
+    /// </summary>
+    public static Backbone LoadStreamed(string id, string directory, BackboneDtype? dtype = null)
+    {
+        var config = ReadConfigJson(directory);
+        return ArchitectureOf(config, directory) switch
+        {
+            BackboneArchitecture.Bert => BertCheckpoint.LoadStreamed(id, directory, dtype ?? BackboneDtype.Float32),
+            BackboneArchitecture.Llama => LlamaCheckpoint.LoadStreamed(id, directory, dtype ?? BackboneDtype.Float32),
+            var other => throw new NotSupportedException($"Architecture {other} has no loader."),
+        };
+    }
+
     /// <summary>Architecture, shape and parameter count, without loading weights (refuses what Load would refuse).</summary>
     public static CheckpointDescription Describe(string directory)
     {

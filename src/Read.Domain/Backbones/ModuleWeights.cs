@@ -38,15 +38,18 @@ internal static class ModuleWeights
     /// <summary>
     /// Fills every parameter and buffer of <paramref name="module"/> from the checkpoint, one tensor at a time; a key may
     /// carry any of <paramref name="prefixes"/>. Unused checkpoint tensors are ignored; missing or misshaped ones throw
-    /// naming the tensor.
+    /// naming the tensor. Returns the bytes read from disk.
     /// </summary>
-    public static void Load(nn.Module module, CheckpointWeights weights, params string[] prefixes)
+    public static long Load(nn.Module module, CheckpointWeights weights, params string[] prefixes)
     {
+        long bytes = 0;
         foreach (var (name, parameter) in module.state_dict())
         {
             var found = prefixes.Select(p => p + name).FirstOrDefault(weights.Contains)
                 ?? throw new InvalidDataException($"{weights.Description} is missing tensor '{prefixes[0]}{name}'.");
-            weights.CopyInto(found, parameter);
+            bytes += weights.CopyInto(found, parameter);
         }
+
+        return bytes;
     }
 }

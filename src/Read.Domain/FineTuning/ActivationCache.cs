@@ -180,9 +180,10 @@ internal sealed class ActivationCache : IDisposable
     /// Opens the intact cache for these examples, or runs the backbone (no_grad, length-sorted batches, each example
     /// once) and writes it. Hit is true when the backbone was not called.
     /// </summary>
+    /// <param name="precompute">How to run the backbone on a miss (<see cref="PrecomputeSelection"/>); auto when null.</param>
     public static (ActivationCache Cache, bool Hit) GetOrCreate(
         Backbone backbone, IReadOnlyList<LabeledExample> examples, ActivationCacheSpec spec, string directory,
-        Action<double>? progress, CancellationToken cancellationToken)
+        Action<double>? progress, CancellationToken cancellationToken, PrecomputeRequest? precompute = null)
     {
         ArgumentNullException.ThrowIfNull(backbone);
         ArgumentNullException.ThrowIfNull(examples);
@@ -204,7 +205,7 @@ internal sealed class ActivationCache : IDisposable
         var temporary = path + ".tmp-" + Guid.NewGuid().ToString("N");
         try
         {
-            Write(backbone, examples, spec, expected, temporary, progress, cancellationToken);
+            Write(backbone, examples, spec, expected, temporary, progress, precompute ?? PrecomputeRequest.Default, cancellationToken);
             File.Move(temporary, path, overwrite: true);
         }
         finally
@@ -219,7 +220,7 @@ internal sealed class ActivationCache : IDisposable
     }
 
     // fp16 tops out at 65504; bf16 has float32's range. One reduction per batch, not a loop in C#.
-    private static void CheckStorable(Tensor states, CacheDtype dtype)
+    internal static void CheckStorable(Tensor states, CacheDtype dtype)
     {
         using var finite = states.isfinite().all();
         if (!finite.item<bool>())
@@ -262,8 +263,9 @@ internal sealed class ActivationCache : IDisposable
 
     private static void Write(
         Backbone backbone, IReadOnlyList<LabeledExample> examples, ActivationCacheSpec spec, ActivationCacheHeader expected,
-        string path, Action<double>? progress, CancellationToken cancellationToken)
+        string path, Action<double>? progress, PrecomputeRequest precompute, CancellationToken cancellationToken)
     {
+        var streamed = PrecomputeSelection.UseStreamed(backbone, precompute.Mode);
         var texts = examples.Select(e => e.Text).ToList();
         var pairs = examples.Select(e => e.TextPair).ToList();
         var tokens = TokenLengths.Of(backbone, texts, pairs, spec.MaxLength, spec.Tokenizer);
@@ -294,28 +296,36 @@ internal sealed class ActivationCache : IDisposable
         var blockWriter = new BlockHasher(stream, blockHashes);
         var dtype = DtypeOf(spec.Dtype);
         long written = 0;
-        var done = 0;
-        foreach (var batch in TokenLengths.SortedBatches(tokens, PrecomputeMaxExamples, PrecomputeTokenBudget))
+        var batches = TokenLengths.SortedBatches(tokens, PrecomputeMaxExamples, PrecomputeTokenBudget);
+        EncodedBatch Encode(int[] batch) => backbone.Encode(batch.Select(i => texts[i]).ToList(), batch.Select(i => pairs[i]).ToList(), spec.MaxLength, spec.Tokenizer);
+        // Both paths yield each batch's (P_b, C, d) states in the cache dtype, in batch order; the bytes written are the same.
+        var encodedBatches = streamed ? batches.Select(Encode).ToList() : null;
+        try
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            using var scope = NewDisposeScope();
-            using var encoded = backbone.Encode(batch.Select(i => texts[i]).ToList(), batch.Select(i => pairs[i]).ToList(), spec.MaxLength, spec.Tokenizer);
-            var hidden = backbone.HiddenStates(encoded); // L + 1 of (B, S, d)
-            var (states, _) = HiddenStateGather.Gather(hidden, encoded.AttentionMask, spec.Layers, spec.Pooling); // (P_b, C, d)
-            var batchPositions = batch.Sum(i => (long)stored[i]);
-            if (states.shape[0] != batchPositions)
-                throw new InvalidOperationException("Token counts changed between tokenization passes.");
-            foreach (var i in batch)
+            var source = streamed
+                ? StreamedPrecompute.States(backbone, encodedBatches!, spec, dtype, System.IO.Path.GetDirectoryName(path)!, progress, precompute.StepCompleted, cancellationToken)
+                : ResidentStates(backbone, batches, Encode, spec, dtype, progress, examples.Count, cancellationToken);
+            var b = 0;
+            foreach (var states in source)
             {
-                offsets[i] = written;
-                written += stored[i];
-            }
+                using var halves = states;
+                var batch = batches[b++];
+                var batchPositions = batch.Sum(i => (long)stored[i]);
+                if (halves.shape[0] != batchPositions)
+                    throw new InvalidOperationException("Token counts changed between tokenization passes.");
+                foreach (var i in batch)
+                {
+                    offsets[i] = written;
+                    written += stored[i];
+                }
 
-            CheckStorable(states, spec.Dtype);
-            using var halves = states.to_type(dtype).contiguous();
-            blockWriter.Write(halves.bytes);
-            done += batch.Length;
-            progress?.Invoke((double)done / examples.Count);
+                blockWriter.Write(halves.bytes);
+            }
+        }
+        finally
+        {
+            foreach (var encoded in encodedBatches ?? [])
+                encoded.Dispose();
         }
 
         blockWriter.Finish();
@@ -336,6 +346,31 @@ internal sealed class ActivationCache : IDisposable
         stream.Write(prefix);
         stream.Write(SHA256.HashData(prefix));
         stream.Flush(flushToDisk: true);
+    }
+
+    /// <summary>The ordinary precompute: the whole backbone forward per batch, then the gather.</summary>
+    private static IEnumerable<Tensor> ResidentStates(
+        Backbone backbone, List<int[]> batches, Func<int[], EncodedBatch> encode, ActivationCacheSpec spec, ScalarType dtype,
+        Action<double>? progress, int examples, CancellationToken cancellationToken)
+    {
+        var done = 0;
+        foreach (var batch in batches)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            yield return ResidentBatch(backbone, encode(batch), spec, dtype);
+            done += batch.Length;
+            progress?.Invoke((double)done / examples);
+        }
+    }
+
+    private static Tensor ResidentBatch(Backbone backbone, EncodedBatch batch, ActivationCacheSpec spec, ScalarType dtype)
+    {
+        using var scope = NewDisposeScope();
+        using var encoded = batch;
+        var hidden = backbone.HiddenStates(encoded); // L + 1 of (B, S, d)
+        var (states, _) = HiddenStateGather.Gather(hidden, encoded.AttentionMask, spec.Layers, spec.Pooling); // (P_b, C, d)
+        CheckStorable(states, spec.Dtype);
+        return states.to_type(dtype).contiguous().MoveToOuterDisposeScope();
     }
 
     /// <summary>Opens and verifies a cache file; null when it is not a sound cache for <paramref name="expected"/>.</summary>

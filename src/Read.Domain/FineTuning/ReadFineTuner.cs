@@ -27,6 +27,9 @@ public sealed class ReadFineTuner
     /// </summary>
     public string CacheScope { get; init; } = ActivationCacheSpec.SharedScope;
 
+    /// <summary>Called after each step of a layer-streamed precompute (the benchmark's per-layer figures).</summary>
+    public Action<StreamedPrecomputeStep>? StreamedStepCompleted { get; init; }
+
     /// <summary>Sequence classification; see the overload taking a <see cref="FineTuneTask"/>.</summary>
     public FineTuneResult Run(
         Backbone backbone, IReadOnlyList<LabeledExample> train, IReadOnlyList<LabeledExample>? validation, ReadHyperparameters hyperparameters,
@@ -66,7 +69,8 @@ public sealed class ReadFineTuner
 
         progress.StageStarted(FineTuneStage.Precompute);
         var clock = Stopwatch.StartNew();
-        var (cache, hit) = ActivationCache.GetOrCreate(backbone, all, spec, cacheDirectory, f => progress.Progress(FineTuneStage.Precompute, f), cancellationToken);
+        var (cache, hit) = ActivationCache.GetOrCreate(backbone, all, spec, cacheDirectory, f => progress.Progress(FineTuneStage.Precompute, f), cancellationToken,
+            new PrecomputeRequest(hp.Precompute, StreamedStepCompleted));
         using var cacheScope = cache;
         var precomputeSeconds = clock.Elapsed.TotalSeconds;
 

@@ -86,6 +86,13 @@ public sealed record ReadHyperparameters
     [JsonPropertyName("cache_dtype")]
     public CacheDtype CacheDtype { get; init; } = CacheDtype.Fp16;
 
+    /// <summary>
+    /// How the backbone runs for the activation cache: auto (resident when it fits the memory budget, else one layer at
+    /// a time), resident, or streamed (docs/decisions/011-layer-streamed-precompute.md). The cache is the same either way.
+    /// </summary>
+    [JsonPropertyName("precompute")]
+    public string Precompute { get; init; } = PrecomputeSelection.Auto;
+
     [JsonPropertyName("seed")]
     public int Seed { get; init; }
 
@@ -153,6 +160,8 @@ public sealed record ReadHyperparameters
             errors.Add($"max_grad_norm must be between 0 (off) and 1000 (got {MaxGradNorm}).");
         if (EarlyStoppingPatience is < 0 or > 1000)
             errors.Add($"early_stopping_patience must be between 0 (off) and 1000 (got {EarlyStoppingPatience}).");
+        if (!PrecomputeSelection.Modes.Contains(Precompute))
+            errors.Add($"precompute must be one of {string.Join(", ", PrecomputeSelection.Modes)} (got '{Precompute}').");
         // Only once the rest is valid: the bound needs a valid layer set and max_length to compute.
         if (errors.Count == 0 && numLayers is { } depth && hiddenSize is { } width && MaxBatchSize(depth, width) is var largest && BatchSize > largest)
             errors.Add($"batch_size must be at most {largest} with max_length {MaxLength}, pooling {JsonEnum<Pooling>.Name(Pooling)} and this backbone's layers and width " +

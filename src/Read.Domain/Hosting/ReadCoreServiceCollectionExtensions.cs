@@ -2,6 +2,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Read.Domain.Backbones;
 using Read.Domain.Configuration;
+using Read.Domain.FineTuning;
 using Read.Domain.Jobs;
 using Read.Domain.Persistence;
 
@@ -16,7 +17,7 @@ public static class ReadCoreServiceCollectionExtensions
         services.AddSingleton(sp =>
         {
             var backboneOptions = sp.GetRequiredService<IOptions<BackboneOptions>>().Value;
-            return new BackboneRegistry(backboneOptions);
+            return new BackboneRegistry(backboneOptions, sp.GetRequiredService<IOptions<TrainingOptions>>().Value);
         });
         services.AddTransient<FineTuneJobRunner>();
         return services;

@@ -69,6 +69,7 @@ public sealed class FineTuneJobRunner(
             {
                 JobFailedException failed => (failed.Code, failed.Message),
                 NonFiniteValueException nonFinite => (nonFinite.Code, nonFinite.Message),
+                BackboneTooLargeException tooLarge => (tooLarge.Code, tooLarge.Message),
                 _ => (JobErrorCodes.TrainingFailed, e.Message),
             };
             logger.LogError(e, "Job {JobId} failed with {ErrorCode}", jobId, code);

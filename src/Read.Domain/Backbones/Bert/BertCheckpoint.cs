@@ -22,7 +22,8 @@ public static class BertCheckpoint
         {
             ModuleWeights.Load(model, weights, "", "bert.");
             var (vocabulary, settings) = ReadTokenizer(directory);
-            return new Backbone(id, BackboneArchitecture.Bert, "bert", model, new BertWordPieceTokenizer(vocabulary, settings), hash);
+            return new Backbone(id, BackboneArchitecture.Bert, "bert", model, new BertWordPieceTokenizer(vocabulary, settings), hash,
+                LayerStreamOf(directory, config));
         }
         catch
         {
@@ -30,6 +31,28 @@ public static class BertCheckpoint
             throw;
         }
     }
+
+    /// <summary>The backbone without its weights in memory: precompute streams them layer by layer.</summary>
+    internal static Backbone LoadStreamed(string id, string directory, BackboneDtype dtype)
+    {
+        if (dtype != BackboneDtype.Float32)
+            throw new NotSupportedException($"Backbone '{id}': BERT backbones compute in float32 only (asked for {dtype.Name()}).");
+        var config = ReadConfig(directory);
+        var description = Describe(directory);
+        string hash;
+        using (var weights = CheckpointWeights.Open(directory))
+            hash = weights.Hash();
+        var (vocabulary, settings) = ReadTokenizer(directory);
+        return new Backbone(id, BackboneArchitecture.Bert, "bert", description.Shape, new BertWordPieceTokenizer(vocabulary, settings), hash,
+            LayerStreamOf(directory, config)!, description.Parameters * sizeof(float));
+    }
+
+    // pytorch_model.bin is read whole by its loader, so only safetensors checkpoints stream.
+    private static Func<ILayerStream>? LayerStreamOf(string directory, BertConfig config) =>
+        File.Exists(Path.Combine(directory, CheckpointWeights.PyTorchFile)) && !File.Exists(Path.Combine(directory, CheckpointWeights.SingleFile))
+            && !File.Exists(Path.Combine(directory, CheckpointWeights.ShardIndexFile))
+            ? null
+            : () => new BertLayerStream(directory, config);
 
     internal static CheckpointDescription Describe(string directory)
     {

@@ -33,11 +33,19 @@ public sealed class BertModel : nn.Module<Tensor, Tensor, Tensor, Tensor[]>, IBa
     /// </summary>
     public override Tensor[] forward(Tensor inputIds, Tensor attentionMask, Tensor tokenTypeIds)
     {
-        // Same additive mask as Hugging Face: the dtype's minimum on padded keys, so they get zero weight.
-        using var keep = attentionMask.to_type(ScalarType.Float32).unsqueeze(1).unsqueeze(2); // (B, 1, 1, S)
-        using var maskBias = (1.0f - keep) * float.MinValue;
+        using var maskBias = MaskBias(attentionMask);
         var embedded = embeddings.call(inputIds, tokenTypeIds);
         var layers = encoder.call(embedded, maskBias);
         return [embedded, .. layers];
+    }
+
+    /// <summary>
+    /// (B, 1, 1, S) additive mask, the same as Hugging Face's: the dtype's minimum on padded keys, so they get zero
+    /// weight. Shared with <see cref="BertLayerStream"/>.
+    /// </summary>
+    internal static Tensor MaskBias(Tensor attentionMask)
+    {
+        using var keep = attentionMask.to_type(ScalarType.Float32).unsqueeze(1).unsqueeze(2); // (B, 1, 1, S)
+        return (1.0f - keep) * float.MinValue;
     }
 }

@@ -18,7 +18,8 @@ public static class LlamaCheckpoint
         {
             ModuleWeights.Load(model, weights, "model.", "");
             tokenizer = LlamaTokenizer.Load(directory, config);
-            return new Backbone(id, BackboneArchitecture.Llama, config.ModelType, model, tokenizer, hash);
+            return new Backbone(id, BackboneArchitecture.Llama, config.ModelType, model, tokenizer, hash,
+                () => new LlamaLayerStream(directory, config, dtype.ToScalarType()));
         }
         catch
         {
@@ -26,6 +27,20 @@ public static class LlamaCheckpoint
             tokenizer?.Dispose();
             throw;
         }
+    }
+
+    /// <summary>The backbone without its weights in memory: precompute streams them layer by layer.</summary>
+    internal static Backbone LoadStreamed(string id, string directory, BackboneDtype dtype)
+    {
+        var config = ReadConfig(directory);
+        var description = Describe(directory);
+        string hash;
+        using (var weights = CheckpointWeights.Open(directory))
+            hash = weights.Hash();
+        var tokenizer = LlamaTokenizer.Load(directory, config);
+        var scalar = dtype.ToScalarType();
+        return new Backbone(id, BackboneArchitecture.Llama, config.ModelType, description.Shape, tokenizer, hash,
+            () => new LlamaLayerStream(directory, config, scalar), description.Parameters * dtype.Size());
     }
 
     internal static CheckpointDescription Describe(string directory)

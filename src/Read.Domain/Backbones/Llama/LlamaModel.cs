@@ -43,12 +43,7 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor, Tensor[]>, IBackboneM
     {
         using var scope = NewDisposeScope();
         var s = inputIds.shape[1];
-        // Causal and padded keys masked: position i sees keys j ≤ i that are real tokens. Right padding keeps key 0
-        // real for every row, so no row is fully masked.
-        var causal = ones(s, s, dtype: ScalarType.Bool, device: inputIds.device).tril(); // (S, S)
-        var keys = attentionMask.to_type(ScalarType.Bool).unsqueeze(1).unsqueeze(1); // (B, 1, 1, S)
-        var allowed = causal.unsqueeze(0).unsqueeze(0).logical_and(keys); // (B, 1, S, S)
-        var maskBias = zeros(allowed.shape, dtype: dtype, device: inputIds.device).masked_fill(allowed.logical_not(), MinValue(dtype));
+        var maskBias = MaskBias(attentionMask, dtype);
         var (cos, sin) = rotary.Angles(s, dtype, inputIds.device);
 
         var h = embed_tokens.call(inputIds);
@@ -60,6 +55,20 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor, Tensor[]>, IBackboneM
         }
 
         return states.Select(t => (dtype == ScalarType.Float32 ? t : t.to_type(ScalarType.Float32)).MoveToOuterDisposeScope()).ToArray();
+    }
+
+    /// <summary>
+    /// (B, 1, S, S) additive mask, causal and padded keys masked: position i sees keys j ≤ i that are real tokens. Right
+    /// padding keeps key 0 real for every row, so no row is fully masked. Shared with <see cref="LlamaLayerStream"/>.
+    /// </summary>
+    internal static Tensor MaskBias(Tensor attentionMask, ScalarType dtype)
+    {
+        using var scope = NewDisposeScope();
+        var s = attentionMask.shape[1];
+        var causal = ones(s, s, dtype: ScalarType.Bool, device: attentionMask.device).tril(); // (S, S)
+        var keys = attentionMask.to_type(ScalarType.Bool).unsqueeze(1).unsqueeze(1); // (B, 1, 1, S)
+        var allowed = causal.unsqueeze(0).unsqueeze(0).logical_and(keys); // (B, 1, S, S)
+        return zeros(allowed.shape, dtype: dtype, device: attentionMask.device).masked_fill(allowed.logical_not(), MinValue(dtype)).MoveToOuterDisposeScope();
     }
 
     private static double MinValue(ScalarType dtype) => dtype switch

@@ -1,0 +1,63 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Read.Domain.Backbones.Bert;
+
+/// <summary>
+/// <see cref="BertModel"/> one step at a time: the embeddings, then encoder.layer.N read from the checkpoint as each is
+/// needed (only that layer's tensors' byte ranges).
+/// </summary>
+internal sealed class BertLayerStream(string directory, BertConfig config) : ILayerStream
+{
+    private readonly CheckpointWeights weights = CheckpointWeights.Open(directory);
+    private BertEmbeddings? embeddings;
+    private BertLayer? layer;
+    private int loaded = -1;
+
+    public int Layers => config.NumHiddenLayers;
+
+    public ScalarType ComputeDtype => ScalarType.Float32;
+
+    public long Load(int step)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(step);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(step, Layers);
+        Free();
+        // Every layer has the same shapes: one module is refilled in place, not rebuilt (and randomly initialised) per step.
+        nn.Module module = step == 0 ? embeddings = new BertEmbeddings(config) : layer ??= new BertLayer(config);
+        module.eval();
+        foreach (var parameter in module.parameters())
+            parameter.requires_grad = false;
+        var bytes = step == 0
+            ? ModuleWeights.Load(module, weights, "embeddings.", "bert.embeddings.")
+            : ModuleWeights.Load(module, weights, $"encoder.layer.{step - 1}.", $"bert.encoder.layer.{step - 1}.");
+        loaded = step;
+        return bytes;
+    }
+
+    public Tensor Run(int step, Tensor? previous, EncodedBatch batch)
+    {
+        if (step != loaded)
+            throw new InvalidOperationException($"Step {step} is not loaded (step {loaded} is).");
+        using var noGrad = no_grad();
+        if (step == 0)
+            return embeddings!.call(batch.InputIds, batch.TokenTypeIds);
+        ArgumentNullException.ThrowIfNull(previous);
+        using var maskBias = BertModel.MaskBias(batch.AttentionMask);
+        return layer!.call(previous, maskBias);
+    }
+
+    public void Dispose()
+    {
+        Free();
+        layer?.Dispose();
+        weights.Dispose();
+    }
+
+    /// <summary>Frees the embeddings; the layer module stays for the next layer's weights.</summary>
+    private void Free()
+    {
+        embeddings?.Dispose();
+        (embeddings, loaded) = (null, -1);
+    }
+}

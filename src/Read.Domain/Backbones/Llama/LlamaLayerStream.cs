@@ -1,0 +1,88 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Read.Domain.Backbones.Llama;
+
+/// <summary>
+/// <see cref="LlamaModel"/> one step at a time: embed_tokens, then model.layers.N read from the checkpoint as each is
+/// needed (only that layer's tensors' byte ranges), then model.norm with the last layer.
+/// </summary>
+internal sealed class LlamaLayerStream(string directory, LlamaConfig config, ScalarType dtype) : ILayerStream
+{
+    private readonly CheckpointWeights weights = CheckpointWeights.Open(directory);
+    private readonly LlamaRotary rotary = new(config);
+    private Embedding? embedding;
+    private LlamaDecoderLayer? layer;
+    private LlamaRmsNorm? norm;
+    private int loaded = -1;
+
+    public int Layers => config.NumHiddenLayers;
+
+    public ScalarType ComputeDtype => dtype;
+
+    public long Load(int step)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(step);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(step, Layers);
+        Free();
+        long bytes;
+        if (step == 0)
+        {
+            embedding = nn.Embedding(config.VocabSize, config.HiddenSize, dtype: dtype);
+            bytes = LoadFrozen(embedding, "model.embed_tokens.", "embed_tokens.");
+        }
+        else
+        {
+            // Every layer has the same shapes: one module is refilled in place, not rebuilt (and randomly initialised) per step.
+            layer ??= new LlamaDecoderLayer(config, dtype);
+            bytes = LoadFrozen(layer, $"model.layers.{step - 1}.", $"layers.{step - 1}.");
+            if (step == Layers)
+            {
+                norm = new LlamaRmsNorm(config.HiddenSize, config.RmsNormEps, dtype);
+                bytes += LoadFrozen(norm, "model.norm.", "norm.");
+            }
+        }
+
+        loaded = step;
+        return bytes;
+    }
+
+    public Tensor Run(int step, Tensor? previous, EncodedBatch batch)
+    {
+        if (step != loaded)
+            throw new InvalidOperationException($"Step {step} is not loaded (step {loaded} is).");
+        using var noGrad = no_grad();
+        if (step == 0)
+            return embedding!.call(batch.InputIds);
+        ArgumentNullException.ThrowIfNull(previous);
+        using var scope = NewDisposeScope();
+        var maskBias = LlamaModel.MaskBias(batch.AttentionMask, dtype);
+        var (cos, sin) = rotary.Angles(batch.InputIds.shape[1], dtype, batch.InputIds.device);
+        var h = layer!.call(previous, cos, sin, maskBias);
+        return (step == Layers ? norm!.call(h) : h).MoveToOuterDisposeScope();
+    }
+
+    public void Dispose()
+    {
+        Free();
+        layer?.Dispose();
+        weights.Dispose();
+    }
+
+    private long LoadFrozen(nn.Module module, params string[] prefixes)
+    {
+        module.eval();
+        foreach (var parameter in module.parameters())
+            parameter.requires_grad = false;
+        return ModuleWeights.Load(module, weights, prefixes);
+    }
+
+    /// <summary>Frees the embedding table and final norm; the layer module stays for the next layer's weights.</summary>
+    private void Free()
+    {
+        embedding?.Dispose();
+        norm?.Dispose();
+        (embedding, norm, loaded) = (null, null, -1);
+    }
+}
