@@ -21,17 +21,14 @@ public sealed class BackboneRegistry : IDisposable
     private readonly Lock gate = new();
     private bool disposed;
 
-    public BackboneRegistry(BackboneOptions options)
+    private readonly ReadDevice device;
+
+    /// <param name="device">Where every backbone is loaded and runs (<c>Read:Device</c>); the CPU when null.</param>
+    public BackboneRegistry(BackboneOptions options, ReadDevice? device = null)
     {
         ArgumentNullException.ThrowIfNull(options);
+        this.device = device ?? ReadDevice.Cpu;
         directories = new Dictionary<string, string>(options.Checkpoints, StringComparer.Ordinal);
-        foreach (var (id, text) in options.Dtypes)
-        {
-            if (!directories.ContainsKey(id))
-                throw new ArgumentException($"Backbone dtype given for '{id}', which is not a registered checkpoint.", nameof(options));
-            dtypes[id] = BackboneDtypes.Parse(text)
-                ?? throw new ArgumentException($"Backbone '{id}': dtype '{text}' is not one of float32, bfloat16, float16.", nameof(options));
-        }
 
         if (options.GenerateTinyBackbone && !directories.ContainsKey(TinyBackboneId))
         {
@@ -47,6 +44,15 @@ public sealed class BackboneRegistry : IDisposable
                 bundledDirectories[bundled.Id] = directory;
                 directories[bundled.Id] = directory;
             }
+        }
+
+        // After the built-in ones are registered, so the bundled MiniLM can be kept in bf16 too.
+        foreach (var (id, text) in options.Dtypes)
+        {
+            if (!directories.ContainsKey(id))
+                throw new ArgumentException($"Backbone dtype given for '{id}', which is not a registered checkpoint.", nameof(options));
+            dtypes[id] = BackboneDtypes.Parse(text)
+                ?? throw new ArgumentException($"Backbone '{id}': dtype '{text}' is not one of float32, bfloat16, float16.", nameof(options));
         }
     }
 
@@ -82,6 +88,9 @@ public sealed class BackboneRegistry : IDisposable
 
     public bool Contains(string id) => directories.ContainsKey(id);
 
+    /// <summary>Where the backbones run.</summary>
+    public ReadDevice Device => device;
+
     public Backbone Get(string id)
     {
         lock (gate)
@@ -92,13 +101,13 @@ public sealed class BackboneRegistry : IDisposable
             if (!directories.TryGetValue(id, out var directory))
                 throw new KeyNotFoundException($"Unknown backbone '{id}'.");
             EnsureGenerated(id);
-            backbone = HuggingFaceCheckpoint.Load(id, directory, DtypeOf(id));
+            backbone = HuggingFaceCheckpoint.Load(id, directory, DtypeOf(id), device);
             loaded[id] = backbone;
             return backbone;
         }
     }
 
-    private BackboneDtype DtypeOf(string id) => dtypes.GetValueOrDefault(id, BackboneDtype.Float32);
+    private BackboneDtype DtypeOf(string id) => dtypes.GetValueOrDefault(id, BackbonePrecision.DefaultStorage(device));
 
     public void Dispose()
     {

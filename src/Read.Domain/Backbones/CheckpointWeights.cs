@@ -115,7 +115,7 @@ internal sealed class CheckpointWeights : IDisposable
             var n = (int)Math.Min(chunk, count - start);
             stream.ReadExactly(raw, 0, n * width);
             Widen(entry.Dtype, raw, values, n);
-            using var source = torch.tensor(values, ScalarType.Float32);
+            using var source = torch.tensor(values, ScalarType.Float32, device: CPU); // copy_ moves it to the parameter's device
             using var part = n == chunk ? source.alias() : source.narrow(0, 0, n);
             using var target = flat.narrow(0, start, n);
             target.copy_(part);

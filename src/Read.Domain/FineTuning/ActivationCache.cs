@@ -64,6 +64,9 @@ internal sealed class ActivationCache : IDisposable
 
     public long FileBytes { get; }
 
+    /// <summary>Where <see cref="Read"/> places its batches: the backbone's device (set when the cache is opened).</summary>
+    public ReadDevice Device { get; private set; } = ReadDevice.Cpu;
+
     private int Channels => Header.Layers.Count;
 
     // long, so that positions × row bytes never overflows before the batch is checked against MaxBatchBytes.
@@ -97,10 +100,11 @@ internal sealed class ActivationCache : IDisposable
         }
 
         using var scope = NewDisposeScope();
-        var raw = empty([total, Channels, Header.HiddenSize], DtypeOf(Header.Dtype));
+        var raw = empty([total, Channels, Header.HiddenSize], DtypeOf(Header.Dtype), device: CPU);
         raw.bytes = buffer.AsSpan(0, (int)bytes);
-        var states = raw.to_type(ScalarType.Float32).MoveToOuterDisposeScope(); // (P, C, d)
-        var segmentTensor = tensor(segments, ScalarType.Int64).MoveToOuterDisposeScope(); // (P)
+        // Moved in the stored 2-byte dtype (half the transfer), widened on the device.
+        var states = raw.to(Device.Torch).to_type(ScalarType.Float32).MoveToOuterDisposeScope(); // (P, C, d)
+        var segmentTensor = tensor(segments, ScalarType.Int64, device: Device.Torch).MoveToOuterDisposeScope(); // (P)
         return new PackedBatch(states, segmentTensor, examples.Length);
     }
 
@@ -171,6 +175,9 @@ internal sealed class ActivationCache : IDisposable
         AddField(hash, datasetHash);
         AddField(hash, $"{spec.Tokenizer} truncation=longest_first max_length={spec.MaxLength}");
         AddField(hash, $"pooling={spec.Pooling} layers={string.Join(',', spec.Layers)} dtype={spec.Dtype}");
+        // Only a reduced-precision backbone adds a field, so float32 keys (every cache written so far) stay as they were.
+        if (backbone.PrecisionTag.Length > 0)
+            AddField(hash, backbone.PrecisionTag);
         return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
 
@@ -193,6 +200,7 @@ internal sealed class ActivationCache : IDisposable
             var existing = TryOpen(path, expected, verifyPayload: true, cancellationToken);
             if (existing is not null)
             {
+                existing.Device = backbone.Device;
                 progress?.Invoke(1.0);
                 return (existing, true);
             }
@@ -213,6 +221,7 @@ internal sealed class ActivationCache : IDisposable
 
         var written = TryOpen(path, expected, verifyPayload: false, cancellationToken)
             ?? throw new InvalidDataException($"The activation cache just written to {path} does not read back.");
+        written.Device = backbone.Device;
         return (written, false);
     }
 
@@ -310,7 +319,7 @@ internal sealed class ActivationCache : IDisposable
             }
 
             CheckStorable(states, spec.Dtype);
-            using var halves = states.to_type(dtype).contiguous();
+            using var halves = states.to_type(dtype).cpu().contiguous();
             blockWriter.Write(halves.bytes);
             done += batch.Length;
             progress?.Invoke((double)done / examples.Count);

@@ -43,19 +43,21 @@ public sealed class ReadSideNetwork : nn.Module<Tensor, Tensor>
         int d = config.HiddenSize, r = config.SideHiddenSize;
         norm = config.InputNorm switch
         {
-            "layernorm" => nn.LayerNorm(d),
+            "layernorm" => nn.LayerNorm(d, device: CPU),
             "rmsnorm" => new RmsNorm(d),
             "none" => null,
             _ => throw new ArgumentException($"Unknown input_norm '{config.InputNorm}'.", nameof(config)),
         };
         this.cell = config.Cell switch
         {
-            "gru" => nn.GRU(d, r),
-            "rnn" => nn.RNN(d, r),
-            "lstm" => nn.LSTM(d, r),
+            "gru" => nn.GRU(d, r, device: CPU),
+            "rnn" => nn.RNN(d, r, device: CPU),
+            "lstm" => nn.LSTM(d, r, device: CPU),
             _ => throw new ArgumentException($"Unknown cell '{config.Cell}'.", nameof(config)),
         };
-        joiner = nn.Linear(r, d);
+        // Built on the CPU whatever the default device: the seeded initialisation is the same on every device, and
+        // the trainer or predictor moves the module to Read:Device.
+        joiner = nn.Linear(r, d, device: CPU);
         if (config.ZeroInitOutput)
         {
             using var noGrad = no_grad();
@@ -64,7 +66,7 @@ public sealed class ReadSideNetwork : nn.Module<Tensor, Tensor>
         }
 
         if (config.InitialState == "embedding")
-            initial = nn.Linear(d, r, hasBias: false);
+            initial = nn.Linear(d, r, hasBias: false, device: CPU);
 
         RegisterComponents();
     }
@@ -94,7 +96,7 @@ public sealed class ReadSideNetwork : nn.Module<Tensor, Tensor>
     public Tensor Aggregate(Tensor states)
     {
         using var scope = NewDisposeScope();
-        var inputs = layout is null || layout.InputsAreAllChannels ? states : states.index_select(1, tensor(layout.InputIndices)); // (N, K, d)
+        var inputs = layout is null || layout.InputsAreAllChannels ? states : states.index_select(1, tensor(layout.InputIndices, device: states.device)); // (N, K, d)
         // Sequence-first (K, N, d), nn.GRU's native layout. Not the fastest on CPU: docs/benchmarks/side-network.md
         // (read-bench side-network) records batch-first and a C# loop of GRUCell at 0.52x and 0.45x its step time.
         var x = Normalise(inputs).transpose(0, 1).contiguous();
