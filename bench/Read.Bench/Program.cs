@@ -14,5 +14,7 @@ var root = new RootCommand("Read benchmarks: each prints a table and writes mark
     CompareCommand.Create(),
     ScalingCommand.Create(),
     Read.Bench.Decoders.DecodersCommand.Create(),
+    Read.Bench.Precision.PrecisionCommand.Create(),
+    Read.Bench.Devices.GpuCheckCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();
