@@ -20,13 +20,15 @@ namespace Read.Bench.Precision;
 /// </summary>
 internal static class PrecisionCommand
 {
-    private static readonly (BackboneDtype Storage, BackboneDtype Compute)[] DefaultConfigurations =
+    // Accuracy: READ is trained on the configurations the service would pick on this device (half-precision compute is
+    // not chosen on the CPU), unless --all-accuracy; every configuration gets the hidden-state and throughput rows.
+    private static readonly (BackboneDtype Storage, BackboneDtype Compute, bool Accuracy)[] DefaultConfigurations =
     [
-        (BackboneDtype.Float32, BackboneDtype.Float32),
-        (BackboneDtype.BFloat16, BackboneDtype.Float32),
-        (BackboneDtype.BFloat16, BackboneDtype.BFloat16),
-        (BackboneDtype.Float16, BackboneDtype.Float32),
-        (BackboneDtype.Float16, BackboneDtype.Float16),
+        (BackboneDtype.Float32, BackboneDtype.Float32, true),
+        (BackboneDtype.BFloat16, BackboneDtype.Float32, true),
+        (BackboneDtype.BFloat16, BackboneDtype.BFloat16, false),
+        (BackboneDtype.Float16, BackboneDtype.Float32, true),
+        (BackboneDtype.Float16, BackboneDtype.Float16, false),
     ];
 
     public static Command Create()
@@ -40,16 +42,17 @@ internal static class PrecisionCommand
         var sequence = new Option<int>("--seq") { Description = "Tokens per example of the timed batch.", DefaultValueFactory = _ => 128 };
         var repeats = new Option<int>("--repeats") { DefaultValueFactory = _ => 5 };
         var quick = new Option<bool>("--quick") { Description = "Smoke run: 200 train / 50 validation / 100 test examples, 2 epochs." };
+        var allAccuracy = new Option<bool>("--all-accuracy") { Description = "Train READ on every configuration, half-precision compute included." };
         var command = new Command("precision", "Backbone weights in fp32/bf16/fp16: hidden-state error vs fp32, forward tokens/s, weight memory, READ accuracy.")
         {
-            datasets, backboneId, data, output, device, batch, sequence, repeats, quick,
+            datasets, backboneId, data, output, device, batch, sequence, repeats, quick, allAccuracy,
         };
         command.SetAction(async (parse, ct) =>
         {
             var commandLine = "dotnet run -c Release --project bench/Read.Bench -- " + string.Join(' ', parse.Tokens.Select(t => t.Value));
             await RunAsync(parse.GetValue(datasets) is { Length: > 0 } d ? d : ["amazon", "imdb", "yelp"], parse.GetValue(backboneId)!,
                 parse.GetValue(data)!, parse.GetValue(output)!, ReadDevice.Resolve(parse.GetValue(device)), parse.GetValue(batch),
-                parse.GetValue(sequence), Math.Max(1, parse.GetValue(repeats)), parse.GetValue(quick), commandLine, ct);
+                parse.GetValue(sequence), Math.Max(1, parse.GetValue(repeats)), parse.GetValue(quick), parse.GetValue(allAccuracy), commandLine, ct);
             return 0;
         });
         return command;
@@ -57,7 +60,7 @@ internal static class PrecisionCommand
 
     private static async Task RunAsync(
         IReadOnlyList<string> datasets, string id, string dataDirectory, string outputDirectory, ReadDevice device, int b, int s, int repeats,
-        bool quick, string commandLine, CancellationToken ct)
+        bool quick, bool allAccuracy, string commandLine, CancellationToken ct)
     {
         string directory;
         using (var registry = new BackboneRegistry(new BackboneOptions { DataDirectory = dataDirectory }))
@@ -80,7 +83,7 @@ internal static class PrecisionCommand
         Tensor[]? reference = null;
         Tensor? referenceMask = null;
         var cacheRoot = Path.Combine(dataDirectory, "bench-cache", "precision-" + DateTime.UtcNow.ToString("yyyyMMddHHmmss", CultureInfo.InvariantCulture));
-        foreach (var (storage, compute) in DefaultConfigurations)
+        foreach (var (storage, compute, trainRead) in DefaultConfigurations)
         {
             ct.ThrowIfCancellationRequested();
             var load = Stopwatch.StartNew();
@@ -119,7 +122,7 @@ internal static class PrecisionCommand
 
             var row = new List<object?> { storage.Name(), compute.Name() };
             var seconds = new List<object?>();
-            foreach (var name in datasets)
+            foreach (var name in trainRead || allAccuracy ? datasets : (IReadOnlyList<string>)[])
             {
                 var (train, validation, test) = (splits[name].Train, splits[name].Validation, splits[name].Test);
                 // read-quality-uci's settings (docs/benchmarks/read-quality-uci.md), mean pooling.
@@ -136,7 +139,8 @@ internal static class PrecisionCommand
                 Console.WriteLine($"  {name}: test accuracy {evaluation.Metrics.Accuracy:F3}, precompute {result.Metrics.PrecomputeSeconds:F2} s");
             }
 
-            accuracy.Add([.. row, .. seconds]);
+            if (trainRead || allAccuracy)
+                accuracy.Add([.. row, .. seconds]);
             if (!ReferenceEquals(states, reference))
                 foreach (var t in states)
                     t.Dispose();
@@ -156,7 +160,8 @@ internal static class PrecisionCommand
             $"{b} × {s} tokens, median of {repeats} after a warm-up. Weight MB: the backbone's resident parameters.\n\n" +
             summary.ToMarkdown() +
             "\n## READ accuracy (test split)\n\nREAD gru r=64, mean pooling, epochs ≤ 20 with patience 3, lr 0.002, max length 128, seed 0 " +
-            "(read-quality-uci's settings); each configuration writes its own activation cache (the precision enters the cache key).\n\n" +
+            "(read-quality-uci's settings); each configuration writes its own activation cache (the precision enters the cache key). " +
+            (allAccuracy ? "" : "Only the configurations the service picks on this device are trained (half-precision compute is not picked on the CPU; --all-accuracy trains them too). ") + "\n\n" +
             accuracy.ToMarkdown() +
             $"\n## int8 weight-only\n\n{int8}\n";
         await File.WriteAllTextAsync(stem + ".md", markdown, ct);
