@@ -3,6 +3,7 @@
 # printing the device, precompute tokens/s, seconds per epoch and peak GPU memory (bench verb `gpu-check`).
 #
 #   scripts/gpu-check.sh                      # this checkout, CPU libtorch: prints "device cpu" (what runs here)
+#   READ_NO_BUILD=1 scripts/gpu-check.sh     # the bench as already built
 #   READ_TORCH_BACKEND=cuda scripts/gpu-check.sh --device cuda --require-cuda
 #                                             # this checkout built against libtorch-cuda (needs the CUDA packages)
 #   READ_GPU_IMAGE=read-worker-gpu scripts/gpu-check.sh --require-cuda
@@ -22,4 +23,7 @@ if [[ -n "${READ_GPU_IMAGE:-}" ]]; then
 fi
 
 backend="${READ_TORCH_BACKEND:-cpu}"
+if [[ -n "${READ_NO_BUILD:-}" ]]; then   # reuse the bench already built (with whatever backend it was built)
+  exec dotnet run -c Release --no-build --project bench/Read.Bench -- gpu-check "$@"
+fi
 exec dotnet run -c Release --project bench/Read.Bench -p:ReadTorchBackend="$backend" -- gpu-check "$@"
