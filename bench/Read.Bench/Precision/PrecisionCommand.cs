@@ -77,7 +77,7 @@ internal static class PrecisionCommand
         var matmul = MatmulRate.MeasureGflops();
         Console.WriteLine($"backbone {id} on {device}; {torch.get_num_threads()} threads; fp32 matmul {matmul:F1} GFLOP/s");
 
-        var summary = new MarkdownTable("weights", "compute", "weight MB", "max |Δ| vs fp32 (any layer)", "max |Δ| last layer", "relative (last layer)",
+        var summary = new MarkdownTable("weights", "compute", "weight MB", "max abs Δ vs fp32 (any layer)", "max abs Δ last layer", "relative (last layer)",
             "forward tokens/s", "vs fp32 (timed next to it)", "load s");
         var accuracy = new MarkdownTable(["weights", "compute", .. datasets.Select(n => n + " test acc"), .. datasets.Select(n => n + " precompute s")]);
         Tensor[]? reference = null;
