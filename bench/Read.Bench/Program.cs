@@ -15,5 +15,7 @@ var root = new RootCommand("Read benchmarks: each prints a table and writes mark
     ScalingCommand.Create(),
     Read.Bench.Decoders.DecodersCommand.Create(),
     Read.Bench.Streamed.StreamedPrecomputeCommand.Create(),
+    Read.Bench.Precision.PrecisionCommand.Create(),
+    Read.Bench.Devices.GpuCheckCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();

@@ -40,6 +40,7 @@ public sealed class AdapterPredictor
             ? [Enumerable.Range(0, texts.Count).ToArray()]
             : TokenLengths.SortedBatches(TokenLengths.Of(backbone, texts, pairs, config.MaxLength, tokenizer), MaxBatchExamples, TokenBudget);
         var predictions = new Prediction[texts.Count];
+        var classifier = adapter.ClassifierOn(backbone.Device);
         using var noGrad = no_grad();
         foreach (var batch in batches)
         {
@@ -51,7 +52,7 @@ public sealed class AdapterPredictor
             var hidden = backbone.HiddenStates(encoded);
             var backboneDone = clock.Elapsed;
             var (states, segments) = HiddenStateGather.Gather(hidden, encoded.AttentionMask, adapter.Layout.Channels, config.Pooling);
-            var outputs = adapter.Classifier.Forward(states, segments, batch.Length).to_type(ScalarType.Float32).contiguous().data<float>().ToArray();
+            var outputs = classifier.Forward(states, segments, batch.Length).to_type(ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
             timings?.Add(backboneDone, clock.Elapsed - backboneDone);
             var decoded = Decode(outputs, config.LabelNames, config.IsRegression, config.TargetMean ?? 0, config.TargetStd ?? 1);
             for (var k = 0; k < batch.Length; k++)

@@ -1,4 +1,6 @@
+using Read.Domain.Backbones;
 using Read.Domain.SideNetwork;
+using TorchSharp;
 
 namespace Read.Domain.Adapters;
 
@@ -18,6 +20,23 @@ public sealed class LoadedAdapter : IDisposable
     public LayerLayout Layout { get; }
 
     internal ReadClassifier Classifier { get; }
+
+    private readonly Lock placement = new();
+
+    /// <summary>
+    /// The classifier on <paramref name="device"/> (the backbone's): loaded on the CPU, moved on first use. An adapter
+    /// serves one device, as a worker runs one Read:Device.
+    /// </summary>
+    internal ReadClassifier ClassifierOn(ReadDevice device)
+    {
+        lock (placement)
+        {
+            var first = Classifier.parameters().First();
+            if (!device.Holds(first))
+                Classifier.to(device.Torch);
+            return Classifier;
+        }
+    }
 
     public void Dispose() => Classifier.Dispose();
 }

@@ -61,6 +61,22 @@ public sealed class Backbone : IDisposable
 
     public string Id { get; }
 
+    /// <summary>Where the model's parameters live; batches from <see cref="Encode"/> are placed here too.</summary>
+    public ReadDevice Device { get; init; } = ReadDevice.Cpu;
+
+    /// <summary>What the frozen weights are kept in.</summary>
+    public BackboneDtype StorageDtype { get; init; } = BackboneDtype.Float32;
+
+    /// <summary>What the forward computes in (its hidden states are returned as float32 whatever this is).</summary>
+    public BackboneDtype ComputeDtype { get; init; } = BackboneDtype.Float32;
+
+    /// <summary>
+    /// Empty for the float32 reference; otherwise the storage/compute pair, which enters the activation cache key so
+    /// states computed at another precision are never reused as if they were float32's.
+    /// </summary>
+    public string PrecisionTag => StorageDtype == BackboneDtype.Float32 && ComputeDtype == BackboneDtype.Float32
+        ? "" : $"weights={StorageDtype.Name()} compute={ComputeDtype.Name()}";
+
     public BackboneArchitecture Architecture { get; }
 
     /// <summary>config.json's model_type (bert, llama, mistral, qwen2).</summary>
@@ -109,7 +125,8 @@ public sealed class Backbone : IDisposable
         var limit = Math.Min(maxLength, Shape.MaxPositionEmbeddings);
         if (limit < 4)
             throw new ArgumentOutOfRangeException(nameof(maxLength), "max length must be at least 4.");
-        return tokenizer.Encode(texts, pairs, limit, settings ?? TokenizerSettings);
+        var encoded = tokenizer.Encode(texts, pairs, limit, settings ?? TokenizerSettings);
+        return encoded.To(Device.Torch);
     }
 
     /// <summary>
@@ -125,6 +142,8 @@ public sealed class Backbone : IDisposable
                 throw NotResident(BackboneTooLargeException.OnlinePredict, "a whole forward (online predict)");
             using var noGrad = no_grad();
             Interlocked.Increment(ref forwardCalls);
+            if (!Device.Holds(batch.InputIds))
+                throw new ArgumentException($"The batch is on {batch.InputIds.device}, the backbone on {Device}: encode it with Backbone.Encode.", nameof(batch));
             return model.Forward(batch);
         }
     }

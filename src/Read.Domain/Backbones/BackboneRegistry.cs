@@ -23,20 +23,16 @@ public sealed class BackboneRegistry : IDisposable
     private bool disposed;
 
     private readonly long memoryBudgetBytes;
+    private readonly ReadDevice device;
 
     /// <param name="training">Its memory budget decides which backbones load resident and which stream (all resident when null).</param>
-    public BackboneRegistry(BackboneOptions options, TrainingOptions? training = null)
+    /// <param name="device">Where every backbone is loaded and runs (<c>Read:Device</c>); the CPU when null.</param>
+    public BackboneRegistry(BackboneOptions options, TrainingOptions? training = null, ReadDevice? device = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         memoryBudgetBytes = training?.EffectiveMemoryBudgetBytes ?? long.MaxValue;
+        this.device = device ?? ReadDevice.Cpu;
         directories = new Dictionary<string, string>(options.Checkpoints, StringComparer.Ordinal);
-        foreach (var (id, text) in options.Dtypes)
-        {
-            if (!directories.ContainsKey(id))
-                throw new ArgumentException($"Backbone dtype given for '{id}', which is not a registered checkpoint.", nameof(options));
-            dtypes[id] = BackboneDtypes.Parse(text)
-                ?? throw new ArgumentException($"Backbone '{id}': dtype '{text}' is not one of float32, bfloat16, float16.", nameof(options));
-        }
 
         if (options.GenerateTinyBackbone && !directories.ContainsKey(TinyBackboneId))
         {
@@ -52,6 +48,15 @@ public sealed class BackboneRegistry : IDisposable
                 bundledDirectories[bundled.Id] = directory;
                 directories[bundled.Id] = directory;
             }
+        }
+
+        // After the built-in ones are registered, so the bundled MiniLM can be kept in bf16 too.
+        foreach (var (id, text) in options.Dtypes)
+        {
+            if (!directories.ContainsKey(id))
+                throw new ArgumentException($"Backbone dtype given for '{id}', which is not a registered checkpoint.", nameof(options));
+            dtypes[id] = BackboneDtypes.Parse(text)
+                ?? throw new ArgumentException($"Backbone '{id}': dtype '{text}' is not one of float32, bfloat16, float16.", nameof(options));
         }
     }
 
@@ -87,6 +92,9 @@ public sealed class BackboneRegistry : IDisposable
 
     public bool Contains(string id) => directories.ContainsKey(id);
 
+    /// <summary>Where the backbones run.</summary>
+    public ReadDevice Device => device;
+
     public Backbone Get(string id)
     {
         lock (gate)
@@ -100,14 +108,14 @@ public sealed class BackboneRegistry : IDisposable
             // Weights over the budget are never loaded: precompute streams them one layer at a time.
             var weightBytes = HuggingFaceCheckpoint.Describe(directory).Parameters * DtypeOf(id).Size();
             backbone = PrecomputeSelection.Fits(weightBytes, memoryBudgetBytes)
-                ? HuggingFaceCheckpoint.Load(id, directory, DtypeOf(id))
+                ? HuggingFaceCheckpoint.Load(id, directory, DtypeOf(id), device)
                 : HuggingFaceCheckpoint.LoadStreamed(id, directory, DtypeOf(id));
             loaded[id] = backbone;
             return backbone;
         }
     }
 
-    private BackboneDtype DtypeOf(string id) => dtypes.GetValueOrDefault(id, BackboneDtype.Float32);
+    private BackboneDtype DtypeOf(string id) => dtypes.GetValueOrDefault(id, BackbonePrecision.DefaultStorage(device));
 
     public void Dispose()
     {

@@ -119,7 +119,7 @@ internal sealed class CheckpointWeights : IDisposable
         var raw = new byte[chunk * width];
         var storage = entry.Dtype switch { "F32" => ScalarType.Float32, "F16" => ScalarType.Float16, _ => ScalarType.BFloat16 };
         using var flat = destination.view(-1);
-        using var source = empty(chunk, storage);
+        using var source = empty(chunk, storage, device: CPU); // copy_ moves each chunk to the parameter's device
         using var stream = new FileStream(entry.File, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
         stream.Position = entry.Begin;
         for (long start = 0; start < count; start += chunk)

@@ -39,7 +39,18 @@ public sealed class EncodedBatch : IDisposable
         }
 
         long[] shape = [rows.Count, width];
-        return new EncodedBatch(torch.tensor(inputIds, shape), torch.tensor(mask, shape), torch.tensor(tokenTypes, shape));
+        // Built on the CPU from managed arrays; Backbone.Encode moves them to the backbone's device.
+        return new EncodedBatch(torch.tensor(inputIds, shape, device: CPU), torch.tensor(mask, shape, device: CPU), torch.tensor(tokenTypes, shape, device: CPU));
+    }
+
+    /// <summary>This batch on <paramref name="device"/>: itself when already there, else a copy (this one disposed).</summary>
+    public EncodedBatch To(Device device)
+    {
+        if (InputIds.device_type == device.type && (device.type != DeviceType.CUDA || InputIds.device_index == device.index))
+            return this;
+        var moved = new EncodedBatch(InputIds.to(device), AttentionMask.to(device), TokenTypeIds.to(device));
+        Dispose();
+        return moved;
     }
 
     public void Dispose()

@@ -23,14 +23,20 @@ public static class HuggingFaceCheckpoint
     public const string TokenizerFile = "tokenizer.json";
     public const string TokenizerConfigFile = "tokenizer_config.json";
 
-    /// <summary>Loads the backbone; <paramref name="dtype"/> is what it computes in (float32 when null).</summary>
-    public static Backbone Load(string id, string directory, BackboneDtype? dtype = null)
+    /// <summary>
+    /// Loads the backbone onto <paramref name="device"/> (the CPU when null); <paramref name="dtype"/> is what its
+    /// weights are kept in (float32 when null), <paramref name="compute"/> what BERT computes in (by default the
+    /// device's choice, <see cref="BackbonePrecision.ComputeDtype"/>; decoders compute in their storage dtype).
+    /// </summary>
+    public static Backbone Load(string id, string directory, BackboneDtype? dtype = null, ReadDevice? device = null, BackboneDtype? compute = null)
     {
         var config = ReadConfigJson(directory);
+        device ??= ReadDevice.Cpu;
+        var stored = dtype ?? BackboneDtype.Float32;
         return ArchitectureOf(config, directory) switch
         {
-            BackboneArchitecture.Bert => BertCheckpoint.Load(id, directory, dtype ?? BackboneDtype.Float32),
-            BackboneArchitecture.Llama => LlamaCheckpoint.Load(id, directory, dtype ?? BackboneDtype.Float32),
+            BackboneArchitecture.Bert => BertCheckpoint.Load(id, directory, stored, device, compute ?? BackbonePrecision.ComputeDtype(stored, device)),
+            BackboneArchitecture.Llama => LlamaCheckpoint.Load(id, directory, stored, device),
             var other => throw new NotSupportedException($"Architecture {other} has no loader."),
         };
     }

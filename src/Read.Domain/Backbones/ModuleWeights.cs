@@ -30,7 +30,7 @@ internal static class ModuleWeights
             var expected = parameter.shape;
             if (!expected.SequenceEqual(tensor.Shape))
                 throw new InvalidDataException($"{source}: tensor '{found}' has shape {tensor.ShapeText}, expected [{string.Join(", ", expected)}].");
-            using var source32 = torch.tensor(tensor.Data, expected, ScalarType.Float32);
+            using var source32 = torch.tensor(tensor.Data, expected, ScalarType.Float32, device: CPU);
             parameter.copy_(source32);
         }
     }

@@ -35,5 +35,11 @@ public sealed class ReadOptions
     /// </summary>
     public TimeSpan JobLeaseDuration { get; set; } = TimeSpan.FromMinutes(2);
 
+    /// <summary>
+    /// Where backbones, cache batches, side networks and inference run: auto (CUDA when TorchSharp reports it), cpu,
+    /// cuda or cuda:N (one worker process per GPU). Checked at start-up (<see cref="Backbones.ReadDevice"/>).
+    /// </summary>
+    public string Device { get; set; } = Backbones.ReadDevice.Auto;
+
     public string ActivationCacheDirectory => Path.Combine(DataDirectory, "activation-cache");
 }

@@ -65,6 +65,9 @@ internal sealed class ActivationCache : IDisposable
 
     public long FileBytes { get; }
 
+    /// <summary>Where <see cref="Read"/> places its batches: the backbone's device (set when the cache is opened).</summary>
+    public ReadDevice Device { get; private set; } = ReadDevice.Cpu;
+
     private int Channels => Header.Layers.Count;
 
     // long, so that positions × row bytes never overflows before the batch is checked against MaxBatchBytes.
@@ -98,10 +101,11 @@ internal sealed class ActivationCache : IDisposable
         }
 
         using var scope = NewDisposeScope();
-        var raw = empty([total, Channels, Header.HiddenSize], DtypeOf(Header.Dtype));
+        var raw = empty([total, Channels, Header.HiddenSize], DtypeOf(Header.Dtype), device: CPU);
         raw.bytes = buffer.AsSpan(0, (int)bytes);
-        var states = raw.to_type(ScalarType.Float32).MoveToOuterDisposeScope(); // (P, C, d)
-        var segmentTensor = tensor(segments, ScalarType.Int64).MoveToOuterDisposeScope(); // (P)
+        // Moved in the stored 2-byte dtype (half the transfer), widened on the device.
+        var states = raw.to(Device.Torch).to_type(ScalarType.Float32).MoveToOuterDisposeScope(); // (P, C, d)
+        var segmentTensor = tensor(segments, ScalarType.Int64, device: Device.Torch).MoveToOuterDisposeScope(); // (P)
         return new PackedBatch(states, segmentTensor, examples.Length);
     }
 
@@ -173,6 +177,9 @@ internal sealed class ActivationCache : IDisposable
         AddField(hash, $"{spec.Tokenizer} truncation=longest_first max_length={spec.MaxLength}");
         // The API names (mean, fp16), not the enum members: keys stay those of caches written before the enums.
         AddField(hash, $"pooling={JsonEnum<Pooling>.Name(spec.Pooling)} layers={string.Join(',', spec.Layers)} dtype={JsonEnum<CacheDtype>.Name(spec.Dtype)}");
+        // Only a reduced-precision backbone adds a field, so float32 keys (every cache written so far) stay as they were.
+        if (backbone.PrecisionTag.Length > 0)
+            AddField(hash, backbone.PrecisionTag);
         return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
 
@@ -196,6 +203,7 @@ internal sealed class ActivationCache : IDisposable
             var existing = TryOpen(path, expected, verifyPayload: true, cancellationToken);
             if (existing is not null)
             {
+                existing.Device = backbone.Device;
                 progress?.Invoke(1.0);
                 return (existing, true);
             }
@@ -216,6 +224,7 @@ internal sealed class ActivationCache : IDisposable
 
         var written = TryOpen(path, expected, verifyPayload: false, cancellationToken)
             ?? throw new InvalidDataException($"The activation cache just written to {path} does not read back.");
+        written.Device = backbone.Device;
         return (written, false);
     }
 
@@ -370,7 +379,7 @@ internal sealed class ActivationCache : IDisposable
         var hidden = backbone.HiddenStates(encoded); // L + 1 of (B, S, d)
         var (states, _) = HiddenStateGather.Gather(hidden, encoded.AttentionMask, spec.Layers, spec.Pooling); // (P_b, C, d)
         CheckStorable(states, spec.Dtype);
-        return states.to_type(dtype).contiguous().MoveToOuterDisposeScope();
+        return states.to_type(dtype).cpu().contiguous().MoveToOuterDisposeScope(); // the file is written from host memory
     }
 
     /// <summary>Opens and verifies a cache file; null when it is not a sound cache for <paramref name="expected"/>.</summary>

@@ -20,14 +20,14 @@ internal static class HiddenStateGather
         if (pooling == Pooling.Cls)
         {
             states = stack(layers.Select(l => hidden[l].select(1, 0)).ToArray(), 1); // (B, C, d)
-            segments = arange(batch, dtype: ScalarType.Int64);
+            segments = arange(batch, dtype: ScalarType.Int64, device: attentionMask.device);
         }
         else if (pooling == Pooling.Last)
         {
             var last = attentionMask.sum(1).sub(1).clamp_min(0); // (B): index of each row's last real token
-            var rows = arange(batch, dtype: ScalarType.Int64) * width + last; // in the flattened (B·S) positions
+            var rows = arange(batch, dtype: ScalarType.Int64, device: attentionMask.device) * width + last; // in the flattened (B·S) positions
             states = stack(layers.Select(l => hidden[l].reshape(batch * width, -1).index_select(0, rows)).ToArray(), 1); // (B, C, d)
-            segments = arange(batch, dtype: ScalarType.Int64);
+            segments = arange(batch, dtype: ScalarType.Int64, device: attentionMask.device);
         }
         else
         {

@@ -77,6 +77,7 @@ public sealed class ReadFineTuner
         progress.StageStarted(FineTuneStage.Train);
         clock.Restart();
         using var model = CreateModel(backbone.Shape.HiddenSize, hp, layout, targets);
+        model.to(backbone.Device.Torch); // parameters first, so AdamW's state is allocated beside them
         var trained = Train(model, cache, targets, trainIndices, validationIndices, hp, progress, cancellationToken);
         var trainSeconds = clock.Elapsed.TotalSeconds;
 
@@ -142,7 +143,7 @@ public sealed class ReadFineTuner
         var values = config.IsRegression ? examples.Select(e => TaskTargets.ParseNumber(e.Label)).ToArray() : [];
         var (cache, _) = OpenCache(backbone, adapter, examples, cacheDirectory);
         using (cache)
-            return Evaluate(adapter.Classifier, cache, Enumerable.Range(0, examples.Count).Select(i => (long)i).ToArray(), classes, values, config);
+            return Evaluate(adapter.ClassifierOn(backbone.Device), cache, Enumerable.Range(0, examples.Count).Select(i => (long)i).ToArray(), classes, values, config);
     }
 
     /// <summary>
@@ -156,7 +157,7 @@ public sealed class ReadFineTuner
         var (cache, _) = OpenCache(backbone, adapter, examples, cacheDirectory);
         using (cache)
         {
-            var outputs = Outputs(adapter.Classifier, cache, Enumerable.Range(0, examples.Count).Select(i => (long)i).ToArray());
+            var outputs = Outputs(adapter.ClassifierOn(backbone.Device), cache, Enumerable.Range(0, examples.Count).Select(i => (long)i).ToArray());
             var config = adapter.Config;
             return AdapterPredictor.Decode(outputs, config.LabelNames, config.IsRegression, config.TargetMean ?? 0, config.TargetStd ?? 1);
         }
@@ -193,7 +194,8 @@ public sealed class ReadFineTuner
         var batchesPerEpoch = (trainIndices.Length + hp.BatchSize - 1) / hp.BatchSize;
         var totalSteps = hp.Epochs * batchesPerEpoch;
         using var optimizer = new AdamWSchedule(model.parameters(), hp.LearningRate, hp.WeightDecay, hp.WarmupRatio, hp.MaxGradNorm, totalSteps);
-        using var classWeights = !targets.IsRegression && hp.ClassWeights == ClassWeighting.Balanced ? tensor(targets.BalancedWeights(trainIndices)) : null;
+        var device = cache.Device.Torch;
+        using var classWeights = !targets.IsRegression && hp.ClassWeights == ClassWeighting.Balanced ? tensor(targets.BalancedWeights(trainIndices), device: device) : null;
         var earlyStopping = hp.EarlyStoppingPatience > 0 && validationIndices.Length > 0;
         var shuffle = new Random(hp.Seed);
         var order = (long[])trainIndices.Clone();
@@ -219,7 +221,7 @@ public sealed class ReadFineTuner
                     var indices = order.AsSpan(start, Math.Min(hp.BatchSize, order.Length - start));
                     using var batch = cache.Read(indices);
                     var outputs = model.Forward(batch.States, batch.Segments, batch.Count); // (B, outputs)
-                    var loss = Loss(outputs, targets, indices, classWeights);
+                    var loss = Loss(outputs, targets, indices, classWeights, device);
                     // Read before the step (the sum below needs it anyway): a NaN step would poison every weight.
                     var lossValue = loss.item<float>();
                     if (!float.IsFinite(lossValue))
@@ -268,20 +270,20 @@ public sealed class ReadFineTuner
         return new TrainOutcome(lastLoss, epoch, bestEpoch);
     }
 
-    private static Tensor Loss(Tensor outputs, TaskTargets targets, ReadOnlySpan<long> indices, Tensor? classWeights)
+    private static Tensor Loss(Tensor outputs, TaskTargets targets, ReadOnlySpan<long> indices, Tensor? classWeights, Device device)
     {
         if (targets.IsRegression)
         {
             var standardised = new float[indices.Length];
             for (var i = 0; i < indices.Length; i++)
                 standardised[i] = (float)((targets.Values[indices[i]] - targets.Mean) / targets.Std);
-            return nn.functional.mse_loss(outputs.squeeze(-1), tensor(standardised));
+            return nn.functional.mse_loss(outputs.squeeze(-1), tensor(standardised, device: device));
         }
 
         var classes = new long[indices.Length];
         for (var i = 0; i < indices.Length; i++)
             classes[i] = targets.Classes[indices[i]];
-        return nn.functional.cross_entropy(outputs, tensor(classes), weight: classWeights);
+        return nn.functional.cross_entropy(outputs, tensor(classes, device: device), weight: classWeights);
     }
 
     /// <summary>Classification: higher accuracy, then lower loss. Regression: lower MSE.</summary>
@@ -351,7 +353,7 @@ public sealed class ReadFineTuner
                 positions += cache.PositionsOf((int)indices[end++]);
             using var scope = NewDisposeScope();
             using var batch = cache.Read(indices.AsSpan(start, end - start));
-            result.AddRange(model.Forward(batch.States, batch.Segments, batch.Count).to_type(ScalarType.Float32).contiguous().data<float>().ToArray());
+            result.AddRange(model.Forward(batch.States, batch.Segments, batch.Count).to_type(ScalarType.Float32).cpu().contiguous().data<float>().ToArray());
             start = end;
         }
 

@@ -17,7 +17,7 @@ internal static class TokenLengths
             var count = Math.Min(ChunkSize, texts.Count - start);
             using var scope = NewDisposeScope();
             using var encoded = backbone.Encode(Slice(texts, start, count), pairs is null ? null : Slice(pairs, start, count), maxLength, settings);
-            var sums = encoded.AttentionMask.sum(1).data<long>().ToArray();
+            var sums = encoded.AttentionMask.sum(1).cpu().data<long>().ToArray();
             for (var i = 0; i < count; i++)
                 lengths[start + i] = (int)sums[i];
         }

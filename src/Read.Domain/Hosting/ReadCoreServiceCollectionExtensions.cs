@@ -17,10 +17,19 @@ public static class ReadCoreServiceCollectionExtensions
         services.AddSingleton(sp =>
         {
             var backboneOptions = sp.GetRequiredService<IOptions<BackboneOptions>>().Value;
-            return new BackboneRegistry(backboneOptions, sp.GetRequiredService<IOptions<TrainingOptions>>().Value);
+            var device = ReadDevice.Resolve(sp.GetRequiredService<IOptions<ReadOptions>>().Value.Device);
+            return new BackboneRegistry(backboneOptions, sp.GetRequiredService<IOptions<TrainingOptions>>().Value, device);
         });
+        // Runs with the hosts' ValidateOnStart on ReadOptions: a device that cannot be used stops start-up with the reason.
+        services.AddSingleton<IValidateOptions<ReadOptions>, ReadDeviceValidation>();
         services.AddTransient<FineTuneJobRunner>();
         return services;
+    }
+
+    private sealed class ReadDeviceValidation : IValidateOptions<ReadOptions>
+    {
+        public ValidateOptionsResult Validate(string? name, ReadOptions options) =>
+            ReadDevice.TryResolve(options.Device, out _, out var error) ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(error!);
     }
 
     /// <summary>Backbones live under the service's data directory unless configured elsewhere.</summary>

@@ -20,7 +20,7 @@ public sealed class ReadClassifier : nn.Module<Tensor, Tensor>
     public ReadClassifier(ReadSideNetwork side, int hiddenSize, int outputs, Pooling pooling = Pooling.Cls) : base(nameof(ReadClassifier))
     {
         this.side = side;
-        head = nn.Linear(hiddenSize, outputs);
+        head = nn.Linear(hiddenSize, outputs, device: CPU);
         Pooling = pooling;
         Outputs = outputs;
         RegisterComponents();
@@ -60,11 +60,11 @@ public sealed class ReadClassifier : nn.Module<Tensor, Tensor>
 
         using var scope = NewDisposeScope();
         var positions = states.shape[0];
-        var lengths = zeros(count).index_add_(0, segments, ones(positions), 1).unsqueeze(1); // (B, 1)
+        var lengths = zeros(count, device: states.device).index_add_(0, segments, ones(positions, device: states.device), 1).unsqueeze(1); // (B, 1)
         var final = side.Final(states); // (P, d)
         var aggregated = side.Aggregate(states); // (P, r)
-        var pooledFinal = zeros(count, final.shape[1]).index_add_(0, segments, final, 1) / lengths; // (B, d)
-        var pooledAggregate = zeros(count, aggregated.shape[1]).index_add_(0, segments, aggregated, 1) / lengths; // (B, r)
+        var pooledFinal = zeros(count, final.shape[1], device: states.device).index_add_(0, segments, final, 1) / lengths; // (B, d)
+        var pooledAggregate = zeros(count, aggregated.shape[1], device: states.device).index_add_(0, segments, aggregated, 1) / lengths; // (B, r)
         return head.call(pooledFinal + side.Join(pooledAggregate)).MoveToOuterDisposeScope();
     }
 }

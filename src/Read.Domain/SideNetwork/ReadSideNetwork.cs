@@ -41,7 +41,7 @@ public sealed class ReadSideNetwork : nn.Module<Tensor, Tensor>
         int d = config.HiddenSize, r = config.SideHiddenSize;
         norm = config.InputNorm switch
         {
-            InputNorm.LayerNorm => nn.LayerNorm(d),
+            InputNorm.LayerNorm => nn.LayerNorm(d, device: CPU),
             InputNorm.RmsNorm => new RmsNorm(d),
             InputNorm.None => null,
             _ => throw new ArgumentException($"Unknown input_norm '{config.InputNorm}'.", nameof(config)),
@@ -50,12 +50,14 @@ public sealed class ReadSideNetwork : nn.Module<Tensor, Tensor>
         {
             // Batch-first: the states arrive (N, K, d), and on CPU this layout's step is about half the sequence-first
             // one (docs/benchmarks/side-network.md). Same parameters and state-dict names either way.
-            RecurrentCell.Gru => nn.GRU(d, r, batchFirst: true),
-            RecurrentCell.Rnn => nn.RNN(d, r, batchFirst: true),
-            RecurrentCell.Lstm => nn.LSTM(d, r, batchFirst: true),
+            RecurrentCell.Gru => nn.GRU(d, r, batchFirst: true, device: CPU),
+            RecurrentCell.Rnn => nn.RNN(d, r, batchFirst: true, device: CPU),
+            RecurrentCell.Lstm => nn.LSTM(d, r, batchFirst: true, device: CPU),
             _ => throw new ArgumentException($"Unknown cell '{config.Cell}'.", nameof(config)),
         };
-        joiner = nn.Linear(r, d);
+        // Built on the CPU whatever the default device: the seeded initialisation is the same on every device, and
+        // the trainer or predictor moves the module to Read:Device.
+        joiner = nn.Linear(r, d, device: CPU);
         if (config.ZeroInitOutput)
         {
             using var noGrad = no_grad();
@@ -64,7 +66,7 @@ public sealed class ReadSideNetwork : nn.Module<Tensor, Tensor>
         }
 
         if (config.InitialState == InitialState.Embedding)
-            initial = nn.Linear(d, r, hasBias: false);
+            initial = nn.Linear(d, r, hasBias: false, device: CPU);
 
         RegisterComponents();
     }
@@ -94,7 +96,7 @@ public sealed class ReadSideNetwork : nn.Module<Tensor, Tensor>
     public Tensor Aggregate(Tensor states)
     {
         using var scope = NewDisposeScope();
-        var inputs = layout is null || layout.InputsAreAllChannels ? states : states.index_select(1, tensor(layout.InputIndices)); // (N, K, d)
+        var inputs = layout is null || layout.InputsAreAllChannels ? states : states.index_select(1, tensor(layout.InputIndices, device: states.device)); // (N, K, d)
         var x = Normalise(inputs); // (N, K, d), batch-first
         Tensor? h0 = null;
         if (initial is not null)

@@ -14,7 +14,7 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
 
     public RmsNorm(int size, double eps = 1e-6) : base(nameof(RmsNorm))
     {
-        weight = new Parameter(ones(size));
+        weight = new Parameter(ones(size, device: CPU));
         this.eps = eps;
         RegisterComponents();
     }

@@ -10,20 +10,25 @@ namespace Read.Domain.Backbones.Bert;
 /// </summary>
 public static class BertCheckpoint
 {
-    internal static Backbone Load(string id, string directory, BackboneDtype dtype)
+    /// <param name="dtype">What the weights are kept in.</param>
+    /// <param name="compute">What activations are computed in (<see cref="BackbonePrecision.ComputeDtype"/>).</param>
+    internal static Backbone Load(string id, string directory, BackboneDtype dtype, ReadDevice device, BackboneDtype compute)
     {
-        if (dtype != BackboneDtype.Float32)
-            throw new NotSupportedException($"Backbone '{id}': BERT backbones compute in float32 only (asked for {dtype.Name()}).");
         var config = ReadConfig(directory);
         using var weights = CheckpointWeights.Open(directory);
         var hash = weights.Hash();
-        var model = new BertModel(config);
+        var model = new BertModel(config, new BertPrecision(dtype.ToScalarType(), compute.ToScalarType(), device.Torch));
         try
         {
             ModuleWeights.Load(model, weights, "", "bert.");
             var (vocabulary, settings) = ReadTokenizer(directory);
             return new Backbone(id, BackboneArchitecture.Bert, "bert", model, new BertWordPieceTokenizer(vocabulary, settings), hash,
-                LayerStreamOf(directory, config));
+                LayerStreamOf(directory, config))
+            {
+                Device = device,
+                StorageDtype = dtype,
+                ComputeDtype = compute,
+            };
         }
         catch
         {

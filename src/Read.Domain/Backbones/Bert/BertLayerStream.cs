@@ -24,7 +24,8 @@ internal sealed class BertLayerStream(string directory, BertConfig config) : ILa
         ArgumentOutOfRangeException.ThrowIfGreaterThan(step, Layers);
         Free();
         // Every layer has the same shapes: one module is refilled in place, not rebuilt (and randomly initialised) per step.
-        nn.Module module = step == 0 ? embeddings = new BertEmbeddings(config) : layer ??= new BertLayer(config);
+        // On the CPU in float32: the streamed path does not follow Read:Device yet (docs/decisions/012).
+        nn.Module module = step == 0 ? embeddings = new BertEmbeddings(config, BertPrecision.Float32Cpu) : layer ??= new BertLayer(config, BertPrecision.Float32Cpu);
         module.eval();
         foreach (var parameter in module.parameters())
             parameter.requires_grad = false;

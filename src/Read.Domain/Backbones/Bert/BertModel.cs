@@ -11,15 +11,29 @@ public sealed class BertModel : nn.Module<Tensor, Tensor, Tensor, Tensor[]>, IBa
     private readonly BertEmbeddings embeddings;
     private readonly BertEncoder encoder;
 
-    public BertModel(BertConfig config) : base(nameof(BertModel))
+    private readonly ScalarType computeDtype;
+
+    public BertModel(BertConfig config) : this(config, BertPrecision.Float32Cpu)
+    {
+    }
+
+    internal BertModel(BertConfig config, BertPrecision precision) : base(nameof(BertModel))
     {
         Config = config;
-        embeddings = new BertEmbeddings(config);
-        encoder = new BertEncoder(config);
+        computeDtype = precision.Compute;
+        embeddings = new BertEmbeddings(config, precision);
+        encoder = new BertEncoder(config, precision);
         RegisterComponents();
     }
 
     public BertConfig Config { get; }
+
+    private static float MinValue(ScalarType dtype) => dtype switch
+    {
+        ScalarType.Float16 => -65504f,
+        ScalarType.BFloat16 => -3.38e38f,
+        _ => float.MinValue,
+    };
 
     public BackboneShape Shape => new(Config.HiddenSize, Config.NumHiddenLayers, Config.MaxPositionEmbeddings);
 
@@ -33,19 +47,27 @@ public sealed class BertModel : nn.Module<Tensor, Tensor, Tensor, Tensor[]>, IBa
     /// </summary>
     public override Tensor[] forward(Tensor inputIds, Tensor attentionMask, Tensor tokenTypeIds)
     {
-        using var maskBias = MaskBias(attentionMask);
+        using var maskBias = MaskBias(attentionMask, computeDtype);
         var embedded = embeddings.call(inputIds, tokenTypeIds);
         var layers = encoder.call(embedded, maskBias);
-        return [embedded, .. layers];
+        if (computeDtype == ScalarType.Float32)
+            return [embedded, .. layers];
+        // Callers (cache, side network) read float32.
+        Tensor[] states = [embedded, .. layers];
+        var widened = states.Select(t => t.to_type(ScalarType.Float32)).ToArray();
+        foreach (var t in states)
+            t.Dispose();
+        return widened;
     }
 
     /// <summary>
     /// (B, 1, 1, S) additive mask, the same as Hugging Face's: the dtype's minimum on padded keys, so they get zero
     /// weight. Shared with <see cref="BertLayerStream"/>.
     /// </summary>
-    internal static Tensor MaskBias(Tensor attentionMask)
+    internal static Tensor MaskBias(Tensor attentionMask, ScalarType computeDtype = ScalarType.Float32)
     {
         using var keep = attentionMask.to_type(ScalarType.Float32).unsqueeze(1).unsqueeze(2); // (B, 1, 1, S)
-        return (1.0f - keep) * float.MinValue;
+        using var maskBias32 = (1.0f - keep) * MinValue(computeDtype);
+        return maskBias32.to_type(computeDtype);
     }
 }

@@ -14,13 +14,16 @@ internal sealed class BertEmbeddings : nn.Module<Tensor, Tensor, Tensor>
     private readonly Embedding position_embeddings;
     private readonly Embedding token_type_embeddings;
     private readonly LayerNorm LayerNorm;
+    private readonly ScalarType computeDtype;
 
-    public BertEmbeddings(BertConfig config) : base(nameof(BertEmbeddings))
+    public BertEmbeddings(BertConfig config, BertPrecision precision) : base(nameof(BertEmbeddings))
     {
-        word_embeddings = nn.Embedding(config.VocabSize, config.HiddenSize, padding_idx: config.PadTokenId);
-        position_embeddings = nn.Embedding(config.MaxPositionEmbeddings, config.HiddenSize);
-        token_type_embeddings = nn.Embedding(config.TypeVocabSize, config.HiddenSize);
-        LayerNorm = nn.LayerNorm(config.HiddenSize, config.LayerNormEps);
+        var (dtype, device) = (precision.Storage, precision.Device);
+        word_embeddings = nn.Embedding(config.VocabSize, config.HiddenSize, padding_idx: config.PadTokenId, dtype: dtype, device: device);
+        position_embeddings = nn.Embedding(config.MaxPositionEmbeddings, config.HiddenSize, dtype: dtype, device: device);
+        token_type_embeddings = nn.Embedding(config.TypeVocabSize, config.HiddenSize, dtype: dtype, device: device);
+        LayerNorm = nn.LayerNorm(config.HiddenSize, config.LayerNormEps, dtype: dtype, device: device);
+        computeDtype = precision.Compute;
         RegisterComponents();
     }
 
@@ -28,8 +31,9 @@ internal sealed class BertEmbeddings : nn.Module<Tensor, Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var positions = arange(inputIds.shape[1], dtype: ScalarType.Int64, device: inputIds.device).unsqueeze(0); // (1, S)
-        var sum = word_embeddings.call(inputIds) + position_embeddings.call(positions) + token_type_embeddings.call(tokenTypeIds); // (B, S, d)
-        return LayerNorm.call(sum).MoveToOuterDisposeScope();
+        var sum = word_embeddings.call(inputIds).to_type(computeDtype) + position_embeddings.call(positions).to_type(computeDtype)
+            + token_type_embeddings.call(tokenTypeIds).to_type(computeDtype); // (B, S, d)
+        return BertPrecision.Norm(LayerNorm, sum).MoveToOuterDisposeScope();
     }
 }
 
@@ -42,11 +46,11 @@ internal sealed class BertSelfAttention : nn.Module<Tensor, Tensor, Tensor>
     private readonly int heads;
     private readonly int headSize;
 
-    public BertSelfAttention(BertConfig config) : base(nameof(BertSelfAttention))
+    public BertSelfAttention(BertConfig config, BertPrecision precision) : base(nameof(BertSelfAttention))
     {
-        query = nn.Linear(config.HiddenSize, config.HiddenSize);
-        key = nn.Linear(config.HiddenSize, config.HiddenSize);
-        value = nn.Linear(config.HiddenSize, config.HiddenSize);
+        query = precision.Linear(config.HiddenSize, config.HiddenSize);
+        key = precision.Linear(config.HiddenSize, config.HiddenSize);
+        value = precision.Linear(config.HiddenSize, config.HiddenSize);
         heads = config.NumAttentionHeads;
         headSize = config.HiddenSize / config.NumAttentionHeads;
         RegisterComponents();
@@ -59,9 +63,9 @@ internal sealed class BertSelfAttention : nn.Module<Tensor, Tensor, Tensor>
         using var scope = NewDisposeScope();
         long b = hidden.shape[0], s = hidden.shape[1];
         Tensor Split(Tensor x) => x.view(b, s, heads, headSize).transpose(1, 2); // (B, H, S, dh)
-        var q = Split(query.call(hidden));
-        var k = Split(key.call(hidden));
-        var v = Split(value.call(hidden));
+        var q = Split(BertPrecision.Project(query, hidden));
+        var k = Split(BertPrecision.Project(key, hidden));
+        var v = Split(BertPrecision.Project(value, hidden));
         // libtorch's fused kernel: softmax(q·kᵀ/√dh + maskBias)·v without materialising the scores in managed code.
         var context = nn.functional.scaled_dot_product_attention(q, k, v, maskBias); // (B, H, S, dh)
         return context.transpose(1, 2).reshape(b, s, heads * headSize).MoveToOuterDisposeScope(); // (B, S, d)
@@ -74,18 +78,18 @@ internal sealed class BertResidualOutput : nn.Module<Tensor, Tensor, Tensor>
     private readonly Linear dense;
     private readonly LayerNorm LayerNorm;
 
-    public BertResidualOutput(int inputSize, BertConfig config) : base(nameof(BertResidualOutput))
+    public BertResidualOutput(int inputSize, BertConfig config, BertPrecision precision) : base(nameof(BertResidualOutput))
     {
-        dense = nn.Linear(inputSize, config.HiddenSize);
-        LayerNorm = nn.LayerNorm(config.HiddenSize, config.LayerNormEps);
+        dense = precision.Linear(inputSize, config.HiddenSize);
+        LayerNorm = nn.LayerNorm(config.HiddenSize, config.LayerNormEps, dtype: precision.Storage, device: precision.Device);
         RegisterComponents();
     }
 
     public override Tensor forward(Tensor hidden, Tensor residual)
     {
-        using var projected = dense.call(hidden);
+        using var projected = BertPrecision.Project(dense, hidden);
         using var sum = projected + residual;
-        return LayerNorm.call(sum);
+        return BertPrecision.Norm(LayerNorm, sum);
     }
 }
 
@@ -94,10 +98,10 @@ internal sealed class BertAttention : nn.Module<Tensor, Tensor, Tensor>
     private readonly BertSelfAttention self;
     private readonly BertResidualOutput output;
 
-    public BertAttention(BertConfig config) : base(nameof(BertAttention))
+    public BertAttention(BertConfig config, BertPrecision precision) : base(nameof(BertAttention))
     {
-        self = new BertSelfAttention(config);
-        output = new BertResidualOutput(config.HiddenSize, config);
+        self = new BertSelfAttention(config, precision);
+        output = new BertResidualOutput(config.HiddenSize, config, precision);
         RegisterComponents();
     }
 
@@ -113,16 +117,16 @@ internal sealed class BertIntermediate : nn.Module<Tensor, Tensor>
     private readonly Linear dense;
     private readonly string activation;
 
-    public BertIntermediate(BertConfig config) : base(nameof(BertIntermediate))
+    public BertIntermediate(BertConfig config, BertPrecision precision) : base(nameof(BertIntermediate))
     {
-        dense = nn.Linear(config.HiddenSize, config.IntermediateSize);
+        dense = precision.Linear(config.HiddenSize, config.IntermediateSize);
         activation = config.HiddenAct;
         RegisterComponents();
     }
 
     public override Tensor forward(Tensor hidden)
     {
-        using var projected = dense.call(hidden);
+        using var projected = BertPrecision.Project(dense, hidden);
         return activation switch
         {
             "relu" => nn.functional.relu(projected),
@@ -145,11 +149,11 @@ internal sealed class BertLayer : nn.Module<Tensor, Tensor, Tensor>
     private readonly BertIntermediate intermediate;
     private readonly BertResidualOutput output;
 
-    public BertLayer(BertConfig config) : base(nameof(BertLayer))
+    public BertLayer(BertConfig config, BertPrecision precision) : base(nameof(BertLayer))
     {
-        attention = new BertAttention(config);
-        intermediate = new BertIntermediate(config);
-        output = new BertResidualOutput(config.IntermediateSize, config);
+        attention = new BertAttention(config, precision);
+        intermediate = new BertIntermediate(config, precision);
+        output = new BertResidualOutput(config.IntermediateSize, config, precision);
         RegisterComponents();
     }
 
@@ -165,9 +169,9 @@ internal sealed class BertEncoder : nn.Module<Tensor, Tensor, Tensor[]>
 {
     private readonly ModuleList<BertLayer> layer;
 
-    public BertEncoder(BertConfig config) : base(nameof(BertEncoder))
+    public BertEncoder(BertConfig config, BertPrecision precision) : base(nameof(BertEncoder))
     {
-        layer = nn.ModuleList(Enumerable.Range(0, config.NumHiddenLayers).Select(_ => new BertLayer(config)).ToArray());
+        layer = nn.ModuleList(Enumerable.Range(0, config.NumHiddenLayers).Select(_ => new BertLayer(config, precision)).ToArray());
         RegisterComponents();
     }
 
@@ -183,5 +187,35 @@ internal sealed class BertEncoder : nn.Module<Tensor, Tensor, Tensor[]>
         }
 
         return outputs;
+    }
+}
+
+/// <summary>
+/// How a BERT backbone holds and computes: weights stored in <see cref="Storage"/> on <see cref="Device"/>, activations
+/// in <see cref="Compute"/>. When they differ (bf16-stored weights, fp32 compute on the CPU) each projection and norm
+/// widens its weights for the call, so the resident copy stays narrow (docs/decisions/012-devices-and-precision.md).
+/// </summary>
+internal sealed record BertPrecision(ScalarType Storage, ScalarType Compute, Device Device)
+{
+    public static BertPrecision Float32Cpu { get; } = new(ScalarType.Float32, ScalarType.Float32, CPU);
+
+    public Linear Linear(int inputs, int outputs) => nn.Linear(inputs, outputs, dtype: Storage, device: Device);
+
+    public static Tensor Project(Linear layer, Tensor x)
+    {
+        if (layer.weight!.dtype == x.dtype)
+            return layer.call(x);
+        using var weight = layer.weight.to_type(x.dtype);
+        using var bias = layer.bias?.to_type(x.dtype);
+        return nn.functional.linear(x, weight, bias);
+    }
+
+    public static Tensor Norm(LayerNorm norm, Tensor x)
+    {
+        if (norm.weight!.dtype == x.dtype)
+            return norm.call(x);
+        using var weight = norm.weight.to_type(x.dtype);
+        using var bias = norm.bias?.to_type(x.dtype);
+        return nn.functional.layer_norm(x, [x.shape[^1]], weight, bias, norm.eps);
     }
 }

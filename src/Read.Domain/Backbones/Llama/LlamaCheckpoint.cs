@@ -7,19 +7,25 @@ namespace Read.Domain.Backbones.Llama;
 /// </summary>
 public static class LlamaCheckpoint
 {
-    internal static Backbone Load(string id, string directory, BackboneDtype dtype)
+    /// <param name="dtype">What the weights are kept and computed in (decoders compute in their storage dtype).</param>
+    internal static Backbone Load(string id, string directory, BackboneDtype dtype, ReadDevice device)
     {
         var config = ReadConfig(directory);
         using var weights = CheckpointWeights.Open(directory);
         var hash = weights.Hash();
-        var model = new LlamaModel(config, dtype.ToScalarType());
+        var model = new LlamaModel(config, dtype.ToScalarType(), device.Torch);
         LlamaTokenizer? tokenizer = null;
         try
         {
             ModuleWeights.Load(model, weights, "model.", "");
             tokenizer = LlamaTokenizer.Load(directory, config);
             return new Backbone(id, BackboneArchitecture.Llama, config.ModelType, model, tokenizer, hash,
-                () => new LlamaLayerStream(directory, config, dtype.ToScalarType()));
+                () => new LlamaLayerStream(directory, config, dtype.ToScalarType()))
+            {
+                Device = device,
+                StorageDtype = dtype,
+                ComputeDtype = dtype,
+            };
         }
         catch
         {

@@ -29,17 +29,17 @@ internal sealed class LlamaLayerStream(string directory, LlamaConfig config, Sca
         long bytes;
         if (step == 0)
         {
-            embedding = nn.Embedding(config.VocabSize, config.HiddenSize, dtype: dtype);
+            embedding = nn.Embedding(config.VocabSize, config.HiddenSize, dtype: dtype, device: CPU); // streamed runs on the CPU (docs/decisions/012)
             bytes = LoadFrozen(embedding, "model.embed_tokens.", "embed_tokens.");
         }
         else
         {
             // Every layer has the same shapes: one module is refilled in place, not rebuilt (and randomly initialised) per step.
-            layer ??= new LlamaDecoderLayer(config, dtype);
+            layer ??= new LlamaDecoderLayer(config, dtype, CPU);
             bytes = LoadFrozen(layer, $"model.layers.{step - 1}.", $"layers.{step - 1}.");
             if (step == Layers)
             {
-                norm = new LlamaRmsNorm(config.HiddenSize, config.RmsNormEps, dtype);
+                norm = new LlamaRmsNorm(config.HiddenSize, config.RmsNormEps, dtype, CPU);
                 bytes += LoadFrozen(norm, "model.norm.", "norm.");
             }
         }

@@ -19,13 +19,15 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor, Tensor[]>, IBackboneM
     private readonly LlamaRotary rotary;
     private readonly ScalarType dtype;
 
-    public LlamaModel(LlamaConfig config, ScalarType dtype = ScalarType.Float32) : base(nameof(LlamaModel))
+    /// <param name="device">Where the parameters are allocated (the CPU when null): weights are read straight into it.</param>
+    public LlamaModel(LlamaConfig config, ScalarType dtype = ScalarType.Float32, Device? device = null) : base(nameof(LlamaModel))
     {
         Config = config;
         this.dtype = dtype;
-        embed_tokens = nn.Embedding(config.VocabSize, config.HiddenSize, dtype: dtype);
-        layers = nn.ModuleList(Enumerable.Range(0, config.NumHiddenLayers).Select(_ => new LlamaDecoderLayer(config, dtype)).ToArray());
-        norm = new LlamaRmsNorm(config.HiddenSize, config.RmsNormEps, dtype);
+        device ??= CPU;
+        embed_tokens = nn.Embedding(config.VocabSize, config.HiddenSize, dtype: dtype, device: device);
+        layers = nn.ModuleList(Enumerable.Range(0, config.NumHiddenLayers).Select(_ => new LlamaDecoderLayer(config, dtype, device)).ToArray());
+        norm = new LlamaRmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
         rotary = new LlamaRotary(config);
         RegisterComponents();
     }

@@ -13,9 +13,9 @@ internal sealed class LlamaRmsNorm : nn.Module<Tensor, Tensor>
     private readonly Parameter weight;
     private readonly double eps;
 
-    public LlamaRmsNorm(int size, double eps, ScalarType dtype) : base(nameof(LlamaRmsNorm))
+    public LlamaRmsNorm(int size, double eps, ScalarType dtype, Device device) : base(nameof(LlamaRmsNorm))
     {
-        weight = nn.Parameter(ones(size, dtype: dtype));
+        weight = nn.Parameter(ones(size, dtype: dtype, device: device));
         this.eps = eps;
         RegisterComponents();
     }
@@ -68,15 +68,15 @@ internal sealed class LlamaAttention : nn.Module<Tensor, Tensor, Tensor, Tensor,
     private readonly int kvHeads;
     private readonly int headDim;
 
-    public LlamaAttention(LlamaConfig c, ScalarType dtype) : base(nameof(LlamaAttention))
+    public LlamaAttention(LlamaConfig c, ScalarType dtype, Device device) : base(nameof(LlamaAttention))
     {
         heads = c.NumAttentionHeads;
         kvHeads = c.NumKeyValueHeads;
         headDim = c.HeadDim;
-        q_proj = nn.Linear(c.HiddenSize, heads * headDim, c.QkvBias, dtype: dtype);
-        k_proj = nn.Linear(c.HiddenSize, kvHeads * headDim, c.QkvBias, dtype: dtype);
-        v_proj = nn.Linear(c.HiddenSize, kvHeads * headDim, c.QkvBias, dtype: dtype);
-        o_proj = nn.Linear(heads * headDim, c.HiddenSize, c.OutputBias, dtype: dtype);
+        q_proj = nn.Linear(c.HiddenSize, heads * headDim, c.QkvBias, dtype: dtype, device: device);
+        k_proj = nn.Linear(c.HiddenSize, kvHeads * headDim, c.QkvBias, dtype: dtype, device: device);
+        v_proj = nn.Linear(c.HiddenSize, kvHeads * headDim, c.QkvBias, dtype: dtype, device: device);
+        o_proj = nn.Linear(heads * headDim, c.HiddenSize, c.OutputBias, dtype: dtype, device: device);
         RegisterComponents();
     }
 
@@ -110,11 +110,11 @@ internal sealed class LlamaMlp : nn.Module<Tensor, Tensor>
     private readonly Linear up_proj;
     private readonly Linear down_proj;
 
-    public LlamaMlp(LlamaConfig c, ScalarType dtype) : base(nameof(LlamaMlp))
+    public LlamaMlp(LlamaConfig c, ScalarType dtype, Device device) : base(nameof(LlamaMlp))
     {
-        gate_proj = nn.Linear(c.HiddenSize, c.IntermediateSize, c.MlpBias, dtype: dtype);
-        up_proj = nn.Linear(c.HiddenSize, c.IntermediateSize, c.MlpBias, dtype: dtype);
-        down_proj = nn.Linear(c.IntermediateSize, c.HiddenSize, c.MlpBias, dtype: dtype);
+        gate_proj = nn.Linear(c.HiddenSize, c.IntermediateSize, c.MlpBias, dtype: dtype, device: device);
+        up_proj = nn.Linear(c.HiddenSize, c.IntermediateSize, c.MlpBias, dtype: dtype, device: device);
+        down_proj = nn.Linear(c.IntermediateSize, c.HiddenSize, c.MlpBias, dtype: dtype, device: device);
         RegisterComponents();
     }
 
@@ -133,12 +133,12 @@ internal sealed class LlamaDecoderLayer : nn.Module<Tensor, Tensor, Tensor, Tens
     private readonly LlamaRmsNorm post_attention_layernorm;
     private readonly LlamaMlp mlp;
 
-    public LlamaDecoderLayer(LlamaConfig c, ScalarType dtype) : base(nameof(LlamaDecoderLayer))
+    public LlamaDecoderLayer(LlamaConfig c, ScalarType dtype, Device device) : base(nameof(LlamaDecoderLayer))
     {
-        input_layernorm = new LlamaRmsNorm(c.HiddenSize, c.RmsNormEps, dtype);
-        self_attn = new LlamaAttention(c, dtype);
-        post_attention_layernorm = new LlamaRmsNorm(c.HiddenSize, c.RmsNormEps, dtype);
-        mlp = new LlamaMlp(c, dtype);
+        input_layernorm = new LlamaRmsNorm(c.HiddenSize, c.RmsNormEps, dtype, device);
+        self_attn = new LlamaAttention(c, dtype, device);
+        post_attention_layernorm = new LlamaRmsNorm(c.HiddenSize, c.RmsNormEps, dtype, device);
+        mlp = new LlamaMlp(c, dtype, device);
         RegisterComponents();
     }
 

@@ -1,0 +1,78 @@
+using Read.Domain.SideNetwork;
+using Read.Domain.Backbones;
+using Read.Domain.Backbones.Bert;
+using Read.Domain.FineTuning;
+using static TorchSharp.torch;
+
+namespace Read.Domain.Tests.Devices;
+
+/// <summary>Frozen BERT weights kept in bf16/fp16 (issue 9 §2), checked against an fp32 model of pre-rounded weights.</summary>
+public sealed class BackbonePrecisionTests
+{
+    [Theory]
+    [InlineData(BackboneDtype.BFloat16)]
+    [InlineData(BackboneDtype.Float16)]
+    public void HalfStoredWeights_Fp32Compute_EqualAnFp32ModelOfTheRoundedWeights(BackboneDtype stored)
+    {
+        using var temp = new TempDirectory();
+        var original = temp.Sub("fp32");
+        TinyBertCheckpoint.Write(original, BertConfig.Tiny(vocabSize: 1), seed: 1, SyntheticSentiment.Words);
+        // Independent reference: the same checkpoint with every weight rounded here (round to nearest even), run in fp32.
+        var rounded = temp.Sub("rounded");
+        Directory.CreateDirectory(rounded);
+        foreach (var file in Directory.GetFiles(original))
+            File.Copy(file, Path.Combine(rounded, Path.GetFileName(file)));
+        var tensors = TestSafeTensors.Read(Path.Combine(original, HuggingFaceCheckpoint.WeightsFile));
+        TestSafeTensors.Write(Path.Combine(rounded, HuggingFaceCheckpoint.WeightsFile),
+            tensors.ToDictionary(p => p.Key, p => (p.Value.Shape, p.Value.Data.Select(v => Round(v, stored)).ToArray())));
+
+        using var half = HuggingFaceCheckpoint.Load("half", original, stored);
+        using var reference = HuggingFaceCheckpoint.Load("reference", rounded);
+        using var plain = HuggingFaceCheckpoint.Load("plain", original);
+        Assert.Equal(stored, half.StorageDtype);
+        Assert.Equal(BackboneDtype.Float32, half.ComputeDtype); // on the CPU (BackbonePrecision.ComputeDtype)
+        Assert.All(half.Model.parameters(), p => Assert.Equal(stored.ToScalarType(), p.dtype));
+
+        string[] texts = ["the movie was really good", "a phone was awful", "this food is quite great and the story was bad"];
+        using var a = half.Encode(texts, null, 32);
+        using var b = reference.Encode(texts, null, 32);
+        using var c = plain.Encode(texts, null, 32);
+        var got = half.HiddenStates(a);
+        var want = reference.HiddenStates(b);
+        var fp32 = plain.HiddenStates(c);
+        double maxRoundingEffect = 0;
+        for (var i = 0; i < got.Length; i++)
+        {
+            Assert.Equal(ScalarType.Float32, got[i].dtype);
+            // Same fp32 arithmetic on the same (widened) weights: equal up to kernel reassociation.
+            Assert.True(got[i].allclose(want[i], rtol: 0, atol: 1e-5), $"layer {i}: max |Δ| {(got[i] - want[i]).abs().max().item<float>()}");
+            maxRoundingEffect = Math.Max(maxRoundingEffect, (got[i] - fp32[i]).abs().max().item<float>());
+        }
+
+        // And the rounding is really there (the test could not pass with fp32 weights under another name).
+        Assert.True(maxRoundingEffect > 1e-5, $"max |Δ| vs fp32 {maxRoundingEffect}");
+    }
+
+    [Fact]
+    public void ReducedPrecisionBackbone_GetsItsOwnActivationCacheKey()
+    {
+        using var temp = new TempDirectory();
+        var directory = temp.Sub("tiny");
+        TinyBertCheckpoint.Write(directory, BertConfig.Tiny(vocabSize: 1), seed: 1, SyntheticSentiment.Words);
+        using var fp32 = HuggingFaceCheckpoint.Load("tiny", directory);
+        using var bf16 = HuggingFaceCheckpoint.Load("tiny", directory, BackboneDtype.BFloat16);
+        var spec = new ActivationCacheSpec(32, Pooling.Cls, [4], CacheDtype.Fp16, fp32.TokenizerSettings);
+        Assert.Equal(fp32.WeightsHash, bf16.WeightsHash);
+        Assert.Equal("", fp32.PrecisionTag);
+        Assert.NotEqual(ActivationCache.Key(fp32, "data", spec), ActivationCache.Key(bf16, "data", spec));
+    }
+
+    private static float Round(float value, BackboneDtype dtype)
+    {
+        if (dtype == BackboneDtype.Float16)
+            return (float)(Half)value; // .NET's IEEE binary16 conversion rounds to nearest even
+        var bits = BitConverter.SingleToUInt32Bits(value);
+        bits += 0x7FFF + ((bits >> 16) & 1);
+        return BitConverter.UInt32BitsToSingle(bits & 0xFFFF0000);
+    }
+}
