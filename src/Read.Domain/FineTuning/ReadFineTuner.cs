@@ -27,6 +27,18 @@ public sealed class ReadFineTuner
     /// </summary>
     public string CacheScope { get; init; } = ActivationCacheSpec.SharedScope;
 
+    /// <summary>Called at the end of every epoch with a checkpoint the run can be resumed from; null skips writing one.</summary>
+    public Action<TrainingCheckpoint>? CheckpointSaved { get; init; }
+
+    /// <summary>
+    /// A checkpoint of this same run (same data, hyperparameters and seed): training continues at its epoch + 1 and ends
+    /// exactly as the uninterrupted run does (docs/decisions/014-checkpoints-leases.md).
+    /// </summary>
+    public TrainingCheckpoint? ResumeFrom { get; init; }
+
+    /// <summary>A checkpoint of an earlier run whose weights start this one (optimizer and schedule start afresh): training further.</summary>
+    public TrainingCheckpoint? InitialWeights { get; init; }
+
     /// <summary>Sequence classification; see the overload taking a <see cref="FineTuneTask"/>.</summary>
     public FineTuneResult Run(
         Backbone backbone, IReadOnlyList<LabeledExample> train, IReadOnlyList<LabeledExample>? validation, ReadHyperparameters hyperparameters,
@@ -182,7 +194,7 @@ public sealed class ReadFineTuner
 
     private sealed record TrainOutcome(double FinalTrainLoss, int EpochsRun, int BestEpoch);
 
-    private static TrainOutcome Train(
+    private TrainOutcome Train(
         ReadClassifier model, ActivationCache cache, TaskTargets targets, long[] trainIndices, long[] validationIndices,
         ReadHyperparameters hp, IFineTuneProgress progress, CancellationToken cancellationToken)
     {
@@ -199,13 +211,21 @@ public sealed class ReadFineTuner
         var bestEpoch = 0;
         Dictionary<string, Tensor>? bestWeights = null;
         var epoch = 0;
+        var stopped = false;
+        var fingerprint = Fingerprint(hp, trainIndices, validationIndices, targets);
+        if (InitialWeights is not null)
+            LoadInitialWeights(model, InitialWeights);
         try
         {
-            while (epoch < hp.Epochs)
+            if (ResumeFrom is not null)
+                (epoch, step, lastLoss, best, bestEpoch, stopped, bestWeights) = Resume(ResumeFrom, model, optimizer, shuffle, order, fingerprint);
+
+            while (!stopped && epoch < hp.Epochs)
             {
                 epoch++;
                 var epochClock = Stopwatch.StartNew();
                 model.train();
+                // The only randomness of an epoch: replayed on resume, so the order after epoch k is a function of (seed, k).
                 shuffle.Shuffle(order);
                 double lossSum = 0;
                 for (var start = 0; start < order.Length; start += hp.BatchSize)
@@ -232,23 +252,29 @@ public sealed class ReadFineTuner
 
                 lastLoss = lossSum / order.Length;
                 var validation = validationIndices.Length == 0 ? null : Evaluate(model, cache, validationIndices, targets).Metrics;
-                progress.EpochCompleted(new EpochMetrics(epoch, lastLoss, validation, epochClock.Elapsed.TotalSeconds));
+                var epochMetrics = new EpochMetrics(epoch, lastLoss, validation, epochClock.Elapsed.TotalSeconds);
+                progress.EpochCompleted(epochMetrics);
                 if (!earlyStopping)
                 {
                     bestEpoch = epoch;
-                    continue;
                 }
-
-                if (best is null || IsBetter(validation!, best, targets.IsRegression))
+                else if (best is null || IsBetter(validation!, best, targets.IsRegression))
                 {
                     best = validation;
                     bestEpoch = epoch;
                     Dispose(bestWeights);
                     bestWeights = Snapshot(model);
                 }
-                else if (epoch - bestEpoch >= hp.EarlyStoppingPatience)
+                else
                 {
-                    break;
+                    stopped = epoch - bestEpoch >= hp.EarlyStoppingPatience;
+                }
+
+                if (CheckpointSaved is { } save)
+                {
+                    var header = new TrainingCheckpoint.Header(epoch, step, bestEpoch, stopped, lastLoss, best, epochMetrics, fingerprint);
+                    var state = TrainingCheckpoint.Write(header, model, bestEpoch == epoch ? null : bestWeights, optimizer.SaveState);
+                    save(new TrainingCheckpoint(epoch, bestEpoch, stopped, epochMetrics, state));
                 }
             }
 
@@ -262,6 +288,57 @@ public sealed class ReadFineTuner
 
         model.eval();
         return new TrainOutcome(lastLoss, epoch, bestEpoch);
+    }
+
+    /// <summary>Loads a checkpoint of this same run and replays what it does not store (schedule, shuffles).</summary>
+    private static (int Epoch, int Step, double LastLoss, EvaluationMetrics? Best, int BestEpoch, bool Stopped, Dictionary<string, Tensor>? BestWeights) Resume(
+        TrainingCheckpoint checkpoint, ReadClassifier model, AdamWSchedule optimizer, Random shuffle, long[] order, string fingerprint)
+    {
+        using var reader = new BinaryReader(new MemoryStream(checkpoint.State));
+        var header = TrainingCheckpoint.ReadHeader(reader);
+        if (header.Fingerprint != fingerprint)
+            throw new ArgumentException("The checkpoint belongs to a run with other data or hyperparameters; it cannot be resumed here.", nameof(checkpoint));
+        var weights = TrainingCheckpoint.ReadWeights(reader);
+        try
+        {
+            TrainingCheckpoint.Load(model, weights);
+        }
+        finally
+        {
+            Dispose(weights);
+        }
+
+        var bestWeights = reader.ReadBoolean() ? TrainingCheckpoint.ReadWeights(reader) : null;
+        if (bestWeights is null && header.Best is not null)
+            bestWeights = Snapshot(model); // the checkpoint's epoch was the best one
+        optimizer.RestoreState(reader, header.Step);
+        for (var e = 0; e < header.Epoch; e++)
+            shuffle.Shuffle(order);
+        return (header.Epoch, header.Step, header.LastLoss, header.Best, header.BestEpoch, header.Stopped, bestWeights);
+    }
+
+    /// <summary>Starts from another run's weights (the adapter architecture must match); optimizer and schedule start afresh.</summary>
+    private static void LoadInitialWeights(ReadClassifier model, TrainingCheckpoint checkpoint)
+    {
+        using var reader = new BinaryReader(new MemoryStream(checkpoint.State));
+        TrainingCheckpoint.ReadHeader(reader);
+        var weights = TrainingCheckpoint.ReadWeights(reader);
+        try
+        {
+            TrainingCheckpoint.Load(model, weights);
+        }
+        finally
+        {
+            Dispose(weights);
+        }
+    }
+
+    /// <summary>What a resumed run must share with the one that wrote the checkpoint: hyperparameters, split and labels.</summary>
+    private static string Fingerprint(ReadHyperparameters hp, long[] trainIndices, long[] validationIndices, TaskTargets targets)
+    {
+        var text = System.Text.Json.JsonSerializer.Serialize(hp) + "|" + string.Join(",", trainIndices) + "|" + string.Join(",", validationIndices)
+            + "|" + string.Join("\u0001", targets.Labels);
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text)));
     }
 
     private static Tensor Loss(Tensor outputs, TaskTargets targets, ReadOnlySpan<long> indices, Tensor? classWeights)
