@@ -253,7 +253,6 @@ public sealed class ReadFineTuner
                 lastLoss = lossSum / order.Length;
                 var validation = validationIndices.Length == 0 ? null : Evaluate(model, cache, validationIndices, targets).Metrics;
                 var epochMetrics = new EpochMetrics(epoch, lastLoss, validation, epochClock.Elapsed.TotalSeconds);
-                progress.EpochCompleted(epochMetrics);
                 if (!earlyStopping)
                 {
                     bestEpoch = epoch;
@@ -276,6 +275,9 @@ public sealed class ReadFineTuner
                     var state = TrainingCheckpoint.Write(header, model, bestEpoch == epoch ? null : bestWeights, optimizer.SaveState);
                     save(new TrainingCheckpoint(epoch, bestEpoch, stopped, epochMetrics, state));
                 }
+
+                // After the checkpoint: an epoch reported is an epoch a resume never runs again.
+                progress.EpochCompleted(epochMetrics);
             }
 
             if (earlyStopping && bestWeights is not null && bestEpoch != epoch)
