@@ -20,7 +20,7 @@ public sealed class WorkerKillTests
 {
     private static readonly object Hyperparameters = new
     {
-        epochs = 40, batch_size = 8, learning_rate = 0.01, r = 16, max_length = 32, seed = 7, early_stopping_patience = 0,
+        epochs = 16, batch_size = 8, learning_rate = 0.01, r = 16, max_length = 32, seed = 7, early_stopping_patience = 0,
     };
 
     [Fact]
@@ -32,7 +32,7 @@ public sealed class WorkerKillTests
         {
             await using var api = ReadApplication.Start(Path.Combine(root, "api"), database.ConnectionString);
             using var client = await api.CreateTenantClientAsync("kill");
-            var trainId = await client.UploadOkAsync(TestData.Jsonl(TestData.Sentiment(96, seed: 21)));
+            var trainId = await client.UploadOkAsync(TestData.Jsonl(TestData.Sentiment(64, seed: 21)));
             var validationId = await client.UploadOkAsync(TestData.Jsonl(TestData.Sentiment(32, seed: 22)));
             var body = new { backbone = "tiny-bert", training_file = trainId, validation_file = validationId, hyperparameters = Hyperparameters };
             var factory = api.Service<IDbContextFactory<ReadDbContext>>();
@@ -51,7 +51,7 @@ public sealed class WorkerKillTests
                 Assert.Equal(JobStatus.Running, row.Status);
                 deadOwner = row.LeaseOwner!;
             }
-            Assert.True(lastCheckpoint >= killedAfter && lastCheckpoint < 40, $"killed after epoch {lastCheckpoint}");
+            Assert.True(lastCheckpoint >= killedAfter && lastCheckpoint < 16, $"killed after epoch {lastCheckpoint}");
             Assert.Contains($":{first.Id}:", deadOwner);
 
             using var second = await WorkerHost.BuildAsync(WorkerArgs(database.ConnectionString, Path.Combine(root, "worker-2")));
@@ -70,10 +70,10 @@ public sealed class WorkerKillTests
                 // The second worker trains exactly the epochs after the checkpoint; no epoch is reported twice.
                 var epochs = events.Select(EpochOf).OfType<int>().ToList();
                 Assert.Equal(epochs.Distinct(), epochs);
-                Assert.Equal(Enumerable.Range(lastCheckpoint + 1, 40 - lastCheckpoint), events.Skip(resumeEvent).Select(EpochOf).OfType<int>());
+                Assert.Equal(Enumerable.Range(lastCheckpoint + 1, 16 - lastCheckpoint), events.Skip(resumeEvent).Select(EpochOf).OfType<int>());
 
                 var checkpoints = (await client.GetFromJsonAsync<JsonElement>($"/v1/fine-tuning/jobs/{jobId}/checkpoints")).GetProperty("data");
-                Assert.Equal(40, checkpoints.EnumerateArray().Max(c => c.GetProperty("epoch").GetInt32()));
+                Assert.Equal(16, checkpoints.EnumerateArray().Max(c => c.GetProperty("epoch").GetInt32()));
 
                 // The same job never interrupted, on the surviving worker.
                 var uninterrupted = await client.WaitForJobAsync((await client.CreateJobOkAsync(body)).GetProperty("id").GetString()!);

@@ -71,7 +71,8 @@ public sealed class ReadFineTuner
 
         // One cache over train followed by validation; a holdout split only picks indices, so it never changes the cache key.
         var all = validation is null ? train : train.Concat(validation).ToList();
-        var (trainIndices, validationIndices) = Split(train.Count, validation?.Count, hp);
+        var (trainIndices, validationIndices) = Split(train, validation?.Count, hp, task);
+        hp = hp.ResolveAuto(trainIndices.Length);
         var targets = TaskTargets.Create(task, all, trainIndices);
         var layout = LayerLayout.Create(hp.Layers, backbone.Shape.NumHiddenLayers, hp.InitialState == "embedding");
         var spec = new ActivationCacheSpec(hp.MaxLength, hp.Pooling, layout.Channels, hp.CacheDtype, backbone.TokenizerSettings, CacheScope);
@@ -435,14 +436,40 @@ public sealed class ReadFineTuner
         return [.. result];
     }
 
-    /// <summary>Train and validation indices into the concatenated example list; a seeded holdout when no validation set is given.</summary>
-    private static (long[] Train, long[] Validation) Split(int trainCount, int? validationCount, ReadHyperparameters hp)
+    /// <summary>
+    /// Train and validation indices into the concatenated example list; without a validation set, a seeded holdout of
+    /// <see cref="ReadHyperparameters.ValidationSplit"/>, stratified by label for classification (each class held out in its
+    /// share of the set, the rounding remainder going to the classes with the largest fractional quotas).
+    /// </summary>
+    internal static (long[] Train, long[] Validation) Split(IReadOnlyList<LabeledExample> train, int? validationCount, ReadHyperparameters hp, FineTuneTask task)
     {
+        var trainCount = train.Count;
         if (validationCount is { } count)
             return (Enumerable.Range(0, trainCount).Select(i => (long)i).ToArray(), Enumerable.Range(trainCount, count).Select(i => (long)i).ToArray());
-        var shuffled = Enumerable.Range(0, trainCount).Select(i => (long)i).ToArray();
-        new Random(hp.Seed).Shuffle(shuffled);
         var holdout = Math.Min(trainCount - 1, (int)Math.Round(trainCount * hp.ValidationSplit));
-        return (shuffled[holdout..].Order().ToArray(), shuffled[..holdout].Order().ToArray());
+        var random = new Random(hp.Seed);
+        if (task == FineTuneTask.Regression)
+        {
+            var shuffled = Enumerable.Range(0, trainCount).Select(i => (long)i).ToArray();
+            random.Shuffle(shuffled);
+            return (shuffled[holdout..].Order().ToArray(), shuffled[..holdout].Order().ToArray());
+        }
+
+        var classes = Enumerable.Range(0, trainCount).GroupBy(i => train[i].Label, StringComparer.Ordinal)
+            .OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => g.Select(i => (long)i).ToArray()).ToList();
+        var exact = classes.Select(c => c.Length * (double)holdout / trainCount).ToList();
+        var quotas = exact.Select(q => (int)Math.Floor(q)).ToArray();
+        foreach (var k in Enumerable.Range(0, classes.Count).OrderByDescending(k => exact[k] - quotas[k]).ThenBy(k => k).Take(holdout - quotas.Sum()))
+            quotas[k]++;
+        var validation = new List<long>(holdout);
+        var rest = new List<long>(trainCount - holdout);
+        for (var k = 0; k < classes.Count; k++)
+        {
+            random.Shuffle(classes[k]);
+            validation.AddRange(classes[k][..quotas[k]]);
+            rest.AddRange(classes[k][quotas[k]..]);
+        }
+
+        return (rest.Order().ToArray(), validation.Order().ToArray());
     }
 }
