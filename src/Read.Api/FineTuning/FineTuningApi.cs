@@ -5,6 +5,7 @@ using Hangfire;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Read.Api.Authentication;
+using Read.Api.Idempotency;
 using Read.Api.Problems;
 using Read.Domain.Backbones;
 using Read.Domain.Configuration;
@@ -41,9 +42,15 @@ internal static class FineTuningApi
 
     internal static async Task<Results<Created<JobResponse>, ProblemHttpResult>> Create(
         CreateJobRequest request, ClaimsPrincipal user, ReadDbContext db, BackboneRegistry backbones,
-        IBackgroundJobClient hangfire, CancellationToken ct)
+        IBackgroundJobClient hangfire, HttpContext http, CancellationToken ct)
     {
         var tenant = user.GetTenantId();
+        var (idempotencyKey, keyProblem) = IdempotencyKeys.Read(http.Request);
+        if (keyProblem is not null)
+            return keyProblem;
+        var requestHash = idempotencyKey is null ? "" : IdempotencyKeys.Hash(JsonSerializer.SerializeToUtf8Bytes(request, JsonDefaults.SnakeCase));
+        if (idempotencyKey is not null && await ReplayAsync(db, tenant, idempotencyKey, requestHash, http, ct) is { } replay)
+            return replay;
         if (MetadataProblem(request.Metadata) is { } metadataProblem)
             return ApiProblems.BadRequest("invalid_metadata", metadataProblem);
         if (string.IsNullOrWhiteSpace(request.Backbone))
@@ -97,12 +104,35 @@ internal static class FineTuningApi
         };
         db.Jobs.Add(job);
         db.JobEvents.Add(new JobEvent { JobId = job.Id, TenantId = tenant, CreatedAt = job.CreatedAt, Level = "info", Message = "Job created" });
-        await db.SaveChangesAsync(ct);
+        if (idempotencyKey is not null)
+            IdempotencyKeys.Add(db, tenant, IdempotencyKeys.Jobs, idempotencyKey, requestHash, job.Id);
+        try
+        {
+            await db.SaveChangesAsync(ct);
+        }
+        catch (DbUpdateException e) when (idempotencyKey is not null && IdempotencyKeys.IsDuplicate(e))
+        {
+            // A concurrent retry under the same key won; ours rolled back whole (job, event and key), so answer with its job.
+            db.ChangeTracker.Clear();
+            return await ReplayAsync(db, tenant, idempotencyKey, requestHash, http, ct) ?? throw new InvalidOperationException("Idempotency key vanished.", e);
+        }
 
         // Enqueue after the row is committed so a fast worker always finds it.
         var jobId = job.Id;
         job.HangfireJobId = hangfire.Enqueue<FineTuneJobRunner>(FineTuneJobRunner.Queue, r => r.RunAsync(jobId, CancellationToken.None));
         await db.SaveChangesAsync(ct);
+        return TypedResults.Created($"/v1/fine-tuning/jobs/{job.Id}", JobResponse.From(job));
+    }
+
+    private static async Task<Results<Created<JobResponse>, ProblemHttpResult>?> ReplayAsync(
+        ReadDbContext db, Guid tenant, string key, string requestHash, HttpContext http, CancellationToken ct)
+    {
+        var (jobId, problem) = await IdempotencyKeys.FindAsync(db, tenant, IdempotencyKeys.Jobs, key, requestHash, ct);
+        if (problem is not null)
+            return problem;
+        if (jobId is null || await db.Jobs.AsNoTracking().SingleOrDefaultAsync(j => j.Id == jobId && j.TenantId == tenant, ct) is not { } job)
+            return null;
+        IdempotencyKeys.MarkReplayed(http.Response);
         return TypedResults.Created($"/v1/fine-tuning/jobs/{job.Id}", JobResponse.From(job));
     }
 
