@@ -41,5 +41,8 @@ public sealed class ReadOptions
     /// </summary>
     public TimeSpan JobSweepInterval { get; set; } = TimeSpan.FromSeconds(15);
 
-    public string ActivationCacheDirectory => Path.Combine(DataDirectory, "activation-cache");
+    public TrainingOptions Training { get; set; } = new();
+
+    public string ActivationCacheDirectory =>
+        string.IsNullOrWhiteSpace(Training.CacheDirectory) ? Path.Combine(DataDirectory, "activation-cache") : Training.CacheDirectory;
 }
