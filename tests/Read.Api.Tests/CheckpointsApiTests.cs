@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Microsoft.EntityFrameworkCore;
+using Read.Domain.Persistence;
 
 namespace Read.Api.Tests;
 
@@ -22,6 +24,14 @@ public sealed class CheckpointsApiTests(PostgresServiceFixture service)
         })).GetProperty("id").GetString()!);
         Assert.True(job.GetProperty("status").GetString() == "succeeded", job.ToString());
         var jobId = job.GetProperty("id").GetString()!;
+        Assert.False(job.TryGetProperty("estimated_finish", out var shown) && shown.ValueKind != JsonValueKind.Null, "a finished job shows no estimate");
+        await using (var db = service.Api.Service<IDbContextFactory<ReadDbContext>>().CreateDbContext())
+        {
+            // Set after each epoch (the last one estimates "now": no epochs left), never before the job started.
+            var row = await db.Jobs.AsNoTracking().SingleAsync(j => j.Id == jobId);
+            Assert.NotNull(row.EstimatedFinishAt);
+            Assert.InRange(row.EstimatedFinishAt!.Value, row.StartedAt!.Value, row.FinishedAt!.Value.AddSeconds(1));
+        }
 
         var list = (await client.GetFromJsonAsync<JsonElement>($"/v1/fine-tuning/jobs/{jobId}/checkpoints")).GetProperty("data").EnumerateArray().ToList();
         // Without early stopping the last epoch is the best: one checkpoint kept, epochs 1-3 deleted as training went on.
