@@ -42,6 +42,7 @@ public static class WorkerHost
             server.WorkerCount = sp.GetRequiredService<IOptions<ReadOptions>>().Value.WorkerCount;
             server.ServerName = $"read-worker:{Environment.MachineName}:{Environment.ProcessId}";
         });
+        builder.Services.AddHostedService<JobLeaseSweep>();
         configure?.Invoke(builder);
 
         var host = builder.Build();

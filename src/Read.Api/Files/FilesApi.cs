@@ -1,10 +1,12 @@
 using System.Security.Claims;
 using System.Security.Cryptography;
+using System.Text;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Read.Api.Authentication;
+using Read.Api.Idempotency;
 using Read.Api.Problems;
 using Read.Domain.Configuration;
 using Read.Domain.Files;
@@ -81,10 +83,17 @@ internal static class FilesApi
         var purpose = form["purpose"].FirstOrDefault() ?? "fine-tune";
         if (purpose is not ("fine-tune" or "validation" or "test"))
             return ApiProblems.BadRequest("invalid_purpose", "purpose must be fine-tune, validation or test.");
+        var tenant = user.GetTenantId();
+        var (idempotencyKey, keyProblem) = IdempotencyKeys.Read(request);
+        if (keyProblem is not null)
+            return keyProblem;
+        var requestHash = idempotencyKey is null ? "" : IdempotencyKeys.Hash(content, Encoding.UTF8.GetBytes(file.FileName), Encoding.UTF8.GetBytes(purpose));
+        if (idempotencyKey is not null && await ReplayAsync(db, tenant, idempotencyKey, requestHash, context, ct) is { } replay)
+            return replay;
         var entity = new DatasetFile
         {
             Id = "file-" + Guid.NewGuid().ToString("N"),
-            TenantId = user.GetTenantId(),
+            TenantId = tenant,
             FileName = Path.GetFileName(file.FileName) is { Length: > 0 and <= 256 } name ? name : "dataset.jsonl",
             Purpose = purpose,
             Bytes = content.LongLength,
@@ -96,8 +105,38 @@ internal static class FilesApi
             CreatedAt = DateTime.UtcNow,
         };
         db.Files.Add(entity);
-        await db.SaveChangesAsync(ct);
+        if (idempotencyKey is not null)
+            IdempotencyKeys.Add(db, tenant, IdempotencyKeys.Files, idempotencyKey, requestHash, entity.Id);
+        try
+        {
+            await db.SaveChangesAsync(ct);
+        }
+        catch (DbUpdateException e) when (idempotencyKey is not null && IdempotencyKeys.IsDuplicate(e))
+        {
+            db.ChangeTracker.Clear(); // a concurrent retry under the same key committed first: answer with its file
+            return await ReplayAsync(db, tenant, idempotencyKey, requestHash, context, ct) ?? throw new InvalidOperationException("Idempotency key vanished.", e);
+        }
+
         return TypedResults.Created($"/v1/files/{entity.Id}", FileResponse.From(entity));
+    }
+
+    private static async Task<Results<Created<FileResponse>, ProblemHttpResult>?> ReplayAsync(
+        ReadDbContext db, Guid tenant, string key, string requestHash, HttpContext context, CancellationToken ct)
+    {
+        var (fileId, problem) = await IdempotencyKeys.FindAsync(db, tenant, IdempotencyKeys.Files, key, requestHash, ct);
+        if (problem is not null)
+            return problem;
+        if (fileId is null)
+            return null;
+        if (await db.Files.AsNoTracking().SingleOrDefaultAsync(f => f.Id == fileId && f.TenantId == tenant, ct) is not { } file)
+        {
+            // Deleted since: the key is free again, and the retry creates a new file.
+            await db.IdempotencyKeys.Where(k => k.TenantId == tenant && k.Scope == IdempotencyKeys.Files && k.Key == key).ExecuteDeleteAsync(ct);
+            return null;
+        }
+
+        IdempotencyKeys.MarkReplayed(context.Response);
+        return TypedResults.Created($"/v1/files/{file.Id}", FileResponse.From(file));
     }
 
     private static ProblemHttpResult TooLarge(long limit) =>

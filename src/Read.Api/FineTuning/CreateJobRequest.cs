@@ -11,4 +11,6 @@ internal sealed record CreateJobRequest(
     string? ValidationFile,
     ReadHyperparameters? Hyperparameters,
     // JsonElement values, so a number or object answers invalid_metadata (not a generic invalid_request) naming the key.
-    Dictionary<string, JsonElement>? Metadata);
+    Dictionary<string, JsonElement>? Metadata,
+    // A checkpoint id (GET /v1/fine-tuning/jobs/{id}/checkpoints) of an earlier job of the tenant on the same backbone.
+    string? FromCheckpoint = null);

@@ -5,6 +5,7 @@ using Hangfire;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Read.Api.Authentication;
+using Read.Api.Idempotency;
 using Read.Api.Problems;
 using Read.Domain.Backbones;
 using Read.Domain.Configuration;
@@ -20,6 +21,8 @@ internal static class FineTuningApi
 
     public sealed record EventList(IReadOnlyList<JobEventResponse> Data, bool HasMore);
 
+    public sealed record CheckpointList(IReadOnlyList<CheckpointResponse> Data, bool HasMore);
+
     // OpenAI's metadata limits, so clients written for it fit, and a job row stays small.
     internal const int MaxMetadataKeys = 16;
     internal const int MaxMetadataKeyChars = 64;
@@ -32,15 +35,22 @@ internal static class FineTuningApi
         group.MapGet("/", List).WithSummary("The calling tenant's jobs, newest first (limit ≤ 100).");
         group.MapGet("/{id}", Get).WithSummary("A job: status, stage, progress, metrics, error, adapter.");
         group.MapPost("/{id}/cancel", Cancel).WithSummary("Cancel a queued or running job; a running job stops within about a second.");
+        group.MapGet("/{id}/checkpoints", Checkpoints).WithSummary("A job's kept checkpoints (the last epoch and the best), oldest first.");
         group.MapGet("/{id}/events", Events).WithSummary("A job's events in order; page with 'after' (an event id) and 'limit'.");
         return app;
     }
 
     internal static async Task<Results<Created<JobResponse>, ProblemHttpResult>> Create(
         CreateJobRequest request, ClaimsPrincipal user, ReadDbContext db, BackboneRegistry backbones,
-        IBackgroundJobClient hangfire, CancellationToken ct)
+        IBackgroundJobClient hangfire, HttpContext http, CancellationToken ct)
     {
         var tenant = user.GetTenantId();
+        var (idempotencyKey, keyProblem) = IdempotencyKeys.Read(http.Request);
+        if (keyProblem is not null)
+            return keyProblem;
+        var requestHash = idempotencyKey is null ? "" : IdempotencyKeys.Hash(JsonSerializer.SerializeToUtf8Bytes(request, JsonDefaults.SnakeCase));
+        if (idempotencyKey is not null && await ReplayAsync(db, tenant, idempotencyKey, requestHash, http, ct) is { } replay)
+            return replay;
         if (MetadataProblem(request.Metadata) is { } metadataProblem)
             return ApiProblems.BadRequest("invalid_metadata", metadataProblem);
         if (string.IsNullOrWhiteSpace(request.Backbone))
@@ -60,6 +70,17 @@ internal static class FineTuningApi
             if (task == FineTuneTasks.Regression && labels.FirstOrDefault(l => !double.TryParse(l, NumberStyles.Float, CultureInfo.InvariantCulture, out _)) is { } bad)
                 return ApiProblems.BadRequest("invalid_regression_label", $"File '{fileId}' has the non-numeric label '{bad}'; regression needs numbers.");
         }
+        if (request.FromCheckpoint is not null)
+        {
+            var source = await db.JobCheckpoints.Where(c => c.Id == request.FromCheckpoint && c.TenantId == tenant)
+                .Join(db.Jobs, c => c.JobId, j => j.Id, (c, j) => j.BackboneId).SingleOrDefaultAsync(ct);
+            if (source is null)
+                return ApiProblems.BadRequest("checkpoint_not_found", $"Checkpoint '{request.FromCheckpoint}' does not exist.");
+            if (source != request.Backbone)
+                return ApiProblems.BadRequest("checkpoint_backbone_mismatch",
+                    $"Checkpoint '{request.FromCheckpoint}' was trained on backbone '{source}', not '{request.Backbone}'.");
+        }
+
         var hyperparameters = request.Hyperparameters ?? new ReadHyperparameters();
         var backbone = backbones.Info(request.Backbone);
         var errors = hyperparameters.Validate(backbone.MaxPositions, backbone.Layers, backbone.HiddenSize, backbone.Poolings);
@@ -77,17 +98,41 @@ internal static class FineTuningApi
             ValidationFileId = request.ValidationFile,
             HyperparametersJson = JsonSerializer.Serialize(hyperparameters, JsonDefaults.SnakeCase),
             MetadataJson = request.Metadata is null ? null : JsonSerializer.Serialize(request.Metadata.ToDictionary(m => m.Key, m => m.Value.GetString())),
+            FromCheckpointId = request.FromCheckpoint,
             Status = JobStatus.Queued,
             CreatedAt = DateTime.UtcNow,
         };
         db.Jobs.Add(job);
         db.JobEvents.Add(new JobEvent { JobId = job.Id, TenantId = tenant, CreatedAt = job.CreatedAt, Level = "info", Message = "Job created" });
-        await db.SaveChangesAsync(ct);
+        if (idempotencyKey is not null)
+            IdempotencyKeys.Add(db, tenant, IdempotencyKeys.Jobs, idempotencyKey, requestHash, job.Id);
+        try
+        {
+            await db.SaveChangesAsync(ct);
+        }
+        catch (DbUpdateException e) when (idempotencyKey is not null && IdempotencyKeys.IsDuplicate(e))
+        {
+            // A concurrent retry under the same key won; ours rolled back whole (job, event and key), so answer with its job.
+            db.ChangeTracker.Clear();
+            return await ReplayAsync(db, tenant, idempotencyKey, requestHash, http, ct) ?? throw new InvalidOperationException("Idempotency key vanished.", e);
+        }
 
         // Enqueue after the row is committed so a fast worker always finds it.
         var jobId = job.Id;
         job.HangfireJobId = hangfire.Enqueue<FineTuneJobRunner>(FineTuneJobRunner.Queue, r => r.RunAsync(jobId, CancellationToken.None));
         await db.SaveChangesAsync(ct);
+        return TypedResults.Created($"/v1/fine-tuning/jobs/{job.Id}", JobResponse.From(job));
+    }
+
+    private static async Task<Results<Created<JobResponse>, ProblemHttpResult>?> ReplayAsync(
+        ReadDbContext db, Guid tenant, string key, string requestHash, HttpContext http, CancellationToken ct)
+    {
+        var (jobId, problem) = await IdempotencyKeys.FindAsync(db, tenant, IdempotencyKeys.Jobs, key, requestHash, ct);
+        if (problem is not null)
+            return problem;
+        if (jobId is null || await db.Jobs.AsNoTracking().SingleOrDefaultAsync(j => j.Id == jobId && j.TenantId == tenant, ct) is not { } job)
+            return null;
+        IdempotencyKeys.MarkReplayed(http.Response);
         return TypedResults.Created($"/v1/fine-tuning/jobs/{job.Id}", JobResponse.From(job));
     }
 
@@ -151,6 +196,16 @@ internal static class FineTuningApi
             await db.SaveChangesAsync(ct);
         }
         return TypedResults.Ok(JobResponse.From(job));
+    }
+
+    internal static async Task<Results<Ok<CheckpointList>, ProblemHttpResult>> Checkpoints(string id, ClaimsPrincipal user, ReadDbContext db, CancellationToken ct)
+    {
+        var tenant = user.GetTenantId();
+        if (!await db.Jobs.AnyAsync(j => j.Id == id && j.TenantId == tenant, ct))
+            return ApiProblems.NotFound("fine-tuning job", id);
+        // Two rows at most (the last and the best): no paging needed.
+        var checkpoints = await db.JobCheckpoints.AsNoTracking().Where(c => c.JobId == id && c.TenantId == tenant).OrderBy(c => c.Epoch).ToListAsync(ct);
+        return TypedResults.Ok(new CheckpointList(checkpoints.Select(CheckpointResponse.From).ToList(), false));
     }
 
     internal static async Task<Results<Ok<EventList>, ProblemHttpResult>> Events(

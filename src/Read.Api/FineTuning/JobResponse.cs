@@ -10,7 +10,8 @@ internal sealed record JobError(string Code, string Message);
 internal sealed record JobResponse(
     string Id, string Object, string Backbone, string Task, string TrainingFile, string? ValidationFile, string Status, string? Stage,
     double Progress, JsonElement Hyperparameters, JsonElement? Metrics, JobError? Error, string? AdapterId, bool? CacheHit,
-    int Attempts, JsonElement? Metadata, DateTime CreatedAt, DateTime? StartedAt, DateTime? FinishedAt)
+    int Attempts, JsonElement? Metadata, DateTime CreatedAt, DateTime? StartedAt, DateTime? FinishedAt,
+    string? FromCheckpoint = null, DateTime? EstimatedFinish = null)
 {
     public static JobResponse From(FineTuneJob j) => new(
         j.Id, "fine_tuning.job", j.BackboneId, j.Task, j.TrainingFileId, j.ValidationFileId, j.Status, j.Stage, j.Progress,
@@ -19,11 +20,18 @@ internal sealed record JobResponse(
         j.ErrorCode is null ? null : new JobError(j.ErrorCode, j.ErrorMessage ?? ""),
         j.AdapterId, j.CacheHit, j.Attempts,
         j.MetadataJson is null ? null : JsonSerializer.Deserialize<JsonElement>(j.MetadataJson),
-        j.CreatedAt, j.StartedAt, j.FinishedAt);
+        j.CreatedAt, j.StartedAt, j.FinishedAt, j.FromCheckpointId, j.Status == JobStatus.Running ? j.EstimatedFinishAt : null);
 }
 
 internal sealed record JobEventResponse(long Id, string Object, DateTime CreatedAt, string Level, string Message, JsonElement? Data)
 {
     public static JobEventResponse From(JobEvent e) => new(e.Id, "fine_tuning.job.event", e.CreatedAt, e.Level, e.Message,
         e.DataJson is null ? null : JsonSerializer.Deserialize<JsonElement>(e.DataJson, JsonDefaults.SnakeCase));
+}
+
+/// <summary>A job checkpoint as the API lists it (the training state itself is not downloadable).</summary>
+internal sealed record CheckpointResponse(string Id, string Object, string FineTuningJobId, int Epoch, JsonElement Metrics, bool IsBest, DateTime CreatedAt)
+{
+    public static CheckpointResponse From(JobCheckpoint c) => new(
+        c.Id, "fine_tuning.job.checkpoint", c.JobId, c.Epoch, JsonSerializer.Deserialize<JsonElement>(c.MetricsJson), c.IsBest, c.CreatedAt);
 }

@@ -33,7 +33,7 @@ public sealed class ReadOptions
     /// How long a worker's claim on a running job lasts without renewal (renewed every third of it). A duplicate
     /// delivery meets a live lease and exits; a job whose worker died is claimable again once the lease lapses.
     /// </summary>
-    public TimeSpan JobLeaseDuration { get; set; } = TimeSpan.FromMinutes(2);
+    public TimeSpan JobLeaseDuration { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
     /// Where backbones, cache batches, side networks and inference run: auto (CUDA when TorchSharp reports it), cpu,
@@ -41,5 +41,13 @@ public sealed class ReadOptions
     /// </summary>
     public string Device { get; set; } = Backbones.ReadDevice.Auto;
 
-    public string ActivationCacheDirectory => Path.Combine(DataDirectory, "activation-cache");
+    /// How often a worker looks for running jobs whose lease lapsed (their worker died) and queued jobs that never reached
+    /// Hangfire, and enqueues them again: a dead worker's job resumes within about lease + sweep interval.
+    /// </summary>
+    public TimeSpan JobSweepInterval { get; set; } = TimeSpan.FromSeconds(15);
+
+    public FineTuning.TrainingOptions Training { get; set; } = new();
+
+    public string ActivationCacheDirectory =>
+        string.IsNullOrWhiteSpace(Training.CacheDirectory) ? Path.Combine(DataDirectory, "activation-cache") : Training.CacheDirectory;
 }

@@ -47,5 +47,19 @@ internal sealed class AdamWSchedule : IDisposable
         schedule.step();
     }
 
+    /// <summary>AdamW's moments, step counts and group options (the schedule is a function of the steps done).</summary>
+    public void SaveState(BinaryWriter writer) => optimizer.save_state_dict(writer);
+
+    /// <summary>
+    /// Continues a run after <paramref name="stepsDone"/> steps: the optimizer state <see cref="SaveState"/> wrote, and the
+    /// schedule advanced to the same position (LambdaLR sets lr = base · λ(step), so replaying it is exact).
+    /// </summary>
+    public void RestoreState(BinaryReader reader, int stepsDone)
+    {
+        optimizer.load_state_dict(reader);
+        for (var i = 0; i < stepsDone; i++)
+            schedule.step();
+    }
+
     public void Dispose() => optimizer.Dispose();
 }

@@ -29,6 +29,17 @@ public sealed class ReadFineTuner
 
     /// <summary>Called after each step of a layer-streamed precompute (the benchmark's per-layer figures).</summary>
     public Action<StreamedPrecomputeStep>? StreamedStepCompleted { get; init; }
+    /// <summary>Called at the end of every epoch with a checkpoint the run can be resumed from; null skips writing one.</summary>
+    public Action<TrainingCheckpoint>? CheckpointSaved { get; init; }
+
+    /// <summary>
+    /// A checkpoint of this same run (same data, hyperparameters and seed): training continues at its epoch + 1 and ends
+    /// exactly as the uninterrupted run does (docs/decisions/014-checkpoints-leases.md).
+    /// </summary>
+    public TrainingCheckpoint? ResumeFrom { get; init; }
+
+    /// <summary>A checkpoint of an earlier run whose weights start this one (optimizer and schedule start afresh): training further.</summary>
+    public TrainingCheckpoint? InitialWeights { get; init; }
 
     /// <summary>Sequence classification; see the overload taking a <see cref="FineTuneTask"/>.</summary>
     public FineTuneResult Run(
@@ -62,7 +73,8 @@ public sealed class ReadFineTuner
 
         // One cache over train followed by validation; a holdout split only picks indices, so it never changes the cache key.
         var all = validation is null ? train : train.Concat(validation).ToList();
-        var (trainIndices, validationIndices) = Split(train.Count, validation?.Count, hp);
+        var (trainIndices, validationIndices) = Split(train, validation?.Count, hp, task);
+        hp = hp.ResolveAuto(trainIndices.Length);
         var targets = TaskTargets.Create(task, all, trainIndices);
         var layout = LayerLayout.Create(hp.Layers, backbone.Shape.NumHiddenLayers, hp.InitialState == InitialState.Embedding);
         var spec = new ActivationCacheSpec(hp.MaxLength, hp.Pooling, layout.Channels, hp.CacheDtype, backbone.TokenizerSettings, CacheScope);
@@ -187,7 +199,7 @@ public sealed class ReadFineTuner
 
     private sealed record TrainOutcome(double FinalTrainLoss, int EpochsRun, int BestEpoch);
 
-    private static TrainOutcome Train(
+    private TrainOutcome Train(
         ReadClassifier model, ActivationCache cache, TaskTargets targets, long[] trainIndices, long[] validationIndices,
         ReadHyperparameters hp, IFineTuneProgress progress, CancellationToken cancellationToken)
     {
@@ -205,13 +217,21 @@ public sealed class ReadFineTuner
         var bestEpoch = 0;
         Dictionary<string, Tensor>? bestWeights = null;
         var epoch = 0;
+        var stopped = false;
+        var fingerprint = Fingerprint(hp, trainIndices, validationIndices, targets);
+        if (InitialWeights is not null)
+            LoadInitialWeights(model, InitialWeights);
         try
         {
-            while (epoch < hp.Epochs)
+            if (ResumeFrom is not null)
+                (epoch, step, lastLoss, best, bestEpoch, stopped, bestWeights) = Resume(ResumeFrom, model, optimizer, shuffle, order, fingerprint);
+
+            while (!stopped && epoch < hp.Epochs)
             {
                 epoch++;
                 var epochClock = Stopwatch.StartNew();
                 model.train();
+                // The only randomness of an epoch: replayed on resume, so the order after epoch k is a function of (seed, k).
                 shuffle.Shuffle(order);
                 double lossSum = 0;
                 for (var start = 0; start < order.Length; start += hp.BatchSize)
@@ -238,24 +258,32 @@ public sealed class ReadFineTuner
 
                 lastLoss = lossSum / order.Length;
                 var validation = validationIndices.Length == 0 ? null : Evaluate(model, cache, validationIndices, targets).Metrics;
-                progress.EpochCompleted(new EpochMetrics(epoch, lastLoss, validation, epochClock.Elapsed.TotalSeconds));
+                var epochMetrics = new EpochMetrics(epoch, lastLoss, validation, epochClock.Elapsed.TotalSeconds);
                 if (!earlyStopping)
                 {
                     bestEpoch = epoch;
-                    continue;
                 }
-
-                if (best is null || IsBetter(validation!, best, targets.IsRegression))
+                else if (best is null || IsBetter(validation!, best, targets.IsRegression))
                 {
                     best = validation;
                     bestEpoch = epoch;
                     Dispose(bestWeights);
                     bestWeights = Snapshot(model);
                 }
-                else if (epoch - bestEpoch >= hp.EarlyStoppingPatience)
+                else
                 {
-                    break;
+                    stopped = epoch - bestEpoch >= hp.EarlyStoppingPatience;
                 }
+
+                if (CheckpointSaved is { } save)
+                {
+                    var header = new TrainingCheckpoint.Header(epoch, step, bestEpoch, stopped, lastLoss, best, epochMetrics, fingerprint);
+                    var state = TrainingCheckpoint.Write(header, model, bestEpoch == epoch ? null : bestWeights, optimizer.SaveState);
+                    save(new TrainingCheckpoint(epoch, bestEpoch, stopped, epochMetrics, state));
+                }
+
+                // After the checkpoint: an epoch reported is an epoch a resume never runs again.
+                progress.EpochCompleted(epochMetrics);
             }
 
             if (earlyStopping && bestWeights is not null && bestEpoch != epoch)
@@ -270,7 +298,58 @@ public sealed class ReadFineTuner
         return new TrainOutcome(lastLoss, epoch, bestEpoch);
     }
 
-    private static Tensor Loss(Tensor outputs, TaskTargets targets, ReadOnlySpan<long> indices, Tensor? classWeights, Device device)
+    /// <summary>Loads a checkpoint of this same run and replays what it does not store (schedule, shuffles).</summary>
+    private static (int Epoch, int Step, double LastLoss, EvaluationMetrics? Best, int BestEpoch, bool Stopped, Dictionary<string, Tensor>? BestWeights) Resume(
+        TrainingCheckpoint checkpoint, ReadClassifier model, AdamWSchedule optimizer, Random shuffle, long[] order, string fingerprint)
+    {
+        using var reader = new BinaryReader(new MemoryStream(checkpoint.State));
+        var header = TrainingCheckpoint.ReadHeader(reader);
+        if (header.Fingerprint != fingerprint)
+            throw new ArgumentException("The checkpoint belongs to a run with other data or hyperparameters; it cannot be resumed here.", nameof(checkpoint));
+        var weights = TrainingCheckpoint.ReadWeights(reader);
+        try
+        {
+            TrainingCheckpoint.Load(model, weights);
+        }
+        finally
+        {
+            Dispose(weights);
+        }
+
+        var bestWeights = reader.ReadBoolean() ? TrainingCheckpoint.ReadWeights(reader) : null;
+        if (bestWeights is null && header.Best is not null)
+            bestWeights = Snapshot(model); // the checkpoint's epoch was the best one
+        optimizer.RestoreState(reader, header.Step);
+        for (var e = 0; e < header.Epoch; e++)
+            shuffle.Shuffle(order);
+        return (header.Epoch, header.Step, header.LastLoss, header.Best, header.BestEpoch, header.Stopped, bestWeights);
+    }
+
+    /// <summary>Starts from another run's weights (the adapter architecture must match); optimizer and schedule start afresh.</summary>
+    private static void LoadInitialWeights(ReadClassifier model, TrainingCheckpoint checkpoint)
+    {
+        using var reader = new BinaryReader(new MemoryStream(checkpoint.State));
+        TrainingCheckpoint.ReadHeader(reader);
+        var weights = TrainingCheckpoint.ReadWeights(reader);
+        try
+        {
+            TrainingCheckpoint.Load(model, weights);
+        }
+        finally
+        {
+            Dispose(weights);
+        }
+    }
+
+    /// <summary>What a resumed run must share with the one that wrote the checkpoint: hyperparameters, split and labels.</summary>
+    private static string Fingerprint(ReadHyperparameters hp, long[] trainIndices, long[] validationIndices, TaskTargets targets)
+    {
+        var text = System.Text.Json.JsonSerializer.Serialize(hp) + "|" + string.Join(",", trainIndices) + "|" + string.Join(",", validationIndices)
+            + "|" + string.Join("\u0001", targets.Labels);
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text)));
+    }
+
+        private static Tensor Loss(Tensor outputs, TaskTargets targets, ReadOnlySpan<long> indices, Tensor? classWeights, Device device)
     {
         if (targets.IsRegression)
         {
@@ -362,14 +441,40 @@ public sealed class ReadFineTuner
         return [.. result];
     }
 
-    /// <summary>Train and validation indices into the concatenated example list; a seeded holdout when no validation set is given.</summary>
-    private static (long[] Train, long[] Validation) Split(int trainCount, int? validationCount, ReadHyperparameters hp)
+    /// <summary>
+    /// Train and validation indices into the concatenated example list; without a validation set, a seeded holdout of
+    /// <see cref="ReadHyperparameters.ValidationSplit"/>, stratified by label for classification (each class held out in its
+    /// share of the set, the rounding remainder going to the classes with the largest fractional quotas).
+    /// </summary>
+    internal static (long[] Train, long[] Validation) Split(IReadOnlyList<LabeledExample> train, int? validationCount, ReadHyperparameters hp, FineTuneTask task)
     {
+        var trainCount = train.Count;
         if (validationCount is { } count)
             return (Enumerable.Range(0, trainCount).Select(i => (long)i).ToArray(), Enumerable.Range(trainCount, count).Select(i => (long)i).ToArray());
-        var shuffled = Enumerable.Range(0, trainCount).Select(i => (long)i).ToArray();
-        new Random(hp.Seed).Shuffle(shuffled);
         var holdout = Math.Min(trainCount - 1, (int)Math.Round(trainCount * hp.ValidationSplit));
-        return (shuffled[holdout..].Order().ToArray(), shuffled[..holdout].Order().ToArray());
+        var random = new Random(hp.Seed);
+        if (task == FineTuneTask.Regression)
+        {
+            var shuffled = Enumerable.Range(0, trainCount).Select(i => (long)i).ToArray();
+            random.Shuffle(shuffled);
+            return (shuffled[holdout..].Order().ToArray(), shuffled[..holdout].Order().ToArray());
+        }
+
+        var classes = Enumerable.Range(0, trainCount).GroupBy(i => train[i].Label, StringComparer.Ordinal)
+            .OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => g.Select(i => (long)i).ToArray()).ToList();
+        var exact = classes.Select(c => c.Length * (double)holdout / trainCount).ToList();
+        var quotas = exact.Select(q => (int)Math.Floor(q)).ToArray();
+        foreach (var k in Enumerable.Range(0, classes.Count).OrderByDescending(k => exact[k] - quotas[k]).ThenBy(k => k).Take(holdout - quotas.Sum()))
+            quotas[k]++;
+        var validation = new List<long>(holdout);
+        var rest = new List<long>(trainCount - holdout);
+        for (var k = 0; k < classes.Count; k++)
+        {
+            random.Shuffle(classes[k]);
+            validation.AddRange(classes[k][..quotas[k]]);
+            rest.AddRange(classes[k][quotas[k]..]);
+        }
+
+        return (rest.Order().ToArray(), validation.Order().ToArray());
     }
 }

@@ -10,7 +10,29 @@ namespace Read.Domain.FineTuning;
 /// </summary>
 public sealed record ReadHyperparameters
 {
+    /// <summary>Stands for "auto" in <see cref="Epochs"/>, <see cref="SideHiddenSize"/> and <see cref="LearningRate"/> (never a valid value).</summary>
+    public const int Auto = -1;
+
+    /// <summary>True when any field is "auto".</summary>
+    [JsonIgnore]
+    public bool HasAuto => Epochs == Auto || SideHiddenSize == Auto || LearningRate == Auto;
+
+    /// <summary>
+    /// Replaces "auto" by values chosen from the number of training examples n (docs/decisions/015-auto-hyperparameters.md):
+    /// epochs 20 (n ≤ 500), 10 (≤ 2,000), 6 (≤ 10,000), else 4 — more passes for small sets, where an epoch is cheap and
+    /// early stopping ends them when they stop helping; learning_rate 5e-3 below 1,000 examples (fewer steps must move the
+    /// side network as far), else 2e-3; r 32 below 1,000 examples, 64 below 10,000, else 128 (capacity grows with data).
+    /// </summary>
+    public ReadHyperparameters ResolveAuto(int trainExamples) => !HasAuto ? this : this with
+    {
+        Epochs = Epochs != Auto ? Epochs : trainExamples <= 500 ? 20 : trainExamples <= 2_000 ? 10 : trainExamples <= 10_000 ? 6 : 4,
+        LearningRate = LearningRate != Auto ? LearningRate : trainExamples < 1_000 ? 5e-3 : 2e-3,
+        SideHiddenSize = SideHiddenSize != Auto ? SideHiddenSize : trainExamples < 1_000 ? 32 : trainExamples < 10_000 ? 64 : 128,
+    };
+
+    /// <summary>"auto" (or a number) in JSON; <see cref="Auto"/> here until <see cref="ResolveAuto"/> picks it from the dataset size.</summary>
     [JsonPropertyName("epochs")]
+    [JsonConverter(typeof(AutoIntConverter))]
     public int Epochs { get; init; } = 10;
 
     [JsonPropertyName("batch_size")]
@@ -18,6 +40,7 @@ public sealed record ReadHyperparameters
 
     /// <summary>Peak learning rate of AdamW, reached after the warmup.</summary>
     [JsonPropertyName("learning_rate")]
+    [JsonConverter(typeof(AutoDoubleConverter))]
     public double LearningRate { get; init; } = 2e-3;
 
     /// <summary>Decoupled weight decay on matrices; biases and norm weights are never decayed.</summary>
@@ -34,6 +57,7 @@ public sealed record ReadHyperparameters
 
     /// <summary>r: hidden size of the recurrent cell.</summary>
     [JsonPropertyName("r")]
+    [JsonConverter(typeof(AutoIntConverter))]
     public int SideHiddenSize { get; init; } = 64;
 
     /// <summary>mean of h_1..h_K, or last (h_K).</summary>
@@ -73,10 +97,11 @@ public sealed record ReadHyperparameters
 
     /// <summary>
     /// Stop after this many epochs without a better validation metric and restore the best epoch's weights; 0 = off
-    /// (train every epoch, keep the last weights).
+    /// (train every epoch, keep the last weights). On by default: the validation curve often peaks well before the last
+    /// epoch. It applies only when there is validation data (a validation file or the holdout split).
     /// </summary>
     [JsonPropertyName("early_stopping_patience")]
-    public int EarlyStoppingPatience { get; init; }
+    public int EarlyStoppingPatience { get; init; } = 3;
 
     /// <summary>none, or balanced: weight each class's loss by N / (K · n_class) over the training set (classification only).</summary>
     [JsonPropertyName("class_weights")]
@@ -123,18 +148,18 @@ public sealed record ReadHyperparameters
     public IReadOnlyList<string> Validate(int maxPositions, int? numLayers, int? hiddenSize, IReadOnlyList<Pooling>? poolings = null)
     {
         var errors = new List<string>();
-        if (Epochs is < 1 or > 1000)
+        if (Epochs != Auto && Epochs is < 1 or > 1000)
             errors.Add($"epochs must be between 1 and 1000 (got {Epochs}).");
         if (BatchSize is < 1 or > 4096)
             errors.Add($"batch_size must be between 1 and 4096 (got {BatchSize}).");
         // Bounds wide enough for any sensible run and tight enough that a typo fails here, not hours later as NaN.
-        if (!(LearningRate > 0 && LearningRate <= 1))
+        if (LearningRate != Auto && !(LearningRate > 0 && LearningRate <= 1))
             errors.Add($"learning_rate must be above 0 and at most 1 (got {LearningRate}).");
         if (!(WeightDecay >= 0 && WeightDecay <= 10))
             errors.Add($"weight_decay must be between 0 and 10 (got {WeightDecay}).");
         if (MaxLength < 8 || MaxLength > maxPositions)
             errors.Add($"max_length must be between 8 and {maxPositions} (got {MaxLength}).");
-        if (SideHiddenSize is < 1 or > 4096)
+        if (SideHiddenSize != Auto && SideHiddenSize is < 1 or > 4096)
             errors.Add($"r must be between 1 and 4096 (got {SideHiddenSize}).");
         if (!(ValidationSplit >= 0 && ValidationSplit <= 0.5))
             errors.Add($"validation_split must be between 0 and 0.5 (got {ValidationSplit}).");

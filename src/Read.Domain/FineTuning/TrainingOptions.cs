@@ -15,4 +15,12 @@ public sealed class TrainingOptions
     /// <summary>The budget in force: <see cref="MemoryBudgetBytes"/> or half the memory available to the process.</summary>
     public long EffectiveMemoryBudgetBytes =>
         MemoryBudgetBytes is > 0 and var bytes ? bytes : GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 2;
+
+    /// <summary>
+    /// Where activation caches live; empty for &lt;DataDirectory&gt;/activation-cache. May be a volume every worker mounts,
+    /// so a job resumed on another worker reuses the cache its first worker built: writes go to a temporary file renamed
+    /// into place, so two workers building one cache at once never expose a partial file (the later rename wins, and both
+    /// wrote the same bytes).
+    /// </summary>
+    public string CacheDirectory { get; set; } = "";
 }

@@ -18,7 +18,7 @@ public static class ReadCoreServiceCollectionExtensions
         {
             var backboneOptions = sp.GetRequiredService<IOptions<BackboneOptions>>().Value;
             var device = ReadDevice.Resolve(sp.GetRequiredService<IOptions<ReadOptions>>().Value.Device);
-            return new BackboneRegistry(backboneOptions, sp.GetRequiredService<IOptions<TrainingOptions>>().Value, device);
+            return new BackboneRegistry(backboneOptions, sp.GetRequiredService<IOptions<FineTuning.TrainingOptions>>().Value, device);
         });
         // Runs with the hosts' ValidateOnStart on ReadOptions: a device that cannot be used stops start-up with the reason.
         services.AddSingleton<IValidateOptions<ReadOptions>, ReadDeviceValidation>();

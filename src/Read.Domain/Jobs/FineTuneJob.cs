@@ -13,6 +13,8 @@ public sealed class FineTuneJob
     /// <summary>Hyperparameters as submitted, after defaults were applied (snake_case JSON).</summary>
     public required string HyperparametersJson { get; init; }
     public string? MetadataJson { get; init; }
+    /// <summary>A checkpoint of an earlier job of the tenant whose weights this job starts from; null to start afresh.</summary>
+    public string? FromCheckpointId { get; init; }
     public required string Status { get; set; }
     /// <summary>precompute | train | evaluate | publish while running; the last stage reached afterwards.</summary>
     public string? Stage { get; set; }
@@ -34,4 +36,7 @@ public sealed class FineTuneJob
     public required DateTime CreatedAt { get; init; }
     public DateTime? StartedAt { get; set; }
     public DateTime? FinishedAt { get; set; }
+
+    /// <summary>When training should end at the pace of the epochs run so far (the full epoch budget; early stopping may end sooner).</summary>
+    public DateTime? EstimatedFinishAt { get; set; }
 }

@@ -31,9 +31,12 @@ public sealed class FineTuneJobRunner(
     public async Task RunAsync(string jobId, CancellationToken cancellationToken)
     {
         var leaseOwner = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
+        var previous = await PreviousHolderAsync(jobId, cancellationToken);
         var job = await ClaimAsync(jobId, leaseOwner, cancellationToken);
         if (job is null)
             return;
+        if (previous is not null)
+            await RecordEventAsync(jobId, job.TenantId, "warning", $"Job taken over from worker {previous} (its lease lapsed or was released) by {leaseOwner}");
 
         using var scope = logger.BeginScope(new Dictionary<string, object> { ["JobId"] = jobId });
         logger.LogInformation("Job {JobId} started (attempt {Attempt}) on backbone {BackboneId}", jobId, job.Attempts, job.BackboneId);
@@ -52,7 +55,7 @@ public sealed class FineTuneJobRunner(
             await ReleaseLeaseAsync(jobId, leaseOwner); // the retry need not wait for the lease to lapse
             throw;
         }
-        catch (OperationCanceledException) when (lease.Lost)
+        catch (Exception e) when (lease.Lost || e is JobCheckpointStore.LeaseLostException)
         {
             // Another worker holds the job now (ours lapsed, e.g. a long pause): it runs and publishes, not us.
             logger.LogWarning("Job {JobId}: lease lost to another worker; this run stops without publishing", jobId);
@@ -70,6 +73,7 @@ public sealed class FineTuneJobRunner(
                 JobFailedException failed => (failed.Code, failed.Message),
                 NonFiniteValueException nonFinite => (nonFinite.Code, nonFinite.Message),
                 BackboneTooLargeException tooLarge => (tooLarge.Code, tooLarge.Message),
+                InvalidDataException invalid when job.FromCheckpointId is not null => (JobErrorCodes.CheckpointUnavailable, invalid.Message),
                 _ => (JobErrorCodes.TrainingFailed, e.Message),
             };
             logger.LogError(e, "Job {JobId} failed with {ErrorCode}", jobId, code);
@@ -96,11 +100,18 @@ public sealed class FineTuneJobRunner(
         }
 
         var hyperparameters = JsonSerializer.Deserialize<ReadHyperparameters>(job.HyperparametersJson, JsonDefaults.SnakeCase)!;
+        var (resumeFrom, initialWeights) = await LoadCheckpointsAsync(job, ct);
         // Disposed (flushed) on the way out, so a failure's terminal write comes after the job's last progress and events.
         await using var progress = new JobProgressRecorder(dbFactory, job, listeners, logger);
+        var checkpoints = new JobCheckpointStore(dbFactory, job, options.Value.JobLeaseDuration, hyperparameters.Epochs);
         var result = await Task.Run(
-            () => new ReadFineTuner { CacheScope = $"tenant:{job.TenantId}" }.Run(backbone, train, validation, FineTuneTasks.Parse(job.Task), hyperparameters,
-                options.Value.ActivationCacheDirectory, progress, ct),
+            () => new ReadFineTuner
+            {
+                CacheScope = $"tenant:{job.TenantId}",
+                ResumeFrom = resumeFrom,
+                InitialWeights = initialWeights,
+                CheckpointSaved = c => checkpoints.Save(c, ct),
+            }.Run(backbone, train, validation, FineTuneTasks.Parse(job.Task), hyperparameters, options.Value.ActivationCacheDirectory, progress, ct),
             ct);
 
         progress.StageStarted(FineTuneStage.Publish);
@@ -151,6 +162,38 @@ public sealed class FineTuneJobRunner(
         {
             logger.LogWarning(e, "Cancellation watcher for job {JobId} stopped", jobId);
         }
+    }
+
+    /// <summary>The worker whose lapsed lease a claim would take over now (it died or stalled), for the job's events; else null.</summary>
+    private async Task<string?> PreviousHolderAsync(string jobId, CancellationToken ct)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var now = DateTime.UtcNow;
+        return await db.Jobs.Where(j => j.Id == jobId && j.Status == JobStatus.Running && j.LeaseOwner != null && (j.LeaseExpiresAt == null || j.LeaseExpiresAt < now))
+            .Select(j => j.LeaseOwner).SingleOrDefaultAsync(ct);
+    }
+
+    /// <summary>
+    /// The job's own last checkpoint (an earlier attempt got that far: continue at the next epoch), and the weights of the
+    /// checkpoint it was created from (<see cref="FineTuneJob.FromCheckpointId"/>).
+    /// </summary>
+    private async Task<(TrainingCheckpoint? Resume, TrainingCheckpoint? Initial)> LoadCheckpointsAsync(FineTuneJob job, CancellationToken ct)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var last = await db.JobCheckpoints.AsNoTracking().Where(c => c.JobId == job.Id).OrderByDescending(c => c.Epoch).FirstOrDefaultAsync(ct);
+        TrainingCheckpoint? resume = null;
+        if (last is not null)
+        {
+            resume = TrainingCheckpoint.Read(last.State);
+            await RecordEventAsync(job.Id, job.TenantId, "info", $"Resumed by {job.LeaseOwner} from epoch {last.Epoch} (checkpoint {last.Id}); epochs 1-{last.Epoch} are not run again");
+        }
+
+        // Resuming restores the weights the initial checkpoint led to, so it is needed only for a fresh start.
+        if (job.FromCheckpointId is null || resume is not null)
+            return (resume, null);
+        var initial = await db.JobCheckpoints.AsNoTracking().Where(c => c.Id == job.FromCheckpointId && c.TenantId == job.TenantId).Select(c => c.State).SingleOrDefaultAsync(ct)
+            ?? throw new JobFailedException(JobErrorCodes.CheckpointUnavailable, $"Checkpoint {job.FromCheckpointId} no longer exists.");
+        return (null, TrainingCheckpoint.Read(initial));
     }
 
     /// <summary>Moves a queued (or interrupted running) job to running; returns null when there is nothing to do.</summary>
@@ -293,7 +336,7 @@ public sealed class FineTuneJobRunner(
         await db.SaveChangesAsync();
     }
 
-    private sealed class JobFailedException(string code, string message, Exception? inner = null) : Exception(message, inner)
+    internal sealed class JobFailedException(string code, string message, Exception? inner = null) : Exception(message, inner)
     {
         public string Code { get; } = code;
     }

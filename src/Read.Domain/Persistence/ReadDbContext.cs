@@ -1,6 +1,7 @@
 using Microsoft.EntityFrameworkCore;
 using Read.Domain.Adapters;
 using Read.Domain.Files;
+using Read.Domain.Idempotency;
 using Read.Domain.Jobs;
 using Read.Domain.Tenants;
 
@@ -18,6 +19,8 @@ public abstract class ReadDbContext(DbContextOptions options) : DbContext(option
     public DbSet<FineTuneJob> Jobs => Set<FineTuneJob>();
     public DbSet<JobEvent> JobEvents => Set<JobEvent>();
     public DbSet<AdapterRecord> Adapters => Set<AdapterRecord>();
+    public DbSet<JobCheckpoint> JobCheckpoints => Set<JobCheckpoint>();
+    public DbSet<IdempotencyRecord> IdempotencyKeys => Set<IdempotencyRecord>();
 
     protected override void OnModelCreating(ModelBuilder model)
     {
@@ -53,6 +56,7 @@ public abstract class ReadDbContext(DbContextOptions options) : DbContext(option
             e.Property(j => j.Task).HasMaxLength(16).HasDefaultValue(FineTuneTasks.Classification);
             e.Property(j => j.Stage).HasMaxLength(16);
             e.Property(j => j.ErrorCode).HasMaxLength(64);
+            e.Property(j => j.FromCheckpointId).HasMaxLength(64);
             e.HasIndex(j => new { j.TenantId, j.CreatedAt });
             e.HasIndex(j => j.Status);
             e.HasOne<Tenant>().WithMany().HasForeignKey(j => j.TenantId);
@@ -73,6 +77,24 @@ public abstract class ReadDbContext(DbContextOptions options) : DbContext(option
             e.HasIndex(a => new { a.TenantId, a.CreatedAt });
             e.HasIndex(a => a.JobId).IsUnique();
             e.HasOne<Tenant>().WithMany().HasForeignKey(a => a.TenantId);
+        });
+        model.Entity<JobCheckpoint>(e =>
+        {
+            e.ToTable("job_checkpoints");
+            e.Property(c => c.Id).HasMaxLength(64);
+            e.Property(c => c.JobId).HasMaxLength(64);
+            e.HasIndex(c => new { c.JobId, c.Epoch }).IsUnique();
+            e.HasOne<FineTuneJob>().WithMany().HasForeignKey(c => c.JobId);
+        });
+        model.Entity<IdempotencyRecord>(e =>
+        {
+            e.ToTable("idempotency_keys");
+            e.HasKey(k => new { k.TenantId, k.Scope, k.Key });
+            e.Property(k => k.Scope).HasMaxLength(32);
+            e.Property(k => k.Key).HasMaxLength(IdempotencyRecord.MaxKeyLength);
+            e.Property(k => k.RequestHash).HasMaxLength(64);
+            e.Property(k => k.ResourceId).HasMaxLength(64);
+            e.HasOne<Tenant>().WithMany().HasForeignKey(k => k.TenantId);
         });
     }
 }

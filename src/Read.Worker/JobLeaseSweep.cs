@@ -1,0 +1,107 @@
+using System.Globalization;
+using Hangfire;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using Read.Domain.Configuration;
+using Read.Domain.Jobs;
+using Read.Domain.Persistence;
+
+namespace Read.Worker;
+
+/// <summary>
+/// Every <see cref="ReadOptions.JobSweepInterval"/>: hands Hangfire again (1) running jobs whose lease lapsed — their worker
+/// died without a word, and Hangfire itself would redeliver only after its invisibility timeout — and (2) queued jobs
+/// committed but never enqueued (the API stopped in between) once older than a minute. Several workers sweep at once:
+/// each job is taken with one conditional UPDATE, so one sweeper enqueues it.
+/// </summary>
+internal sealed class JobLeaseSweep(
+    IDbContextFactory<ReadDbContext> dbFactory, IBackgroundJobClient hangfire, IOptions<ReadOptions> options, ILogger<JobLeaseSweep> logger) : BackgroundService
+{
+    // Same protocol and grace as the API's start-up recovery (Read.Api JobRecovery): a younger job may be between its
+    // API's commit and enqueue.
+    private static readonly TimeSpan GraceAge = TimeSpan.FromMinutes(1);
+    private const string ClaimPrefix = "recovering:";
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(options.Value.JobSweepInterval);
+        do
+        {
+            try
+            {
+                await SweepAsync(stoppingToken);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                logger.LogWarning(e, "Job sweep failed; it runs again in {Interval}", options.Value.JobSweepInterval);
+            }
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+
+    /// <returns>How many jobs this sweep enqueued.</returns>
+    internal async Task<int> SweepAsync(CancellationToken ct)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var now = DateTime.UtcNow;
+        var enqueued = 0;
+        var lapsed = await db.Jobs.Where(j => j.Status == JobStatus.Running && j.LeaseExpiresAt != null && j.LeaseExpiresAt < now)
+            .Select(j => new { j.Id, j.TenantId, j.LeaseOwner, j.LeaseExpiresAt }).ToListAsync(ct);
+        foreach (var job in lapsed)
+        {
+            // Clearing the expiry both wins the race among sweepers and keeps the job claimable (a null lease is lapsed).
+            var taken = await db.Jobs.Where(j => j.Id == job.Id && j.Status == JobStatus.Running && j.LeaseExpiresAt == job.LeaseExpiresAt)
+                .ExecuteUpdateAsync(s => s.SetProperty(j => j.LeaseExpiresAt, (DateTime?)null), ct);
+            if (taken == 0)
+                continue;
+            var jobId = job.Id;
+            try
+            {
+                hangfire.Enqueue<FineTuneJobRunner>(FineTuneJobRunner.Queue, r => r.RunAsync(jobId, CancellationToken.None));
+            }
+            catch
+            {
+                await db.Jobs.Where(j => j.Id == jobId && j.LeaseExpiresAt == null).ExecuteUpdateAsync(s => s.SetProperty(j => j.LeaseExpiresAt, job.LeaseExpiresAt), ct);
+                throw;
+            }
+
+            db.JobEvents.Add(new JobEvent
+            {
+                JobId = jobId, TenantId = job.TenantId, CreatedAt = DateTime.UtcNow, Level = "warning",
+                Message = $"Worker {job.LeaseOwner} lost (lease expired at {job.LeaseExpiresAt:O}); job re-enqueued",
+            });
+            await db.SaveChangesAsync(ct);
+            logger.LogWarning("Job {JobId}: worker {LeaseOwner} lost its lease; re-enqueued", jobId, job.LeaseOwner);
+            enqueued++;
+        }
+
+        var createdBefore = now - GraceAge;
+        var claimStaleBefore = (now - GraceAge).Ticks;
+        var orphans = await db.Jobs.Where(j => j.Status == JobStatus.Queued && j.CreatedAt <= createdBefore
+                && (j.HangfireJobId == null || j.HangfireJobId.StartsWith(ClaimPrefix)))
+            .Select(j => new { j.Id, j.HangfireJobId }).ToListAsync(ct);
+        foreach (var orphan in orphans)
+        {
+            if (orphan.HangfireJobId is { } claimed && ClaimTicks(claimed) > claimStaleBefore)
+                continue; // another instance is enqueueing it right now
+            var jobId = orphan.Id;
+            var claim = ClaimPrefix + now.Ticks.ToString(CultureInfo.InvariantCulture) + ":" + Guid.NewGuid().ToString("N");
+            if (await db.Jobs.Where(j => j.Id == jobId && j.HangfireJobId == orphan.HangfireJobId && j.Status == JobStatus.Queued)
+                    .ExecuteUpdateAsync(s => s.SetProperty(j => j.HangfireJobId, claim), ct) == 0)
+                continue;
+            var hangfireId = hangfire.Enqueue<FineTuneJobRunner>(FineTuneJobRunner.Queue, r => r.RunAsync(jobId, CancellationToken.None));
+            await db.Jobs.Where(j => j.Id == jobId && j.HangfireJobId == claim).ExecuteUpdateAsync(s => s.SetProperty(j => j.HangfireJobId, hangfireId), ct);
+            logger.LogInformation("Job {JobId} was committed but never enqueued; enqueued by the sweep", jobId);
+            enqueued++;
+        }
+
+        return enqueued;
+    }
+
+    private static long ClaimTicks(string claim)
+    {
+        var rest = claim.AsSpan(ClaimPrefix.Length);
+        var end = rest.IndexOf(':');
+        return long.TryParse(end < 0 ? rest : rest[..end], NumberStyles.None, CultureInfo.InvariantCulture, out var ticks) ? ticks : 0;
+    }
+}
