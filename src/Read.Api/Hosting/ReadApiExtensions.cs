@@ -15,6 +15,7 @@ using Read.Api.Files;
 using Read.Api.FineTuning;
 using Read.Api.Health;
 using Read.Api.Problems;
+using Read.Api.Webhooks;
 using Read.Domain.Backbones;
 using Read.Domain.Configuration;
 using Read.Domain.Hosting;
@@ -47,6 +48,7 @@ internal static class ReadApiExtensions
         services.AddSingleton(mode);
         services.AddReadCore(mode.Provider, mode.ConnectionString);
         services.AddSingleton<LoadedAdapterCache>();
+        services.AddReadWebhooks();
 
         services.AddHangfire(hangfire =>
         {
@@ -125,6 +127,7 @@ internal static class ReadApiExtensions
         app.MapFilesApi();
         app.MapFineTuningApi();
         app.MapAdaptersApi();
+        app.MapWebhooksApi();
     }
 
     /// <summary>Migrates the database and, in embedded mode, provisions the development tenant and re-enqueues unfinished jobs.</summary>
