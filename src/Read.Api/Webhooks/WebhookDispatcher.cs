@@ -140,9 +140,15 @@ internal sealed partial class WebhookDispatcher(
                 .Where(d => d.Status == WebhookDeliveryStatus.Pending && d.NextAttemptAt <= now)
                 .OrderBy(d => d.NextAttemptAt).Take(BatchSize).ToListAsync(ct);
         }
-        // A slow receiver holds up only its own deliveries, not everyone's.
-        await Parallel.ForEachAsync(due, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = ct },
-            async (delivery, token) => await SendAsync(delivery, token));
+        // In event order per endpoint; endpoints in parallel, so a slow receiver holds up only its own deliveries.
+        // A failed delivery is retried later without holding the next ones back: receivers order by created_at.
+        var byEndpoint = due.GroupBy(d => d.EndpointId).Select(g => g.OrderBy(d => d.ChangeId).ToList());
+        await Parallel.ForEachAsync(byEndpoint, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = ct },
+            async (deliveries, token) =>
+            {
+                foreach (var delivery in deliveries)
+                    await SendAsync(delivery, token);
+            });
     }
 
     private async Task SendAsync(WebhookDelivery delivery, CancellationToken ct)
