@@ -15,6 +15,7 @@ using Read.Api.Files;
 using Read.Api.FineTuning;
 using Read.Api.Health;
 using Read.Api.Problems;
+using Read.Api.Receipts;
 using Read.Api.Webhooks;
 using Read.Domain.Backbones;
 using Read.Domain.Configuration;
@@ -128,6 +129,7 @@ internal static class ReadApiExtensions
         app.MapFineTuningApi();
         app.MapAdaptersApi();
         app.MapWebhooksApi();
+        app.MapReceiptsApi();
     }
 
     /// <summary>Migrates the database and, in embedded mode, provisions the development tenant and re-enqueues unfinished jobs.</summary>

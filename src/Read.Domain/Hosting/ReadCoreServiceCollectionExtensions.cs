@@ -4,6 +4,7 @@ using Read.Domain.Backbones;
 using Read.Domain.Configuration;
 using Read.Domain.Jobs;
 using Read.Domain.Persistence;
+using Read.Domain.Receipts;
 
 namespace Read.Domain.Hosting;
 
@@ -19,6 +20,7 @@ public static class ReadCoreServiceCollectionExtensions
             return new BackboneRegistry(backboneOptions);
         });
         services.AddTransient<FineTuneJobRunner>();
+        services.AddSingleton<IJobStageListener, JobMeasurementListener>(); // the receipt's CPU, RSS and token counts
         return services;
     }
 
