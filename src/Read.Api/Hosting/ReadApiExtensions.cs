@@ -50,6 +50,7 @@ internal static class ReadApiExtensions
         services.AddReadCore(mode.Provider, mode.ConnectionString);
         services.AddSingleton<LoadedAdapterCache>();
         services.AddReadWebhooks();
+        services.AddReadAdmin();
 
         services.AddHangfire(hangfire =>
         {
@@ -121,6 +122,7 @@ internal static class ReadApiExtensions
         app.UseSwaggerUI(o => o.DocumentTitle = "Read API");
         app.UseAuthentication();
         app.UseAuthorization();
+        app.UseAdminDashboard();
 
         app.MapHealthApi();
         app.MapAdminApi();
