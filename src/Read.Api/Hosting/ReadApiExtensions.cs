@@ -126,6 +126,7 @@ internal static class ReadApiExtensions
 
         app.MapHealthApi();
         app.MapAdminApi();
+        app.MapCachesApi();
         app.MapBackbonesApi();
         app.MapFilesApi();
         app.MapFineTuningApi();

@@ -193,6 +193,7 @@ internal sealed class ActivationCache : IDisposable
             var existing = TryOpen(path, expected, verifyPayload: true, cancellationToken);
             if (existing is not null)
             {
+                ActivationCacheStore.Touch(path); // LRU clock for eviction
                 progress?.Invoke(1.0);
                 return (existing, true);
             }
@@ -213,6 +214,7 @@ internal sealed class ActivationCache : IDisposable
 
         var written = TryOpen(path, expected, verifyPayload: false, cancellationToken)
             ?? throw new InvalidDataException($"The activation cache just written to {path} does not read back.");
+        ActivationCacheStore.Touch(path);
         return (written, false);
     }
 

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using Read.Domain.Backbones;
 using Read.Domain.Configuration;
 using Read.Domain.Jobs;
+using Read.Domain.FineTuning;
 using Read.Domain.Persistence;
 using Read.Domain.Receipts;
 
@@ -21,6 +22,8 @@ public static class ReadCoreServiceCollectionExtensions
         });
         services.AddTransient<FineTuneJobRunner>();
         services.AddSingleton<IJobStageListener, JobMeasurementListener>(); // the receipt's CPU, RSS and token counts
+        services.AddOptions<ActivationCacheStoreOptions>().BindConfiguration(ActivationCacheStoreOptions.Section);
+        services.AddSingleton<IJobStageListener, ActivationCacheStoreListener>(); // the cache disk budget
         return services;
     }
 
