@@ -230,7 +230,7 @@ internal sealed partial class WebhookDispatcher(
 
     private static string Truncate(string text) => text.Length <= MaxErrorLength ? text : text[..MaxErrorLength];
 
-    private static HttpClient CreateClient(WebhookOptions o)
+    internal static HttpClient CreateClient(WebhookOptions o)
     {
         var handler = new SocketsHttpHandler
         {
