@@ -16,6 +16,7 @@ using Read.Api.FineTuning;
 using Read.Api.Health;
 using Read.Api.Problems;
 using Read.Api.Receipts;
+using Read.Api.Sweeps;
 using Read.Api.Webhooks;
 using Read.Domain.Backbones;
 using Read.Domain.Configuration;
@@ -133,6 +134,7 @@ internal static class ReadApiExtensions
         app.MapAdaptersApi();
         app.MapWebhooksApi();
         app.MapReceiptsApi();
+        app.MapSweepsApi();
     }
 
     /// <summary>Migrates the database and, in embedded mode, provisions the development tenant and re-enqueues unfinished jobs.</summary>

@@ -3,6 +3,7 @@ using Read.Domain.Adapters;
 using Read.Domain.Files;
 using Read.Domain.Jobs;
 using Read.Domain.Receipts;
+using Read.Domain.Sweeps;
 using Read.Domain.Tenants;
 using Read.Domain.Webhooks;
 
@@ -25,6 +26,7 @@ public abstract class ReadDbContext(DbContextOptions options) : DbContext(option
     public DbSet<WebhookDelivery> WebhookDeliveries => Set<WebhookDelivery>();
     public DbSet<WebhookDeliveryAttempt> WebhookDeliveryAttempts => Set<WebhookDeliveryAttempt>();
     public DbSet<JobMeasurement> JobMeasurements => Set<JobMeasurement>();
+    public DbSet<Sweep> Sweeps => Set<Sweep>();
 
     protected override void OnModelCreating(ModelBuilder model)
     {
@@ -129,6 +131,15 @@ public abstract class ReadDbContext(DbContextOptions options) : DbContext(option
             e.Property(m => m.JobId).HasMaxLength(64);
             e.Property(m => m.Worker).HasMaxLength(256);
             e.HasOne<FineTuneJob>().WithMany().HasForeignKey(m => m.JobId).OnDelete(DeleteBehavior.Cascade);
+        });
+        model.Entity<Sweep>(e =>
+        {
+            e.ToTable("fine_tuning_sweeps");
+            e.Property(w => w.Id).HasMaxLength(64);
+            e.Property(w => w.BackboneId).HasMaxLength(128);
+            e.Property(w => w.Metric).HasMaxLength(32);
+            e.HasIndex(w => new { w.TenantId, w.CreatedAt });
+            e.HasOne<Tenant>().WithMany().HasForeignKey(w => w.TenantId);
         });
     }
 }

@@ -2,7 +2,7 @@ namespace Read.Domain.Webhooks;
 
 /// <summary>
 /// The webhook outbox: one row per job status change, written by a database trigger in the same statement as the change
-/// itself (see the AddWebhooksReceiptsQuotas migration), so no code path that moves a job can forget it and a crash
+/// itself (see the WebhooksReceiptsQuotasSweeps migration), so no code path that moves a job can forget it and a crash
 /// between the change and its delivery loses nothing.
 /// </summary>
 public sealed class JobStateChange

@@ -296,6 +296,49 @@ namespace Read.Domain.Persistence.Migrations.Postgres
                     b.ToTable("job_measurements", (string)null);
                 });
 
+            modelBuilder.Entity("Read.Domain.Sweeps.Sweep", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<string>("BackboneId")
+                        .IsRequired()
+                        .HasMaxLength(128)
+                        .HasColumnType("character varying(128)");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<int>("MaxParallel")
+                        .HasColumnType("integer");
+
+                    b.Property<string>("Metric")
+                        .IsRequired()
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)");
+
+                    b.Property<Guid>("TenantId")
+                        .HasColumnType("uuid");
+
+                    b.Property<string>("TrainingFileId")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.PrimitiveCollection<List<string>>("TrialJobIds")
+                        .IsRequired()
+                        .HasColumnType("text[]");
+
+                    b.Property<string>("ValidationFileId")
+                        .HasColumnType("text");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("TenantId", "CreatedAt");
+
+                    b.ToTable("fine_tuning_sweeps", (string)null);
+                });
+
             modelBuilder.Entity("Read.Domain.Tenants.ApiKey", b =>
                 {
                     b.Property<Guid>("Id")
@@ -560,6 +603,15 @@ namespace Read.Domain.Persistence.Migrations.Postgres
                     b.HasOne("Read.Domain.Jobs.FineTuneJob", null)
                         .WithMany()
                         .HasForeignKey("JobId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
+            modelBuilder.Entity("Read.Domain.Sweeps.Sweep", b =>
+                {
+                    b.HasOne("Read.Domain.Tenants.Tenant", null)
+                        .WithMany()
+                        .HasForeignKey("TenantId")
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired();
                 });

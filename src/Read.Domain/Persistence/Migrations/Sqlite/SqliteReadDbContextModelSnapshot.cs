@@ -288,6 +288,49 @@ namespace Read.Domain.Persistence.Migrations.Sqlite
                     b.ToTable("job_measurements", (string)null);
                 });
 
+            modelBuilder.Entity("Read.Domain.Sweeps.Sweep", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("BackboneId")
+                        .IsRequired()
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<int>("MaxParallel")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Metric")
+                        .IsRequired()
+                        .HasMaxLength(32)
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid>("TenantId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("TrainingFileId")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.PrimitiveCollection<string>("TrialJobIds")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("ValidationFileId")
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("TenantId", "CreatedAt");
+
+                    b.ToTable("fine_tuning_sweeps", (string)null);
+                });
+
             modelBuilder.Entity("Read.Domain.Tenants.ApiKey", b =>
                 {
                     b.Property<Guid>("Id")
@@ -548,6 +591,15 @@ namespace Read.Domain.Persistence.Migrations.Sqlite
                     b.HasOne("Read.Domain.Jobs.FineTuneJob", null)
                         .WithMany()
                         .HasForeignKey("JobId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
+            modelBuilder.Entity("Read.Domain.Sweeps.Sweep", b =>
+                {
+                    b.HasOne("Read.Domain.Tenants.Tenant", null)
+                        .WithMany()
+                        .HasForeignKey("TenantId")
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired();
                 });

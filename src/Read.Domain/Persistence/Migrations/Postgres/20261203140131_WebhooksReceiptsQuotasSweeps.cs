@@ -8,7 +8,7 @@ using Npgsql.EntityFrameworkCore.PostgreSQL.Metadata;
 namespace Read.Domain.Persistence.Migrations.Postgres
 {
     /// <inheritdoc />
-    public partial class WebhooksReceiptsQuotas : Migration
+    public partial class WebhooksReceiptsQuotasSweeps : Migration
     {
         /// <inheritdoc />
         protected override void Up(MigrationBuilder migrationBuilder)
@@ -24,6 +24,31 @@ namespace Read.Domain.Persistence.Migrations.Postgres
                 table: "tenants",
                 type: "bigint",
                 nullable: true);
+
+            migrationBuilder.CreateTable(
+                name: "fine_tuning_sweeps",
+                columns: table => new
+                {
+                    Id = table.Column<string>(type: "character varying(64)", maxLength: 64, nullable: false),
+                    TenantId = table.Column<Guid>(type: "uuid", nullable: false),
+                    BackboneId = table.Column<string>(type: "character varying(128)", maxLength: 128, nullable: false),
+                    TrainingFileId = table.Column<string>(type: "text", nullable: false),
+                    ValidationFileId = table.Column<string>(type: "text", nullable: true),
+                    Metric = table.Column<string>(type: "character varying(32)", maxLength: 32, nullable: false),
+                    MaxParallel = table.Column<int>(type: "integer", nullable: false),
+                    TrialJobIds = table.Column<List<string>>(type: "text[]", nullable: false),
+                    CreatedAt = table.Column<DateTime>(type: "timestamp with time zone", nullable: false)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_fine_tuning_sweeps", x => x.Id);
+                    table.ForeignKey(
+                        name: "FK_fine_tuning_sweeps_tenants_TenantId",
+                        column: x => x.TenantId,
+                        principalTable: "tenants",
+                        principalColumn: "Id",
+                        onDelete: ReferentialAction.Cascade);
+                });
 
             migrationBuilder.CreateTable(
                 name: "job_measurements",
@@ -142,6 +167,11 @@ namespace Read.Domain.Persistence.Migrations.Postgres
                 });
 
             migrationBuilder.CreateIndex(
+                name: "IX_fine_tuning_sweeps_TenantId_CreatedAt",
+                table: "fine_tuning_sweeps",
+                columns: new[] { "TenantId", "CreatedAt" });
+
+            migrationBuilder.CreateIndex(
                 name: "IX_job_state_changes_FannedOutAt",
                 table: "job_state_changes",
                 column: "FannedOutAt");
@@ -196,6 +226,9 @@ namespace Read.Domain.Persistence.Migrations.Postgres
                 DROP TRIGGER IF EXISTS job_state_change ON fine_tuning_jobs;
                 DROP FUNCTION IF EXISTS read_record_job_state_change();
                 """);
+
+            migrationBuilder.DropTable(
+                name: "fine_tuning_sweeps");
 
             migrationBuilder.DropTable(
                 name: "job_measurements");

@@ -6,7 +6,7 @@ using Microsoft.EntityFrameworkCore.Migrations;
 namespace Read.Domain.Persistence.Migrations.Sqlite
 {
     /// <inheritdoc />
-    public partial class WebhooksReceiptsQuotas : Migration
+    public partial class WebhooksReceiptsQuotasSweeps : Migration
     {
         /// <inheritdoc />
         protected override void Up(MigrationBuilder migrationBuilder)
@@ -22,6 +22,31 @@ namespace Read.Domain.Persistence.Migrations.Sqlite
                 table: "tenants",
                 type: "INTEGER",
                 nullable: true);
+
+            migrationBuilder.CreateTable(
+                name: "fine_tuning_sweeps",
+                columns: table => new
+                {
+                    Id = table.Column<string>(type: "TEXT", maxLength: 64, nullable: false),
+                    TenantId = table.Column<Guid>(type: "TEXT", nullable: false),
+                    BackboneId = table.Column<string>(type: "TEXT", maxLength: 128, nullable: false),
+                    TrainingFileId = table.Column<string>(type: "TEXT", nullable: false),
+                    ValidationFileId = table.Column<string>(type: "TEXT", nullable: true),
+                    Metric = table.Column<string>(type: "TEXT", maxLength: 32, nullable: false),
+                    MaxParallel = table.Column<int>(type: "INTEGER", nullable: false),
+                    TrialJobIds = table.Column<string>(type: "TEXT", nullable: false),
+                    CreatedAt = table.Column<DateTime>(type: "TEXT", nullable: false)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_fine_tuning_sweeps", x => x.Id);
+                    table.ForeignKey(
+                        name: "FK_fine_tuning_sweeps_tenants_TenantId",
+                        column: x => x.TenantId,
+                        principalTable: "tenants",
+                        principalColumn: "Id",
+                        onDelete: ReferentialAction.Cascade);
+                });
 
             migrationBuilder.CreateTable(
                 name: "job_measurements",
@@ -140,6 +165,11 @@ namespace Read.Domain.Persistence.Migrations.Sqlite
                 });
 
             migrationBuilder.CreateIndex(
+                name: "IX_fine_tuning_sweeps_TenantId_CreatedAt",
+                table: "fine_tuning_sweeps",
+                columns: new[] { "TenantId", "CreatedAt" });
+
+            migrationBuilder.CreateIndex(
                 name: "IX_job_state_changes_FannedOutAt",
                 table: "job_state_changes",
                 column: "FannedOutAt");
@@ -194,6 +224,9 @@ namespace Read.Domain.Persistence.Migrations.Sqlite
         {
             migrationBuilder.Sql("DROP TRIGGER IF EXISTS job_state_change_insert;");
             migrationBuilder.Sql("DROP TRIGGER IF EXISTS job_state_change_update;");
+
+            migrationBuilder.DropTable(
+                name: "fine_tuning_sweeps");
 
             migrationBuilder.DropTable(
                 name: "job_measurements");
