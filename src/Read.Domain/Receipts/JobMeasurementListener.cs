@@ -41,7 +41,7 @@ public sealed class JobMeasurementListener : IJobStageListener, IDisposable
         public TimeSpan CpuAtStart { get; } = cpuAtStart;
         public long PeakRss = rss;
         public int MaxConcurrent = concurrent;
-        public Task<long>? Tokens;
+        public volatile Task<long>? Tokens;
     }
 
     public void OnStageStarted(string jobId, FineTuneStage stage)
@@ -50,6 +50,10 @@ public sealed class JobMeasurementListener : IJobStageListener, IDisposable
         {
             if (stage == FineTuneStage.Precompute)
                 Begin(jobId);
+            else if (stage == FineTuneStage.Train && _runs.TryGetValue(jobId, out var training))
+                // Counted beside training, which reads only the cache: the backbone's tokenizer is no longer in use by the
+                // precompute, and publish need not wait for the count.
+                training.Tokens = Task.Run(() => CountTokensAsync(jobId));
             else if (stage == FineTuneStage.Publish && _runs.TryRemove(jobId, out var run))
                 Finish(jobId, run);
         }
@@ -70,15 +74,22 @@ public sealed class JobMeasurementListener : IJobStageListener, IDisposable
         var concurrent = _runs.Count;
         foreach (var other in _runs.Values)
             InterlockedMax(ref other.MaxConcurrent, concurrent);
-        // Tokenising is a fraction of a backbone pass; done beside it so publish need not wait.
-        run.Tokens = Task.Run(() => CountTokensAsync(jobId));
     }
 
     private void Finish(string jobId, Run run)
     {
         Sample();
         var cpu = (CpuTime() - run.CpuAtStart).TotalSeconds;
-        var tokens = run.Tokens is { } t && t.Wait(TokenCountTimeout) ? t.Result : 0;
+        long tokens;
+        try
+        {
+            tokens = run.Tokens is { } t ? (t.Wait(TokenCountTimeout) ? t.Result : 0) : CountTokensAsync(jobId).GetAwaiter().GetResult();
+        }
+        catch (Exception e)
+        {
+            logger.LogWarning(e, "Job {JobId}: counting its tokens for the receipt failed; the receipt shows 0", jobId);
+            tokens = 0;
+        }
         using var db = dbFactory.CreateDbContext();
         var job = db.Jobs.AsNoTracking().Where(j => j.Id == jobId).Select(j => new { j.TenantId }).Single();
         db.JobMeasurements.Where(m => m.JobId == jobId).ExecuteDelete();
