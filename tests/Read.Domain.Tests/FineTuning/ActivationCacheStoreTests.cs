@@ -11,10 +11,10 @@ public sealed class ActivationCacheStoreTests(TinyBackboneFixture fixture)
     public void Evict_OverBudget_RemovesLeastRecentlyUsedFirst()
     {
         var directory = fixture.NewCacheDirectory();
-        var paths = new[] { "a", "b", "c" }.ToDictionary(s => s, s => Open(directory, s, dispose: true));
+        var paths = new[] { "a", "b", "c" }.ToDictionary(s => s, s => Open(directory, s));
         // Used again in the order c, a, b: the least recently used is now c, then a.
         foreach (var scope in new[] { "c", "a", "b" })
-            Open(directory, scope, dispose: true);
+            Open(directory, scope);
         var listed = ActivationCacheStore.List(directory, NoGrace);
         Assert.Equal(new[] { "c", "a", "b" }.Select(s => Key(paths[s])), listed.Select(e => e.Key));
         Assert.All(listed, e => Assert.False(e.InUse));
@@ -36,7 +36,7 @@ public sealed class ActivationCacheStoreTests(TinyBackboneFixture fixture)
         var directory = fixture.NewCacheDirectory();
         var (held, hit) = ActivationCache.GetOrCreate(fixture.Backbone, SyntheticSentiment.Generate(6, seed: 71), Spec("held"), directory, null, CancellationToken.None);
         Assert.False(hit);
-        var other = Open(directory, "other", dispose: true);
+        var other = Open(directory, "other");
         // The held cache is made the oldest, so LRU alone would pick it first.
         File.SetLastAccessTimeUtc(held.Path, DateTime.UtcNow.AddHours(-3));
         using (held)
@@ -61,7 +61,7 @@ public sealed class ActivationCacheStoreTests(TinyBackboneFixture fixture)
     public void Evict_RecentlyUsed_KeptForTheGracePeriod()
     {
         var directory = fixture.NewCacheDirectory();
-        var path = Open(directory, "fresh", dispose: true);
+        var path = Open(directory, "fresh");
         Assert.Empty(ActivationCacheStore.Evict(directory, 0, TimeSpan.FromHours(1)).EvictedKeys);
         Assert.True(ActivationCacheStore.List(directory, TimeSpan.FromHours(1)).Single().InUse);
         Assert.True(File.Exists(path));
@@ -71,7 +71,7 @@ public sealed class ActivationCacheStoreTests(TinyBackboneFixture fixture)
     public void List_IgnoresWritersTemporaryFiles()
     {
         var directory = fixture.NewCacheDirectory();
-        var path = Open(directory, "done", dispose: true);
+        var path = Open(directory, "done");
         File.WriteAllBytes(path + ".tmp-" + Guid.NewGuid().ToString("N"), new byte[100]);
         Assert.Equal([Key(path)], ActivationCacheStore.List(directory, NoGrace).Select(e => e.Key));
         ActivationCacheStore.Evict(directory, 0, NoGrace);
@@ -80,13 +80,12 @@ public sealed class ActivationCacheStoreTests(TinyBackboneFixture fixture)
 
     private ActivationCacheSpec Spec(string scope) => new(32, "cls", [0, 4], "fp16", fixture.Backbone.TokenizerSettings, scope);
 
-    private string Open(string directory, string scope, bool dispose)
+    /// <summary>Opens (creating or hitting) a cache and closes it again, as a finished job leaves it; returns its path.</summary>
+    private string Open(string directory, string scope)
     {
         var (cache, _) = ActivationCache.GetOrCreate(fixture.Backbone, SyntheticSentiment.Generate(6, seed: 70), Spec(scope), directory, null, CancellationToken.None);
-        var path = cache.Path;
-        if (dispose)
-            cache.Dispose();
-        return path;
+        using (cache)
+            return cache.Path;
     }
 
     private static string Key(string path) => Path.GetFileNameWithoutExtension(path);
