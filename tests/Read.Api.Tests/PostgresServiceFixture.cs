@@ -33,6 +33,10 @@ public sealed class PostgresServiceFixture : IAsyncLifetime
         {
             ["Read:MaxUploadBytes"] = MaxUploadBytes.ToString(),
             [$"Read:Backbones:Checkpoints:{LlamaBackboneId}"] = llama,
+            // Webhook tests receive on loopback, and should not wait the production poll and retry delays.
+            ["Read:Webhooks:AllowPrivateNetworks"] = "true",
+            ["Read:Webhooks:PollInterval"] = "00:00:00.100",
+            ["Read:Webhooks:RetryBaseDelay"] = "00:00:00.300",
         });
         Worker = await WorkerHost.BuildAsync(
             [$"--ConnectionStrings:Postgres={_database.ConnectionString}", $"--Read:DataDirectory={Path.Combine(_root, "worker")}",

@@ -12,12 +12,13 @@ using Read.Domain.Configuration;
 using Read.Domain.Files;
 using Read.Domain.Jobs;
 using Read.Domain.Persistence;
+using Read.Domain.Tenants;
+using Read.Api.Paging;
 
 namespace Read.Api.Files;
 
 internal static class FilesApi
 {
-    public sealed record FileList(IReadOnlyList<FileResponse> Data);
 
     // Multipart framing around the file; generous, the file itself is checked against the limit exactly.
     private const long MultipartOverheadBytes = 64 * 1024;
@@ -28,14 +29,14 @@ internal static class FilesApi
         group.MapPost("/", Upload)
             .Accepts<IFormFile>("multipart/form-data")
             .WithSummary("Upload a JSONL dataset (form field 'file'; optional 'purpose'). Validated on upload; errors name the line.");
-        group.MapGet("/", List).WithSummary("The calling tenant's files, newest first.");
+        group.MapGet("/", List).WithSummary("The calling tenant's files, newest first (limit, after).");
         group.MapGet("/{id}", Get).WithSummary("One file's metadata.");
         group.MapDelete("/{id}", Delete).WithSummary("Delete a file that no queued or running job uses.");
         return app;
     }
 
     internal static async Task<Results<Created<FileResponse>, ProblemHttpResult>> Upload(
-        HttpContext context, ClaimsPrincipal user, ReadDbContext db, IOptions<ReadOptions> options, CancellationToken ct)
+        HttpContext context, ClaimsPrincipal user, ReadDbContext db, IOptions<ReadOptions> options, IOptions<QuotaOptions> quotas, CancellationToken ct)
     {
         var limit = options.Value.MaxUploadBytes;
         var request = context.Request;
@@ -69,6 +70,9 @@ internal static class FilesApi
             return TooLarge(limit);
         if (!StorableText.IsValid(file.FileName))
             return ApiProblems.BadRequest("invalid_characters", "The file name contains a NUL character or an unpaired surrogate.");
+        if (await TenantQuotas.StorageExceededAsync(db, user.GetTenantId(), file.Length, quotas.Value, ct) is { } quota)
+            return ApiProblems.Problem(StatusCodes.Status403Forbidden, "storage_quota_exceeded", "Forbidden",
+                $"This tenant may hold at most {quota} bytes of files; delete some first.");
 
         var content = new byte[file.Length];
         await using (var stream = file.OpenReadStream())
@@ -143,18 +147,31 @@ internal static class FilesApi
         ApiProblems.Problem(StatusCodes.Status413PayloadTooLarge, "payload_too_large", "Payload too large",
             $"Dataset files are limited to {limit} bytes.");
 
-    internal static async Task<Ok<FileList>> List(ClaimsPrincipal user, ReadDbContext db, CancellationToken ct)
+    internal static async Task<Results<Ok<Page<FileResponse>>, ProblemHttpResult>> List(
+        ClaimsPrincipal user, ReadDbContext db, int? limit, string? after, CancellationToken ct)
     {
+        if (PageRequest.Validate(limit) is { } bad)
+            return bad;
+        var take = limit ?? PageRequest.DefaultLimit;
         var tenant = user.GetTenantId();
-        var files = await db.Files.AsNoTracking().Where(f => f.TenantId == tenant)
-            .OrderByDescending(f => f.CreatedAt)
+        var query = db.Files.AsNoTracking().Where(f => f.TenantId == tenant);
+        if (after is not null)
+        {
+            var cursor = await query.Where(f => f.Id == after).Select(f => (DateTime?)f.CreatedAt).FirstOrDefaultAsync(ct);
+            if (cursor is not { } c)
+                return PageRequest.UnknownCursor(after);
+            query = query.Where(f => f.CreatedAt < c || (f.CreatedAt == c && string.Compare(f.Id, after) < 0));
+        }
+        var files = await query
+            .OrderByDescending(f => f.CreatedAt).ThenByDescending(f => f.Id).Take(take + 1)
             .Select(f => new DatasetFile
             {
                 Id = f.Id, TenantId = f.TenantId, FileName = f.FileName, Purpose = f.Purpose, Bytes = f.Bytes, Sha256 = f.Sha256,
                 ExampleCount = f.ExampleCount, Labels = f.Labels, HasTextPairs = f.HasTextPairs, Content = Array.Empty<byte>(), CreatedAt = f.CreatedAt,
             })
             .ToListAsync(ct);
-        return TypedResults.Ok(new FileList(files.Select(FileResponse.From).ToList()));
+        var page = PageRequest.From(files, take);
+        return TypedResults.Ok(new Page<FileResponse>(page.Object, page.Data.Select(FileResponse.From).ToList(), page.HasMore));
     }
 
     internal static async Task<Results<Ok<FileResponse>, ProblemHttpResult>> Get(string id, ClaimsPrincipal user, ReadDbContext db, CancellationToken ct)

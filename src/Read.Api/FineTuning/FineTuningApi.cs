@@ -31,7 +31,8 @@ internal static class FineTuningApi
     public static IEndpointRouteBuilder MapFineTuningApi(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/v1/fine-tuning/jobs").WithTags("Fine-tuning").RequireAuthorization(AuthPolicies.Tenant);
-        group.MapPost("/", Create).WithSummary("Create a READ fine-tuning job; it is queued for a worker.");
+        group.MapPost("/", Create).AddEndpointFilter<Admin.ConcurrentJobQuotaFilter>()
+            .WithSummary("Create a READ fine-tuning job; it is queued for a worker.");
         group.MapGet("/", List).WithSummary("The calling tenant's jobs, newest first (limit ≤ 100).");
         group.MapGet("/{id}", Get).WithSummary("A job: status, stage, progress, metrics, error, adapter.");
         group.MapPost("/{id}/cancel", Cancel).WithSummary("Cancel a queued or running job; a running job stops within about a second.");

@@ -15,6 +15,9 @@ using Read.Api.Files;
 using Read.Api.FineTuning;
 using Read.Api.Health;
 using Read.Api.Problems;
+using Read.Api.Receipts;
+using Read.Api.Sweeps;
+using Read.Api.Webhooks;
 using Read.Domain.Backbones;
 using Read.Domain.Configuration;
 using Read.Domain.Hosting;
@@ -48,6 +51,8 @@ internal static class ReadApiExtensions
         services.AddSingleton(mode);
         services.AddReadCore(mode.Provider, mode.ConnectionString);
         services.AddSingleton<LoadedAdapterCache>();
+        services.AddReadWebhooks();
+        services.AddReadAdmin();
 
         services.AddHangfire(hangfire =>
         {
@@ -119,13 +124,18 @@ internal static class ReadApiExtensions
         app.UseSwaggerUI(o => o.DocumentTitle = "Read API");
         app.UseAuthentication();
         app.UseAuthorization();
+        app.UseAdminDashboard();
 
         app.MapHealthApi();
         app.MapAdminApi();
+        app.MapCachesApi();
         app.MapBackbonesApi();
         app.MapFilesApi();
         app.MapFineTuningApi();
         app.MapAdaptersApi();
+        app.MapWebhooksApi();
+        app.MapReceiptsApi();
+        app.MapSweepsApi();
     }
 
     /// <summary>Migrates the database and, in embedded mode, provisions the development tenant and re-enqueues unfinished jobs.</summary>

@@ -204,6 +204,7 @@ internal sealed class ActivationCache : IDisposable
             if (existing is not null)
             {
                 existing.Device = backbone.Device;
+                ActivationCacheStore.Touch(path); // LRU clock for eviction
                 progress?.Invoke(1.0);
                 return (existing, true);
             }
@@ -225,6 +226,7 @@ internal sealed class ActivationCache : IDisposable
         var written = TryOpen(path, expected, verifyPayload: false, cancellationToken)
             ?? throw new InvalidDataException($"The activation cache just written to {path} does not read back.");
         written.Device = backbone.Device;
+        ActivationCacheStore.Touch(path);
         return (written, false);
     }
 

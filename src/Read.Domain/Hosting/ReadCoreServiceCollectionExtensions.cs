@@ -5,6 +5,7 @@ using Read.Domain.Configuration;
 using Read.Domain.FineTuning;
 using Read.Domain.Jobs;
 using Read.Domain.Persistence;
+using Read.Domain.Receipts;
 
 namespace Read.Domain.Hosting;
 
@@ -23,6 +24,9 @@ public static class ReadCoreServiceCollectionExtensions
         // Runs with the hosts' ValidateOnStart on ReadOptions: a device that cannot be used stops start-up with the reason.
         services.AddSingleton<IValidateOptions<ReadOptions>, ReadDeviceValidation>();
         services.AddTransient<FineTuneJobRunner>();
+        services.AddSingleton<IJobStageListener, JobMeasurementListener>(); // the receipt's CPU, RSS and token counts
+        services.AddOptions<ActivationCacheStoreOptions>().BindConfiguration(ActivationCacheStoreOptions.Section);
+        services.AddSingleton<IJobStageListener, ActivationCacheStoreListener>(); // the cache disk budget
         return services;
     }
 

@@ -3,7 +3,10 @@ using Read.Domain.Adapters;
 using Read.Domain.Files;
 using Read.Domain.Idempotency;
 using Read.Domain.Jobs;
+using Read.Domain.Receipts;
+using Read.Domain.Sweeps;
 using Read.Domain.Tenants;
+using Read.Domain.Webhooks;
 
 namespace Read.Domain.Persistence;
 
@@ -21,6 +24,12 @@ public abstract class ReadDbContext(DbContextOptions options) : DbContext(option
     public DbSet<AdapterRecord> Adapters => Set<AdapterRecord>();
     public DbSet<JobCheckpoint> JobCheckpoints => Set<JobCheckpoint>();
     public DbSet<IdempotencyRecord> IdempotencyKeys => Set<IdempotencyRecord>();
+    public DbSet<WebhookEndpoint> WebhookEndpoints => Set<WebhookEndpoint>();
+    public DbSet<JobStateChange> JobStateChanges => Set<JobStateChange>();
+    public DbSet<WebhookDelivery> WebhookDeliveries => Set<WebhookDelivery>();
+    public DbSet<WebhookDeliveryAttempt> WebhookDeliveryAttempts => Set<WebhookDeliveryAttempt>();
+    public DbSet<JobMeasurement> JobMeasurements => Set<JobMeasurement>();
+    public DbSet<Sweep> Sweeps => Set<Sweep>();
 
     protected override void OnModelCreating(ModelBuilder model)
     {
@@ -95,6 +104,64 @@ public abstract class ReadDbContext(DbContextOptions options) : DbContext(option
             e.Property(k => k.RequestHash).HasMaxLength(64);
             e.Property(k => k.ResourceId).HasMaxLength(64);
             e.HasOne<Tenant>().WithMany().HasForeignKey(k => k.TenantId);
+        });
+        OnWebhooksAndReceiptsCreating(model);
+    }
+
+    private static void OnWebhooksAndReceiptsCreating(ModelBuilder model)
+    {
+        model.Entity<WebhookEndpoint>(e =>
+        {
+            e.ToTable("webhook_endpoints");
+            e.Property(w => w.Id).HasMaxLength(64);
+            e.Property(w => w.Url).HasMaxLength(2048);
+            e.Property(w => w.Secret).HasMaxLength(128);
+            e.HasIndex(w => new { w.TenantId, w.CreatedAt });
+            e.HasOne<Tenant>().WithMany().HasForeignKey(w => w.TenantId);
+        });
+        model.Entity<JobStateChange>(e =>
+        {
+            // Written by the trigger, not by EF; no foreign key so the trigger never fails a job update.
+            e.ToTable("job_state_changes");
+            e.Property(c => c.JobId).HasMaxLength(64);
+            e.Property(c => c.Status).HasMaxLength(16);
+            e.HasIndex(c => c.FannedOutAt);
+        });
+        model.Entity<WebhookDelivery>(e =>
+        {
+            e.ToTable("webhook_deliveries");
+            e.Property(d => d.Id).HasMaxLength(64);
+            e.Property(d => d.EndpointId).HasMaxLength(64);
+            e.Property(d => d.EventType).HasMaxLength(64);
+            e.Property(d => d.Status).HasMaxLength(16);
+            e.HasIndex(d => new { d.Status, d.NextAttemptAt });
+            e.HasIndex(d => new { d.EndpointId, d.CreatedAt });
+            e.HasIndex(d => new { d.EndpointId, d.ChangeId }).IsUnique();
+            e.HasOne<WebhookEndpoint>().WithMany().HasForeignKey(d => d.EndpointId).OnDelete(DeleteBehavior.Cascade);
+        });
+        model.Entity<WebhookDeliveryAttempt>(e =>
+        {
+            e.ToTable("webhook_delivery_attempts");
+            e.Property(a => a.DeliveryId).HasMaxLength(64);
+            e.HasIndex(a => new { a.DeliveryId, a.Number });
+            e.HasOne<WebhookDelivery>().WithMany().HasForeignKey(a => a.DeliveryId).OnDelete(DeleteBehavior.Cascade);
+        });
+        model.Entity<JobMeasurement>(e =>
+        {
+            e.ToTable("job_measurements");
+            e.HasKey(m => m.JobId);
+            e.Property(m => m.JobId).HasMaxLength(64);
+            e.Property(m => m.Worker).HasMaxLength(256);
+            e.HasOne<FineTuneJob>().WithMany().HasForeignKey(m => m.JobId).OnDelete(DeleteBehavior.Cascade);
+        });
+        model.Entity<Sweep>(e =>
+        {
+            e.ToTable("fine_tuning_sweeps");
+            e.Property(w => w.Id).HasMaxLength(64);
+            e.Property(w => w.BackboneId).HasMaxLength(128);
+            e.Property(w => w.Metric).HasMaxLength(32);
+            e.HasIndex(w => new { w.TenantId, w.CreatedAt });
+            e.HasOne<Tenant>().WithMany().HasForeignKey(w => w.TenantId);
         });
     }
 }

@@ -1,0 +1,228 @@
+using System.Globalization;
+using System.Security.Claims;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using Hangfire;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using Read.Api.Authentication;
+using Read.Api.Problems;
+using Read.Domain.Backbones;
+using Read.Domain.Configuration;
+using Read.Domain.FineTuning;
+using Read.Domain.Jobs;
+using Read.Domain.Persistence;
+using Read.Domain.Sweeps;
+
+namespace Read.Api.Sweeps;
+
+internal static class SweepsApi
+{
+    public const int MaxTrials = 16;
+
+    /// <summary>Body of POST /v1/fine-tuning/sweeps: a base set plus either a grid (every combination) or a list of overrides.</summary>
+    public sealed record CreateSweepRequest(
+        string? Backbone, string? Task, string? TrainingFile, string? ValidationFile,
+        JsonObject? Hyperparameters, Dictionary<string, JsonArray>? Grid, List<JsonObject>? Trials,
+        string? Metric, int? MaxParallel);
+
+    public sealed record TrialResponse(string JobId, int Index, string Status, JsonObject Overrides, double? MetricValue, bool? CacheHit);
+
+    public sealed record BestTrial(string JobId, string? AdapterId, double MetricValue);
+
+    /// <summary>How much backbone work the shared cache saved: trials that hit it ran no backbone forward at all.</summary>
+    public sealed record CacheSavings(int BackbonePasses, int CacheHits, long BackboneTokensProcessed, long BackboneTokensSaved, double PrecomputeSecondsSavedEstimate);
+
+    public sealed record SweepResponse(
+        string Id, string Object, string Status, string Backbone, string TrainingFile, string? ValidationFile, string Metric, int MaxParallel,
+        IReadOnlyList<TrialResponse> Trials, BestTrial? Best, CacheSavings Cache, DateTime CreatedAt);
+
+    // Higher is better for every metric but these.
+    private static readonly string[] LowerIsBetter = ["validation_loss", "mse"];
+    private static readonly string[] Metrics = ["validation_accuracy", "f1", "macro_f1", "mcc", "pearson", "spearman", "validation_loss", "mse"];
+
+    // Fields that make up the activation-cache key: every trial must agree on them to share one cache.
+    private static readonly Func<ReadHyperparameters, object>[] CacheFields =
+        [h => h.MaxLength, h => h.Pooling, h => string.Join(",", h.Layers ?? []), h => h.CacheDtype, h => h.InitialState];
+
+    private static readonly JsonSerializerOptions Strict = new(JsonDefaults.SnakeCase)
+    {
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        NumberHandling = JsonNumberHandling.Strict,
+    };
+
+    public static IEndpointRouteBuilder MapSweepsApi(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1/fine-tuning/sweeps").WithTags("Fine-tuning").RequireAuthorization(AuthPolicies.Tenant);
+        group.MapPost("/", Create)
+            .WithSummary("Sweep hyperparameters on one backbone and file: each trial is a job, all share one activation cache (one backbone pass).");
+        group.MapGet("/{id}", Get).WithSummary("A sweep: its trials, the best by the chosen metric, and the backbone work the cache saved.");
+        return app;
+    }
+
+    internal static async Task<Results<Created<SweepResponse>, ProblemHttpResult>> Create(
+        CreateSweepRequest request, ClaimsPrincipal user, ReadDbContext db, BackboneRegistry backbones, IBackgroundJobClient hangfire, CancellationToken ct)
+    {
+        var tenant = user.GetTenantId();
+        if (string.IsNullOrWhiteSpace(request.Backbone) || !backbones.Contains(request.Backbone))
+            return ApiProblems.BadRequest("unknown_backbone", "'backbone' must name a backbone; GET /v1/backbones lists them.");
+        var task = request.Task ?? FineTuneTasks.Classification;
+        if (!FineTuneTasks.IsKnown(task))
+            return ApiProblems.BadRequest("invalid_task", $"task must be '{FineTuneTasks.Classification}' or '{FineTuneTasks.Regression}'.");
+        if (string.IsNullOrWhiteSpace(request.TrainingFile))
+            return ApiProblems.BadRequest("missing_training_file", "'training_file' is required.");
+        foreach (var fileId in new[] { request.TrainingFile, request.ValidationFile }.OfType<string>())
+            if (!await db.Files.AnyAsync(f => f.Id == fileId && f.TenantId == tenant, ct))
+                return ApiProblems.BadRequest("file_not_found", $"File '{fileId}' does not exist.");
+        var metric = request.Metric ?? (task == FineTuneTasks.Regression ? "validation_loss" : "validation_accuracy");
+        if (!Metrics.Contains(metric))
+            return ApiProblems.BadRequest("invalid_sweep_metric", $"metric must be one of {string.Join(", ", Metrics)}.");
+        var maxParallel = request.MaxParallel ?? 2;
+        if (maxParallel is < 1 or > MaxTrials)
+            return ApiProblems.BadRequest("invalid_max_parallel", $"max_parallel must be between 1 and {MaxTrials}.");
+
+        if ((request.Grid is null) == (request.Trials is null))
+            return ApiProblems.BadRequest("invalid_sweep", "Give exactly one of 'grid' (name → list of values) or 'trials' (list of overrides).");
+        var overrides = request.Grid is not null ? Combinations(request.Grid) : request.Trials!;
+        if (overrides.Count is < 1 or > MaxTrials)
+            return ApiProblems.BadRequest("invalid_sweep", $"A sweep has 1 to {MaxTrials} trials (this one has {overrides.Count}).");
+
+        var info = backbones.Info(request.Backbone);
+        var trials = new List<(JsonObject Overrides, ReadHyperparameters Hyperparameters)>();
+        foreach (var (trialOverrides, index) in overrides.Select((o, i) => (o, i)))
+        {
+            var merged = (JsonObject)(request.Hyperparameters?.DeepClone() ?? new JsonObject());
+            foreach (var (name, value) in trialOverrides)
+                merged[name] = value?.DeepClone();
+            ReadHyperparameters hp;
+            try
+            {
+                hp = merged.Deserialize<ReadHyperparameters>(Strict) ?? new ReadHyperparameters();
+            }
+            catch (JsonException e)
+            {
+                return ApiProblems.BadRequest("invalid_hyperparameters", $"Trial {index}: {e.Message}");
+            }
+            var errors = hp.Validate(info.MaxPositions, info.Layers, info.HiddenSize, info.Poolings);
+            if (errors.Count > 0)
+                return ApiProblems.BadRequest("invalid_hyperparameters", $"Trial {index}: {string.Join(" ", errors)}");
+            trials.Add((trialOverrides, hp));
+        }
+        if (CacheFields.Any(field => trials.Select(t => field(t.Hyperparameters)).Distinct().Count() > 1))
+            return ApiProblems.BadRequest("sweep_needs_one_cache",
+                "Trials must agree on max_length, pooling, layers, cache_dtype and initial_state: they share one activation cache.");
+
+        var now = DateTime.UtcNow;
+        var sweep = new Sweep
+        {
+            Id = "sweep-" + Guid.NewGuid().ToString("N"),
+            TenantId = tenant, BackboneId = request.Backbone, TrainingFileId = request.TrainingFile, ValidationFileId = request.ValidationFile,
+            Metric = metric, MaxParallel = maxParallel, TrialJobIds = [], CreatedAt = now,
+        };
+        var jobs = trials.Select((t, i) => new FineTuneJob
+        {
+            Id = "ftjob-" + Guid.NewGuid().ToString("N"),
+            TenantId = tenant, BackboneId = request.Backbone, Task = task,
+            TrainingFileId = request.TrainingFile, ValidationFileId = request.ValidationFile,
+            HyperparametersJson = JsonSerializer.Serialize(t.Hyperparameters, JsonDefaults.SnakeCase),
+            MetadataJson = JsonSerializer.Serialize(new Dictionary<string, string>
+            {
+                ["sweep_id"] = sweep.Id, ["sweep_trial"] = i.ToString(CultureInfo.InvariantCulture),
+                ["sweep_overrides"] = t.Overrides.ToJsonString(),
+            }),
+            Status = JobStatus.Queued,
+            CreatedAt = now.AddTicks(i * 10), // trial order is creation order in job listings
+        }).ToList();
+        sweep.TrialJobIds.AddRange(jobs.Select(j => j.Id));
+        db.Sweeps.Add(sweep);
+        db.Jobs.AddRange(jobs);
+        foreach (var job in jobs)
+            db.JobEvents.Add(new JobEvent { JobId = job.Id, TenantId = tenant, CreatedAt = now, Level = "info", Message = $"Job created as trial of {sweep.Id}" });
+        await db.SaveChangesAsync(ct);
+
+        // Trial 0 runs alone and writes the cache; the others wait for it (Hangfire continuations, so the order survives
+        // restarts), then run in max_parallel chains, each one hitting the cache. Any finished state releases the next,
+        // so a failed or cancelled trial does not stall the sweep.
+        var hangfireIds = new string[jobs.Count];
+        hangfireIds[0] = hangfire.Enqueue<FineTuneJobRunner>(FineTuneJobRunner.Queue, r => r.RunAsync(jobs[0].Id, CancellationToken.None));
+        for (var i = 1; i < jobs.Count; i++)
+        {
+            var parent = i <= maxParallel ? hangfireIds[0] : hangfireIds[i - maxParallel];
+            var jobId = jobs[i].Id;
+            hangfireIds[i] = hangfire.ContinueJobWith<FineTuneJobRunner>(parent, FineTuneJobRunner.Queue,
+                r => r.RunAsync(jobId, CancellationToken.None), options: JobContinuationOptions.OnAnyFinishedState);
+        }
+        for (var i = 0; i < jobs.Count; i++)
+            jobs[i].HangfireJobId = hangfireIds[i];
+        await db.SaveChangesAsync(ct);
+        return TypedResults.Created($"/v1/fine-tuning/sweeps/{sweep.Id}", await DescribeAsync(db, sweep, ct));
+    }
+
+    internal static async Task<Results<Ok<SweepResponse>, ProblemHttpResult>> Get(string id, ClaimsPrincipal user, ReadDbContext db, CancellationToken ct)
+    {
+        var tenant = user.GetTenantId();
+        var sweep = await db.Sweeps.AsNoTracking().FirstOrDefaultAsync(s => s.Id == id && s.TenantId == tenant, ct);
+        return sweep is null ? ApiProblems.NotFound("sweep", id) : TypedResults.Ok(await DescribeAsync(db, sweep, ct));
+    }
+
+    private static async Task<SweepResponse> DescribeAsync(ReadDbContext db, Sweep sweep, CancellationToken ct)
+    {
+        var ids = sweep.TrialJobIds;
+        var jobs = (await db.Jobs.AsNoTracking().Where(j => ids.Contains(j.Id)).ToListAsync(ct)).ToDictionary(j => j.Id);
+        var measurements = (await db.JobMeasurements.AsNoTracking().Where(m => ids.Contains(m.JobId)).ToListAsync(ct)).ToDictionary(m => m.JobId);
+        var trials = ids.Select((jobId, index) =>
+        {
+            var job = jobs[jobId];
+            var overrides = JsonNode.Parse(JsonSerializer.Deserialize<Dictionary<string, string>>(job.MetadataJson!)!["sweep_overrides"])!.AsObject();
+            return new TrialResponse(jobId, index, job.Status, overrides, MetricValue(job, sweep.Metric), job.CacheHit);
+        }).ToList();
+
+        var finished = trials.All(t => JobStatus.IsTerminal(t.Status));
+        var scored = trials.Where(t => t.Status == JobStatus.Succeeded && t.MetricValue is not null).ToList();
+        var lower = LowerIsBetter.Contains(sweep.Metric);
+        // Promoted once every trial has finished; ties go to the earlier trial.
+        var best = !finished || scored.Count == 0 ? null
+            : (lower ? scored.OrderBy(t => t.MetricValue) : scored.OrderByDescending(t => t.MetricValue)).ThenBy(t => t.Index).First();
+
+        var misses = trials.Where(t => t.CacheHit == false).ToList();
+        var hits = trials.Where(t => t.CacheHit == true).ToList();
+        long Tokens(IEnumerable<TrialResponse> ts) => ts.Sum(t => measurements.TryGetValue(t.JobId, out var m) ? m.DatasetTokens : 0);
+        var precompute = misses.Select(t => PrecomputeSeconds(jobs[t.JobId])).DefaultIfEmpty(0).Average();
+        var savings = new CacheSavings(misses.Count, hits.Count, Tokens(misses), Tokens(hits), precompute * hits.Count);
+
+        var status = finished ? "completed" : trials.Any(t => t.Status == JobStatus.Running) ? "running" : "queued";
+        return new SweepResponse(sweep.Id, "fine_tuning.sweep", status, sweep.BackboneId, sweep.TrainingFileId, sweep.ValidationFileId,
+            sweep.Metric, sweep.MaxParallel, trials,
+            best is null ? null : new BestTrial(best.JobId, jobs[best.JobId].AdapterId, best.MetricValue!.Value), savings, sweep.CreatedAt);
+    }
+
+    private static double? MetricValue(FineTuneJob job, string metric)
+    {
+        if (job.MetricsJson is null)
+            return null;
+        using var doc = JsonDocument.Parse(job.MetricsJson);
+        return doc.RootElement.TryGetProperty(metric, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : null;
+    }
+
+    private static double PrecomputeSeconds(FineTuneJob job) =>
+        job.MetricsJson is null ? 0 : JsonSerializer.Deserialize<FineTuneMetrics>(job.MetricsJson, JsonDefaults.SnakeCase)!.PrecomputeSeconds;
+
+    /// <summary>Every combination of the grid's values, in name order then value order.</summary>
+    internal static List<JsonObject> Combinations(Dictionary<string, JsonArray> grid)
+    {
+        var result = new List<JsonObject> { new() };
+        foreach (var (name, values) in grid.OrderBy(g => g.Key, StringComparer.Ordinal))
+        {
+            result = result.SelectMany(partial => values.Select(value =>
+            {
+                var next = (JsonObject)partial.DeepClone();
+                next[name] = value?.DeepClone();
+                return next;
+            })).ToList();
+            if (result.Count > MaxTrials)
+                break; // refused by the caller; no need to build the rest
+        }
+        return result;
+    }
+}
