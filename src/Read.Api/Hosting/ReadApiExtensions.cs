@@ -46,7 +46,7 @@ internal static class ReadApiExtensions
         var mode = HostingMode.From(configuration, dataDirectory);
         services.AddSingleton(mode);
         services.AddReadCore(mode.Provider, mode.ConnectionString);
-        services.AddSingleton<LoadedAdapterCache>();
+        services.AddReadInference();
 
         services.AddHangfire(hangfire =>
         {
@@ -117,6 +117,7 @@ internal static class ReadApiExtensions
         app.UseSwagger();
         app.UseSwaggerUI(o => o.DocumentTitle = "Read API");
         app.UseAuthentication();
+        app.UseReadRateLimits();
         app.UseAuthorization();
 
         app.MapHealthApi();
@@ -125,6 +126,7 @@ internal static class ReadApiExtensions
         app.MapFilesApi();
         app.MapFineTuningApi();
         app.MapAdaptersApi();
+        app.MapReadMetrics();
     }
 
     /// <summary>Migrates the database and, in embedded mode, provisions the development tenant and re-enqueues unfinished jobs.</summary>
