@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Read.Domain.Adapters;
 using Read.Domain.Backbones;
@@ -49,5 +50,18 @@ internal static class TestAdapters
         });
         await db.SaveChangesAsync();
         return id;
+    }
+}
+
+/// <summary>Tenants whose id the test needs (to publish adapters for them).</summary>
+internal static class TestTenants
+{
+    public static async Task<(HttpClient Client, Guid Id)> CreateAsync(ReadApplication app, string name)
+    {
+        using var admin = app.CreateClient(ReadApplication.AdminKey);
+        var response = await admin.PostAsJsonAsync("/v1/admin/tenants", new { name });
+        response.EnsureSuccessStatusCode();
+        var body = await response.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>();
+        return (app.CreateClient(body.GetProperty("api_key").GetString()), body.GetProperty("tenant_id").GetGuid());
     }
 }
