@@ -14,5 +14,6 @@ var root = new RootCommand("Read benchmarks: each prints a table and writes mark
     CompareCommand.Create(),
     ScalingCommand.Create(),
     Read.Bench.Decoders.DecodersCommand.Create(),
+    Read.Bench.Load.LoadTestCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();
