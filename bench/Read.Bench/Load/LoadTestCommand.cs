@@ -64,37 +64,60 @@ internal static class LoadTestCommand
         var rows = new List<Row>();
         var rssSamples = new List<double>();
         LoadResult? longRun = null;
-        var trainSeconds = 0.0;
-        foreach (var batching in new[] { true, false })
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        IReadOnlyList<LoadAdapter> adapters;
+        await using (var setup = await ApiProcess.StartAsync(run.ApiDll, run.Data, Settings(batching: true), ct))
+            adapters = await AdaptersAsync(setup, run.Data, ct);
+        var trainSeconds = clock.Elapsed.TotalSeconds;
+
+        // Both modes run side by side, each in its own process on its own copy of the data, and every point is measured
+        // on then off back to back: on a shared machine the load changes by the minute, so points taken minutes apart
+        // would compare the neighbours' builds rather than the batcher.
+        var offData = run.Data.TrimEnd('/') + "-off";
+        if (Directory.Exists(offData))
+            Directory.Delete(offData, recursive: true);
+        CopyDirectory(run.Data, offData);
+        await using var on = await ApiProcess.StartAsync(run.ApiDll, run.Data, Settings(batching: true), ct);
+        await using var off = await ApiProcess.StartAsync(run.ApiDll, offData, Settings(batching: false), ct);
+        var apis = new[] { ("on", on), ("off", off) };
+        foreach (var (mode, api) in apis)
         {
-            await using var api = await ApiProcess.StartAsync(run.ApiDll, run.Data, Settings(batching), ct);
-            Console.WriteLine($"API pid {api.ProcessId} at {api.Address}, batching {(batching ? "on" : "off")}, RSS {api.RssMb():F0} MB");
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            var adapters = await AdaptersAsync(api, run.Data, ct);
-            trainSeconds = Math.Max(trainSeconds, clock.Elapsed.TotalSeconds);
+            Console.WriteLine($"API pid {api.ProcessId} at {api.Address}, batching {mode}, RSS {api.RssMb():F0} MB");
             // Warm-up: backbone and every side network loaded, first-call costs paid before measuring.
             await LoadDriver.RunAsync(api, adapters, 4, run.Texts, TimeSpan.FromSeconds(5), corpus, null, ct);
-            var mode = batching ? "on" : "off";
-            foreach (var (scenario, set) in new[] { ("1 adapter", (IReadOnlyList<LoadAdapter>)adapters.Take(1).ToList()), ("16 adapters, 4 tenants", adapters) })
+        }
+
+        foreach (var (scenario, set) in new[] { ("1 adapter", (IReadOnlyList<LoadAdapter>)adapters.Take(1).ToList()), ("16 adapters, 4 tenants", adapters) })
+        {
+            foreach (var level in run.Levels.Append(QueueCapacity * 2))
             {
-                foreach (var level in run.Levels.Append(QueueCapacity * 2))
+                foreach (var (mode, api) in apis)
                 {
                     var result = await LoadDriver.RunAsync(api, set, level, run.Texts, run.Point, corpus, null, ct);
                     rows.Add(new Row(mode, scenario, result));
                     Console.WriteLine($"batching {mode,-3} {scenario,-24} c{level,-4} {result.TextsPerSecond,8:F0} texts/s  p50 {result.P50Ms,7:F0} ms  p99 {result.P99Ms,7:F0} ms  errors {result.Errors}  RSS {result.RssBeforeMb:F0}→{result.RssAfterMb:F0} MB");
                 }
             }
-
-            if (batching && run.Sustained > TimeSpan.Zero)
-            {
-                rssSamples.Add(api.RssMb());
-                longRun = await LoadDriver.RunAsync(api, adapters, 16, run.Texts, run.Sustained, corpus, rss => { lock (rssSamples) rssSamples.Add(rss); }, ct);
-                rssSamples.Add(api.RssMb());
-                Console.WriteLine($"sustained {run.Sustained.TotalSeconds:F0} s: {longRun.TextsPerSecond:F0} texts/s, errors {longRun.Errors}, RSS {rssSamples[0]:F0} → {rssSamples[^1]:F0} MB (max {rssSamples.Max():F0})");
-            }
         }
 
-        await WriteReportAsync(run, rows, longRun, rssSamples, trainSeconds, ct);
+        if (run.Sustained > TimeSpan.Zero)
+        {
+            rssSamples.Add(on.RssMb());
+            longRun = await LoadDriver.RunAsync(on, adapters, 16, run.Texts, run.Sustained, corpus, rss => { lock (rssSamples) rssSamples.Add(rss); }, ct);
+            rssSamples.Add(on.RssMb());
+            Console.WriteLine($"sustained {run.Sustained.TotalSeconds:F0} s: {longRun.TextsPerSecond:F0} texts/s, errors {longRun.Errors}, RSS {rssSamples[0]:F0} → {rssSamples[^1]:F0} MB (max {rssSamples.Max():F0})");
+        }
+
+        await WriteReportAsync(run, rows.OrderBy(r => r.Batching != "on").ToList(), longRun, rssSamples, trainSeconds, ct);
+    }
+
+    private static void CopyDirectory(string from, string to)
+    {
+        foreach (var directory in Directory.GetDirectories(from, "*", SearchOption.AllDirectories))
+            Directory.CreateDirectory(directory.Replace(from, to, StringComparison.Ordinal));
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.GetFiles(from, "*", SearchOption.AllDirectories).Where(f => !f.EndsWith("api.log", StringComparison.Ordinal)))
+            File.Copy(file, file.Replace(from, to, StringComparison.Ordinal));
     }
 
     /// <summary>The 16 adapters: read back from the data directory, or trained now (4 tenants × 4 small jobs on MiniLM).</summary>
@@ -223,7 +246,7 @@ internal static class LoadTestCommand
             $"# Inference under load: cross-request batching on vs off\n\nMeasured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {Environment.ProcessorCount} cores. Command:\n\n```\n{command}\n```\n\n" +
             $"The embedded API (SQLite, in-process jobs) runs as a child process on loopback with all-MiniLM-L6-v2; 16 adapters of 4 tenants were trained " +
             $"through the API (64 examples, 3 epochs, max_length 64 each; {trainSeconds:F0} s including start-up, or read back from an earlier run). Each point is a closed loop " +
-            $"of `concurrency` clients for {run.Point.TotalSeconds:F0} s, each request {run.Texts} texts (4 to ~40 words) with top_k 2; \"16 adapters\" cycles requests through " +
+            $"of `concurrency` clients for {run.Point.TotalSeconds:F0} s against one of two API processes running side by side (batching on; batching off, on a copy of the same data), each point measured on then off back to back, each request {run.Texts} texts (4 to ~40 words) with top_k 2; \"16 adapters\" cycles requests through " +
             $"all 16, so concurrent requests belong to different adapters and tenants. The last concurrency of each block ({QueueCapacity * 2}) is past the queue bound " +
             $"(`Read:Inference:MaxQueuedRequests` = {QueueCapacity}); clients back off 50 ms after a 429. Per-tenant rate limits are off for this run " +
             "(`Read:RateLimits:Enabled=false`): they would answer 429 by design. RSS is the API process's VmRSS. The machine was shared with other engineers building and testing at the same time, and the load generator runs on the same cores as the API, so absolute figures are low and noisy; the on/off and mixed/single comparisons within one run are the point.\n\n" +
