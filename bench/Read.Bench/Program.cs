@@ -15,5 +15,6 @@ var root = new RootCommand("Read benchmarks: each prints a table and writes mark
     ScalingCommand.Create(),
     Read.Bench.Decoders.DecodersCommand.Create(),
     Read.Bench.Load.LoadTestCommand.Create(),
+    Read.Bench.Load.SharedForwardCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();
