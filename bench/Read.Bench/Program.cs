@@ -17,5 +17,7 @@ var root = new RootCommand("Read benchmarks: each prints a table and writes mark
     Read.Bench.Streamed.StreamedPrecomputeCommand.Create(),
     Read.Bench.Precision.PrecisionCommand.Create(),
     Read.Bench.Devices.GpuCheckCommand.Create(),
+    Read.Bench.Load.LoadTestCommand.Create(),
+    Read.Bench.Load.SharedForwardCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();

@@ -101,7 +101,7 @@ public sealed class BadInputTests(PostgresServiceFixture service)
         foreach (var path in new[]
                  {
                      "/v1/files", "/v1/files/{id}", "/v1/fine-tuning/jobs", "/v1/fine-tuning/jobs/{id}", "/v1/fine-tuning/jobs/{id}/events",
-                     "/v1/adapters", "/v1/adapters/{id}", "/v1/adapters/{id}/download", "/v1/adapters/{id}/predict",
+                     "/v1/adapters", "/v1/adapters/{id}", "/v1/adapters/{id}/download", "/v1/adapters/{id}/predict", "/v1/predict",
                      "/v1/backbones", "/v1/admin/tenants",
                  })
             Assert.Contains(path, paths);

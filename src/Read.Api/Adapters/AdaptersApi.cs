@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Read.Api.Authentication;
+using Read.Api.Inference;
 using Read.Api.Problems;
 using Read.Domain.Adapters;
 using Read.Domain.Backbones;
@@ -57,43 +58,33 @@ internal static class AdaptersApi
     }
 
     internal static async Task<Results<Ok<PredictResponse>, ProblemHttpResult>> Predict(
-        string id, PredictRequest request, ClaimsPrincipal user, ReadDbContext db, LoadedAdapterCache cache,
-        IOptions<ReadOptions> options, CancellationToken ct)
+        string id, PredictRequest request, ClaimsPrincipal user, HttpContext context, ReadDbContext db, LoadedAdapterCache cache,
+        InferenceBatcher batcher, IOptions<ReadOptions> options, IOptions<InferenceOptions> inference, CancellationToken ct)
     {
         var tenant = user.GetTenantId();
         var adapter = await db.Adapters.AsNoTracking().Where(a => a.Id == id && a.TenantId == tenant)
             .Select(a => new { a.Id, a.BackboneId }).SingleOrDefaultAsync(ct);
         if (adapter is null)
             return ApiProblems.NotFound("adapter", id);
-        var inputs = request.Inputs;
-        if (inputs is null || inputs.Count == 0)
-            return ApiProblems.BadRequest("missing_inputs", "'inputs' must hold at least one {\"text\": ...} object.");
-        if (inputs.Count > options.Value.MaxPredictBatch)
-            return ApiProblems.BadRequest("too_many_inputs", $"At most {options.Value.MaxPredictBatch} inputs per request.");
-        var maxChars = options.Value.MaxPredictTextChars;
-        for (var i = 0; i < inputs.Count; i++)
+        var inputs = request.Inputs ?? [];
+        if (PredictPipeline.Validate(inputs.Count, i => inputs[i] is { } input ? (input.Text, input.TextPair) : null, request.TopK, options.Value, inference.Value) is { } invalid)
+            return invalid;
+
+        Prediction[] predictions;
+        try
         {
-            // A JSON null element binds to a null input: check it before reading its text.
-            if (inputs[i] is not { Text: { } text } input || string.IsNullOrWhiteSpace(text))
-                return ApiProblems.BadRequest("missing_text", $"inputs[{i}].text must be a non-empty string.", Index(i));
-            // Tokenization truncates to max_length anyway; the limit keeps one request from holding megabytes of text.
-            if (text.Length > maxChars || input.TextPair?.Length > maxChars)
-                return ApiProblems.BadRequest("text_too_long",
-                    $"inputs[{i}]: text and text_pair are limited to {maxChars} characters each (Read:MaxPredictTextChars).", Index(i));
+            predictions = await PredictPipeline.RunAsync(tenant, [new PredictPipeline.Group(adapter.Id, adapter.BackboneId, Enumerable.Range(0, inputs.Count).ToArray())],
+                inputs.Select(i => i!.Text!).ToList(), inputs.Select(i => i!.TextPair).ToList(), db, cache, batcher, ct);
+        }
+        catch (Exception e) when (PredictPipeline.Failure(e, context, adapter.Id, inference.Value) is not null)
+        {
+            return PredictPipeline.Failure(e, context, adapter.Id, inference.Value)!;
         }
 
-        using var lease = cache.Acquire(adapter.Id, adapter.BackboneId,
-            () => db.Adapters.Where(a => a.Id == id && a.TenantId == tenant).Select(a => a.Artifact).Single());
-        if (!lease.Backbone.IsResident)
-            return ApiProblems.Problem(StatusCodes.Status422UnprocessableEntity, BackboneTooLargeException.OnlinePredict, "Backbone too large for online predict",
-                $"Backbone '{adapter.BackboneId}' is registered layer-streamed: its weights do not fit the worker's memory budget (Read:Training:MemoryBudgetBytes), so it cannot answer online predictions.");
-        var predictions = await Task.Run(() => AdapterPredictor.Predict(lease.Backbone, lease.Adapter,
-            inputs.Select(i => i.Text!).ToList(), inputs.Select(i => i.TextPair).ToList()), ct);
+        var topK = request.TopK ?? inference.Value.DefaultTopK;
         return TypedResults.Ok(new PredictResponse(adapter.Id,
-            predictions.Select(p => new PredictionResponse(p.Label, p.Value is null ? p.Probabilities : null, p.Value)).ToList()));
+            predictions.Select(p => new PredictionResponse(p.Label, PredictPipeline.TopK(p, topK), p.Value)).ToList()));
     }
-
-    private static Dictionary<string, object?> Index(int index) => new() { ["index"] = index };
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> Delete(string id, ClaimsPrincipal user, ReadDbContext db, LoadedAdapterCache cache, CancellationToken ct)
     {

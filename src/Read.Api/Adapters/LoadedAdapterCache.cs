@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using Microsoft.Extensions.Options;
+using Read.Api.Inference;
 using Read.Domain.Adapters;
 using Read.Domain.Backbones;
 
@@ -6,27 +8,33 @@ namespace Read.Api.Adapters;
 
 /// <summary>
 /// Keeps side networks loaded across predict requests (the backbone itself is cached by <see cref="BackboneRegistry"/>).
-/// Bounded: the least recently used adapter is evicted past <see cref="Capacity"/>. A predict holds a
-/// <see cref="Lease"/>; an adapter evicted or deleted while leased is disposed when its last lease ends, never under
-/// a running predict.
+/// Bounded by count and by artifact bytes (<see cref="InferenceOptions.MaxLoadedAdapters"/>,
+/// <see cref="InferenceOptions.MaxLoadedAdapterBytes"/>); the least recently used adapter is evicted first. A predict
+/// holds a <see cref="Lease"/>; an adapter evicted or deleted while leased is disposed when its last lease ends, never
+/// under a running predict. The first request loads asynchronously (artifact read and deserialisation off the request
+/// thread), and concurrent first requests share that one load.
 /// </summary>
-internal sealed class LoadedAdapterCache(BackboneRegistry backbones) : IDisposable
+internal sealed class LoadedAdapterCache(BackboneRegistry backbones, IOptions<InferenceOptions> options, InferenceMetrics? metrics = null) : IDisposable
 {
-    public const int Capacity = 64;
-
     private readonly ConcurrentDictionary<string, Entry> _entries = new();
+    private readonly Lock _evictGate = new();
     private long _clock;
 
+    /// <summary>Adapters loaded (or loading) now.</summary>
+    public int Count => _entries.Count;
+
     /// <summary>
-    /// Leases the loaded adapter for <paramref name="adapterId"/>; <paramref name="artifact"/> is asked for only on a
-    /// miss. Dispose the lease when the predict is done.
+    /// Leases the loaded adapter for <paramref name="adapterId"/>; <paramref name="artifact"/> is called only on a
+    /// miss, once however many requests miss together, and returns null when the adapter no longer exists
+    /// (<see cref="AdapterGoneException"/>). Dispose the lease when the predict is done.
     /// </summary>
-    public Lease Acquire(string adapterId, string backboneId, Func<byte[]> artifact)
+    public async Task<Lease> AcquireAsync(string adapterId, string backboneId, Func<Task<byte[]?>> artifact, CancellationToken ct = default)
     {
-        var backbone = backbones.Get(backboneId);
         while (true)
         {
-            var entry = _entries.GetOrAdd(adapterId, _ => new Entry(new Lazy<LoadedAdapter>(() => AdapterArtifact.Load(artifact(), backbone))));
+            var candidate = new Entry();
+            var entry = _entries.GetOrAdd(adapterId, candidate);
+            var loader = ReferenceEquals(entry, candidate);
             if (!entry.TryAcquire())
             {
                 // Retired between the lookup and the lease (evicted or deleted just now): it is out of the map; look again.
@@ -34,22 +42,38 @@ internal sealed class LoadedAdapterCache(BackboneRegistry backbones) : IDisposab
                 continue;
             }
 
+            metrics?.CacheLookup(hit: !loader);
+            if (loader)
+                entry.Start(LoadAsync(backboneId, artifact));
             entry.LastUsed = Interlocked.Increment(ref _clock);
-            LoadedAdapter adapter;
+            Loaded loaded;
             try
             {
-                adapter = entry.Adapter.Value;
+                // The loader waits regardless of its own cancellation: other requests share the load.
+                loaded = loader ? await entry.Loading : await entry.Loading.WaitAsync(ct);
             }
             catch
             {
                 entry.Release();
-                Retire(adapterId, entry);
+                if (entry.Loading.IsFaulted || entry.Loading.IsCanceled)
+                    Retire(adapterId, entry); // a failed load is not cached: the next request tries again
                 throw;
             }
 
-            EvictIfFull();
-            return new Lease(entry, backbone, adapter);
+            EvictIfFull(entry);
+            return new Lease(entry, loaded.Backbone, loaded.Adapter);
         }
+    }
+
+    // Off the request thread: the backbone may load from disk the first time, and deserialising builds tensors.
+    private async Task<Loaded> LoadAsync(string backboneId, Func<Task<byte[]?>> artifact)
+    {
+        var bytes = await artifact() ?? throw new AdapterGoneException();
+        return await Task.Run(() =>
+        {
+            var backbone = backbones.Get(backboneId);
+            return new Loaded(backbone, AdapterArtifact.Load(bytes, backbone), bytes.LongLength);
+        });
     }
 
     /// <summary>Drops the adapter (deleted): disposed now if unleased, else when its last lease ends.</summary>
@@ -65,12 +89,25 @@ internal sealed class LoadedAdapterCache(BackboneRegistry backbones) : IDisposab
         entry.Retire();
     }
 
-    private void EvictIfFull()
+    private void EvictIfFull(Entry keep)
     {
-        while (_entries.Count > Capacity)
+        var limits = options.Value;
+        lock (_evictGate)
         {
-            var oldest = _entries.MinBy(e => e.Value.LastUsed);
-            Retire(oldest.Key, oldest.Value);
+            while (true)
+            {
+                var loaded = _entries.Where(e => e.Value.Loading.IsCompletedSuccessfully).ToList();
+                var bytes = loaded.Sum(e => e.Value.Loading.Result.Bytes);
+                if (_entries.Count <= limits.MaxLoadedAdapters && bytes <= limits.MaxLoadedAdapterBytes)
+                    return;
+                // Entries still loading are not candidates: their loaders are about to use them.
+                var victims = loaded.Where(e => !ReferenceEquals(e.Value, keep)).ToList();
+                if (victims.Count == 0)
+                    return;
+                var oldest = victims.MinBy(e => e.Value.LastUsed);
+                Retire(oldest.Key, oldest.Value);
+                metrics?.Evicted();
+            }
         }
     }
 
@@ -79,6 +116,8 @@ internal sealed class LoadedAdapterCache(BackboneRegistry backbones) : IDisposab
         foreach (var id in _entries.Keys)
             Remove(id);
     }
+
+    internal sealed record Loaded(Backbone Backbone, LoadedAdapter Adapter, long Bytes);
 
     /// <summary>One predict's hold on a loaded adapter.</summary>
     public sealed class Lease : IDisposable
@@ -104,15 +143,31 @@ internal sealed class LoadedAdapterCache(BackboneRegistry backbones) : IDisposab
         }
     }
 
-    internal sealed class Entry(Lazy<LoadedAdapter> adapter)
+    internal sealed class Entry
     {
         private readonly Lock gate = new();
+        private readonly TaskCompletionSource<Loaded> loaded = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private int leases;
         private bool retired;
+        private bool disposed;
 
-        public Lazy<LoadedAdapter> Adapter { get; } = adapter;
+        public Task<Loaded> Loading => loaded.Task;
 
         public long LastUsed;
+
+        public void Start(Task<Loaded> load) => load.ContinueWith(t =>
+        {
+            if (t.IsCompletedSuccessfully)
+                loaded.TrySetResult(t.Result);
+            else
+                loaded.TrySetException(t.Exception?.InnerExceptions ?? [new OperationCanceledException()]);
+            lock (gate)
+            {
+                // Retired while loading, with every lease already gone: nobody else will dispose it.
+                if (retired && leases == 0)
+                    DisposeAdapter();
+            }
+        }, TaskScheduler.Default);
 
         public bool TryAcquire()
         {
@@ -149,8 +204,11 @@ internal sealed class LoadedAdapterCache(BackboneRegistry backbones) : IDisposab
 
         private void DisposeAdapter()
         {
-            if (Adapter.IsValueCreated)
-                Adapter.Value.Dispose();
+            if (!disposed && Loading.IsCompletedSuccessfully)
+            {
+                disposed = true;
+                Loading.Result.Adapter.Dispose();
+            }
         }
     }
 }

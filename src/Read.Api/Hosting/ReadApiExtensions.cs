@@ -50,7 +50,7 @@ internal static class ReadApiExtensions
         var mode = HostingMode.From(configuration, dataDirectory);
         services.AddSingleton(mode);
         services.AddReadCore(mode.Provider, mode.ConnectionString);
-        services.AddSingleton<LoadedAdapterCache>();
+        services.AddReadInference();
         services.AddReadWebhooks();
         services.AddReadAdmin();
 
@@ -123,6 +123,7 @@ internal static class ReadApiExtensions
         app.UseSwagger();
         app.UseSwaggerUI(o => o.DocumentTitle = "Read API");
         app.UseAuthentication();
+        app.UseReadRateLimits();
         app.UseAuthorization();
         app.UseAdminDashboard();
 
@@ -136,6 +137,7 @@ internal static class ReadApiExtensions
         app.MapWebhooksApi();
         app.MapReceiptsApi();
         app.MapSweepsApi();
+        app.MapReadMetrics();
     }
 
     /// <summary>Migrates the database and, in embedded mode, provisions the development tenant and re-enqueues unfinished jobs.</summary>

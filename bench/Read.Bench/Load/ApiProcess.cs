@@ -1,0 +1,118 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Sockets;
+
+namespace Read.Bench.Load;
+
+/// <summary>
+/// The embedded Read API (SQLite + in-process training) as a child process on a loopback port, so its resident memory
+/// is its own and not the load generator's. Its console output goes to a log file beside its data.
+/// </summary>
+internal sealed class ApiProcess : IAsyncDisposable
+{
+    public const string AdminKey = "load-test-admin-key-0123456789abcdef01234567";
+
+    private readonly Process process;
+    private readonly StreamWriter log;
+
+    private ApiProcess(Process process, StreamWriter log, Uri address)
+    {
+        this.process = process;
+        this.log = log;
+        Address = address;
+    }
+
+    public Uri Address { get; }
+
+    public int ProcessId => process.Id;
+
+    public static async Task<ApiProcess> StartAsync(string apiDll, string dataDirectory, IReadOnlyDictionary<string, string> settings, CancellationToken ct)
+    {
+        if (!File.Exists(apiDll))
+            throw new FileNotFoundException($"Build the API first (dotnet build src/Read.Api -c Release): {apiDll} is missing.");
+        var port = FreePort();
+        var start = new ProcessStartInfo("dotnet", [apiDll])
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+            WorkingDirectory = Path.GetDirectoryName(apiDll)!,
+        };
+        start.Environment["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port}";
+        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        start.Environment["Read__DataDirectory"] = Path.GetFullPath(dataDirectory);
+        start.Environment["Read__AdminKey"] = AdminKey;
+        start.Environment["Serilog__MinimumLevel__Default"] = "Warning";
+        foreach (var (key, value) in settings)
+            start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
+        Directory.CreateDirectory(dataDirectory);
+        var log = new StreamWriter(Path.Combine(dataDirectory, "api.log"), append: true) { AutoFlush = true };
+        var process = Process.Start(start) ?? throw new InvalidOperationException("dotnet did not start.");
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var api = new ApiProcess(process, log, new Uri($"http://127.0.0.1:{port}"));
+        using var probe = new HttpClient { BaseAddress = api.Address, Timeout = TimeSpan.FromSeconds(5) };
+        var deadline = DateTime.UtcNow.AddMinutes(3);
+        while (true)
+        {
+            if (process.HasExited)
+                throw new InvalidOperationException($"The API exited with {process.ExitCode}; see {Path.Combine(dataDirectory, "api.log")}.");
+            try
+            {
+                if ((await probe.GetAsync("/readyz", ct)).StatusCode == HttpStatusCode.OK)
+                    return api;
+            }
+            catch (HttpRequestException)
+            {
+            }
+            catch (TaskCanceledException) when (!ct.IsCancellationRequested)
+            {
+            }
+
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException("The API did not become ready within 3 minutes.");
+            await Task.Delay(250, ct);
+        }
+    }
+
+    /// <summary>Resident set size now (VmRSS), in MB.</summary>
+    public double RssMb()
+    {
+        foreach (var line in File.ReadLines($"/proc/{process.Id}/status"))
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+                return double.Parse(line.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) / 1024.0;
+        return double.NaN;
+    }
+
+    public HttpClient Client(string? apiKey, int connections)
+    {
+        var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = connections, PooledConnectionLifetime = TimeSpan.FromMinutes(10) })
+        {
+            BaseAddress = Address, Timeout = TimeSpan.FromMinutes(2),
+        };
+        if (apiKey is not null)
+            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", apiKey);
+        return client;
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!process.HasExited)
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+        }
+
+        process.Dispose();
+        lock (log)
+            log.Dispose();
+    }
+}

@@ -1,0 +1,54 @@
+using System.Diagnostics.Metrics;
+
+namespace Read.Api.Inference;
+
+/// <summary>
+/// The predict path's instruments (meter "Read.Inference"), exported at /metrics. Request counts and latencies per
+/// endpoint come from ASP.NET Core's own meter (http.server.request.duration, by route). No tenant ids in tags: a
+/// scrape must not reveal who the customers are.
+/// </summary>
+internal sealed class InferenceMetrics
+{
+    public const string MeterName = "Read.Inference";
+
+    private readonly Histogram<int> batchRows;
+    private readonly Histogram<int> batchRequests;
+    private readonly Histogram<double> forwardSeconds;
+    private readonly UpDownCounter<int> queueDepth;
+    private readonly Counter<long> rejected;
+    private readonly Counter<long> cacheHits;
+    private readonly Counter<long> cacheMisses;
+    private readonly Counter<long> cacheEvictions;
+
+    public InferenceMetrics(IMeterFactory meterFactory)
+    {
+        var meter = meterFactory.Create(MeterName);
+        batchRows = meter.CreateHistogram<int>("read.inference.batch.rows", "{text}", "Texts in one shared backbone forward.",
+            advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = [1, 2, 4, 8, 16, 32, 64, 128, 256] });
+        batchRequests = meter.CreateHistogram<int>("read.inference.batch.requests", "{request}", "Requests (or parts of split requests) in one shared backbone forward.",
+            advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = [1, 2, 4, 8, 16, 32, 64] });
+        forwardSeconds = meter.CreateHistogram<double>("read.backbone.forward.duration", "s", "Tokenization + backbone forward of one predict batch.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] });
+        queueDepth = meter.CreateUpDownCounter<int>("read.inference.queue.depth", "{request}", "Predict requests admitted and not yet answered.");
+        rejected = meter.CreateCounter<long>("read.inference.rejected", "{request}", "Predict requests refused because the queue was full (429).");
+        cacheHits = meter.CreateCounter<long>("read.adapter_cache.hits", "{lookup}", "Predicts that found their adapter loaded.");
+        cacheMisses = meter.CreateCounter<long>("read.adapter_cache.misses", "{lookup}", "Predicts that had to load their adapter.");
+        cacheEvictions = meter.CreateCounter<long>("read.adapter_cache.evictions", "{adapter}", "Adapters evicted to stay within the count and byte bounds.");
+    }
+
+    public void Batch(string backbone, int rows, int requests, double seconds)
+    {
+        var tag = new KeyValuePair<string, object?>("backbone", backbone);
+        batchRows.Record(rows, tag);
+        batchRequests.Record(requests, tag);
+        forwardSeconds.Record(seconds, tag);
+    }
+
+    public void Queued(int delta) => queueDepth.Add(delta);
+
+    public void Rejected() => rejected.Add(1);
+
+    public void CacheLookup(bool hit) => (hit ? cacheHits : cacheMisses).Add(1);
+
+    public void Evicted() => cacheEvictions.Add(1);
+}

@@ -1,0 +1,230 @@
+using Read.Domain.SideNetwork;
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Read.Api.Inference;
+using Read.Domain.Adapters;
+using Read.Domain.Backbones;
+
+namespace Read.Api.Tests;
+
+/// <summary>
+/// The cross-request batcher on the real tiny BERT with real adapter artifacts. The reference is the unbatched path
+/// (<see cref="AdapterPredictor.Predict(Backbone, LoadedAdapter, IReadOnlyList{string}, IReadOnlyList{string?}?)"/>,
+/// one forward per request padded to its own longest text), which shares no batching code with the batcher.
+/// </summary>
+public sealed class InferenceBatcherTests : IDisposable
+{
+    private const double Tolerance = 1e-4; // float32 rounding from a different padded width; far below any real difference
+    private readonly string directory = Path.Combine(Path.GetTempPath(), "read-batcher-" + Guid.NewGuid().ToString("N"));
+    private readonly BackboneRegistry registry;
+    private readonly Backbone backbone;
+    private readonly ServiceProvider metricsServices = new Microsoft.Extensions.DependencyInjection.ServiceCollection().AddMetrics().BuildServiceProvider();
+    private readonly List<LoadedAdapter> adapters = [];
+
+    public InferenceBatcherTests()
+    {
+        registry = new BackboneRegistry(new BackboneOptions { DataDirectory = directory, ImportBundledBackbones = false });
+        backbone = registry.Get(BackboneRegistry.TinyBackboneId);
+    }
+
+    private InferenceBatcher Batcher(InferenceOptions options) =>
+        new(Options.Create(options), new InferenceMetrics(metricsServices.GetRequiredService<IMeterFactory>()), NullLogger<InferenceBatcher>.Instance);
+
+    private LoadedAdapter Adapter(int seed, int labels = 2, Pooling pooling = Pooling.Cls, int maxLength = 32)
+    {
+        var adapter = AdapterArtifact.Load(TestAdapters.Artifact(backbone, seed, labels, pooling, maxLength), backbone);
+        adapters.Add(adapter);
+        return adapter;
+    }
+
+    private static void AssertClose(IReadOnlyList<Prediction> expected, IReadOnlyList<Prediction> actual)
+    {
+        Assert.Equal(expected.Count, actual.Count);
+        for (var i = 0; i < expected.Count; i++)
+        {
+            Assert.Equal(expected[i].Label, actual[i].Label);
+            Assert.Equal(expected[i].Probabilities.Keys.Order(), actual[i].Probabilities.Keys.Order());
+            foreach (var (label, p) in expected[i].Probabilities)
+                Assert.InRange(actual[i].Probabilities[label], p - Tolerance, p + Tolerance);
+        }
+    }
+
+    [Fact]
+    public async Task ConcurrentRequestsOnDifferentAdapters_ShareForwardsAndMatchTheUnbatchedPath()
+    {
+        // Different tenants, label counts and poolings (cls reads one position, mean every real one), and different
+        // text lengths, so the shared batch pads every request to a width it would not have alone.
+        var work = new (string Tenant, LoadedAdapter Adapter, string[] Texts)[]
+        {
+            ("t1", Adapter(1), TestAdapters.Texts[..3]),
+            ("t2", Adapter(2, labels: 5, pooling: Pooling.Mean), TestAdapters.Texts[2..8]),
+            ("t3", Adapter(3, labels: 3), [TestAdapters.Texts[6]]),
+            ("t1", Adapter(4, pooling: Pooling.Mean), TestAdapters.Texts[3..5]),
+        };
+        var expected = work.Select(w => AdapterPredictor.Predict(backbone, w.Adapter, w.Texts, null)).ToList();
+        // The gather window is long, so all four queue before the first forward.
+        await using var batcher = Batcher(new InferenceOptions { MaxBatchDelayMs = 500 });
+
+        var results = await Task.WhenAll(work.Select(w => batcher.PredictAsync(w.Tenant, backbone, w.Adapter, w.Texts, null, default)));
+
+        Assert.Single(results.Select(r => r.Batch).Distinct()); // one forward served them all
+        Assert.Equal(1, batcher.BatchesRun);
+        for (var i = 0; i < work.Length; i++)
+            AssertClose(expected[i], results[i].Predictions);
+    }
+
+    [Fact]
+    public async Task RequestLargerThanTheRowCap_IsSplitAndMatchesTheUnbatchedPath()
+    {
+        var adapter = Adapter(5, labels: 4);
+        var texts = Enumerable.Range(0, 11).Select(i => TestAdapters.Texts[i % TestAdapters.Texts.Length] + $" #{i}").ToArray();
+        var expected = AdapterPredictor.Predict(backbone, adapter, texts, null);
+        await using var batcher = Batcher(new InferenceOptions { MaxBatchRows = 4, MaxBatchDelayMs = 0 });
+
+        var result = await batcher.PredictAsync("t1", backbone, adapter, texts, null, default);
+
+        Assert.Equal(3, batcher.BatchesRun); // 4 + 4 + 3 rows
+        AssertClose(expected, result.Predictions);
+    }
+
+    [Fact]
+    public async Task TokenCap_LimitsRowsPerForward()
+    {
+        var adapter = Adapter(6, maxLength: 32);
+        var texts = TestAdapters.Texts[..6];
+        // 64 tokens at max_length 32: two rows per forward.
+        await using var batcher = Batcher(new InferenceOptions { MaxBatchTokens = 64, MaxBatchDelayMs = 0 });
+
+        var result = await batcher.PredictAsync("t1", backbone, adapter, texts, null, default);
+
+        Assert.Equal(3, batcher.BatchesRun);
+        AssertClose(AdapterPredictor.Predict(backbone, adapter, texts, null), result.Predictions);
+    }
+
+    [Fact]
+    public async Task AdaptersThatTokenizeDifferently_GetSeparateForwardsWithCorrectResults()
+    {
+        var short16 = Adapter(7, maxLength: 8);
+        var long32 = Adapter(8, maxLength: 32);
+        var texts = TestAdapters.Texts[..4];
+        await using var batcher = Batcher(new InferenceOptions { MaxBatchDelayMs = 300 });
+
+        var results = await Task.WhenAll(
+            batcher.PredictAsync("t1", backbone, short16, texts, null, default),
+            batcher.PredictAsync("t2", backbone, long32, texts, null, default));
+
+        Assert.Equal(2, batcher.BatchesRun);
+        AssertClose(AdapterPredictor.Predict(backbone, short16, texts, null), results[0].Predictions);
+        AssertClose(AdapterPredictor.Predict(backbone, long32, texts, null), results[1].Predictions);
+    }
+
+    [Fact]
+    public async Task FloodFromOneTenant_DoesNotStarveAnother()
+    {
+        var adapter = Adapter(9);
+        var texts = TestAdapters.Texts[..2];
+        // One request per forward, so the order of service is the order of batches.
+        await using var batcher = Batcher(new InferenceOptions { MaxBatchRows = 2, MaxBatchDelayMs = 0 });
+
+        // PredictAsync queues before it returns, so the flood is all queued ahead of the other tenant's request.
+        var flood = Enumerable.Range(0, 30).Select(_ => batcher.PredictAsync("flooder", backbone, adapter, texts, null, default)).ToList();
+        var before = batcher.BatchesRun;
+        var other = await batcher.PredictAsync("other", backbone, adapter, texts, null, default);
+        var floodBatches = (await Task.WhenAll(flood)).Select(r => r.Batch).ToList();
+
+        // First-come-first-served would put it behind all 30; round-robin serves it within two forwards of arriving
+        // (the one running, then the flooder's turn, then its own).
+        Assert.InRange(other.Batch - before, 0, 2);
+        Assert.True(floodBatches.Count(b => b > other.Batch) >= 25, $"flood batches: {string.Join(",", floodBatches)}; other: {other.Batch}");
+    }
+
+    [Fact]
+    public async Task FullQueue_RefusesWithQueueFull_AndServesWhatItAdmitted()
+    {
+        var adapter = Adapter(10);
+        await using var batcher = Batcher(new InferenceOptions { MaxQueuedRequests = 2, MaxBatchDelayMs = 1000 });
+
+        // Both wait in the gather window: the queue is full until it ends.
+        var admitted = new[]
+        {
+            batcher.PredictAsync("t1", backbone, adapter, ["a"], null, default),
+            batcher.PredictAsync("t2", backbone, adapter, ["b"], null, default),
+        };
+        Assert.Equal(2, batcher.QueueDepth);
+        await Assert.ThrowsAsync<InferenceQueueFullException>(() => batcher.PredictAsync("t3", backbone, adapter, ["c"], null, default));
+
+        Assert.All(await Task.WhenAll(admitted), r => Assert.Single(r.Predictions));
+        Assert.Equal(0, batcher.QueueDepth);
+    }
+
+    [Fact]
+    public async Task BatchingOff_RunsEachRequestAloneWithTheSameResults()
+    {
+        var a = Adapter(11);
+        var b = Adapter(12, labels: 3);
+        await using var batcher = Batcher(new InferenceOptions { Batching = false });
+
+        var results = await Task.WhenAll(
+            batcher.PredictAsync("t1", backbone, a, TestAdapters.Texts[..3], null, default),
+            batcher.PredictAsync("t2", backbone, b, TestAdapters.Texts[3..], null, default));
+
+        Assert.Equal(2, batcher.BatchesRun);
+        AssertClose(AdapterPredictor.Predict(backbone, a, TestAdapters.Texts[..3], null), results[0].Predictions);
+        AssertClose(AdapterPredictor.Predict(backbone, b, TestAdapters.Texts[3..], null), results[1].Predictions);
+    }
+
+    [Fact]
+    public async Task TextPairs_MixedWithSingleTexts_MatchTheUnbatchedPath()
+    {
+        var a = Adapter(13);
+        var b = Adapter(14, pooling: Pooling.Mean);
+        string[] texts = ["is it good?", "was it long?"];
+        string?[] pairs = ["it was wonderful", null];
+        await using var batcher = Batcher(new InferenceOptions { MaxBatchDelayMs = 300 });
+
+        var results = await Task.WhenAll(
+            batcher.PredictAsync("t1", backbone, a, texts, pairs, default),
+            batcher.PredictAsync("t2", backbone, b, TestAdapters.Texts[..2], null, default));
+
+        Assert.Equal(1, batcher.BatchesRun);
+        AssertClose(AdapterPredictor.Predict(backbone, a, texts, pairs), results[0].Predictions);
+        AssertClose(AdapterPredictor.Predict(backbone, b, TestAdapters.Texts[..2], null), results[1].Predictions);
+    }
+
+    [Fact]
+    public async Task OnADecoderBackbone_ConcurrentRequestsMatchTheUnbatchedPath()
+    {
+        // Decoders pad after the real tokens and attend causally: a row's last-token state must not see its padding.
+        var checkpoint = Path.Combine(directory, "tiny-llama");
+        Read.Domain.Backbones.Llama.TinyLlamaCheckpoint.Write(checkpoint, new Read.Domain.Backbones.Llama.TinyLlamaCheckpoint.Options(), seed: 3);
+        using var llamas = new BackboneRegistry(new BackboneOptions
+        {
+            DataDirectory = directory, ImportBundledBackbones = false, GenerateTinyBackbone = false,
+            Checkpoints = new Dictionary<string, string> { ["tiny-llama"] = checkpoint },
+        });
+        var llama = llamas.Get("tiny-llama");
+        using var a = AdapterArtifact.Load(TestAdapters.Artifact(llama, 21, pooling: Pooling.Last), llama);
+        using var b = AdapterArtifact.Load(TestAdapters.Artifact(llama, 22, labels: 4, pooling: Pooling.Mean), llama);
+        await using var batcher = Batcher(new InferenceOptions { MaxBatchDelayMs = 300 });
+
+        var results = await Task.WhenAll(
+            batcher.PredictAsync("t1", llama, a, TestAdapters.Texts[..2], null, default),
+            batcher.PredictAsync("t2", llama, b, TestAdapters.Texts[2..], null, default));
+
+        Assert.Equal(1, batcher.BatchesRun);
+        AssertClose(AdapterPredictor.Predict(llama, a, TestAdapters.Texts[..2], null), results[0].Predictions);
+        AssertClose(AdapterPredictor.Predict(llama, b, TestAdapters.Texts[2..], null), results[1].Predictions);
+    }
+
+    public void Dispose()
+    {
+        foreach (var adapter in adapters)
+            adapter.Dispose();
+        metricsServices.Dispose();
+        registry.Dispose();
+        if (Directory.Exists(directory))
+            Directory.Delete(directory, recursive: true);
+    }
+}
