@@ -82,7 +82,7 @@ public sealed class AdminTests(PostgresServiceFixture service)
         var set = await admin.PutAsJsonAsync($"/v1/admin/tenants/{tenantId}/quotas", new { max_concurrent_jobs = 1 });
         Assert.Equal(1, (await set.JsonAsync()).GetProperty("max_concurrent_jobs").GetInt32());
         var fileId = await client.UploadOkAsync(TestData.Jsonl(TestData.Sentiment(16, seed: 51)));
-        object Job() => new { backbone = "tiny-bert", training_file = fileId, hyperparameters = new { epochs = 1000 } };
+        object Job() => new { backbone = "tiny-bert", training_file = fileId, hyperparameters = new { epochs = 1000, early_stopping_patience = 0 } }; // runs until cancelled
 
         var first = (await client.CreateJobOkAsync(Job())).GetProperty("id").GetString()!;
         await (await client.PostAsJsonAsync("/v1/fine-tuning/jobs", Job())).AssertProblemAsync(HttpStatusCode.TooManyRequests, "concurrent_job_limit");

@@ -13,8 +13,8 @@ public sealed class CancellationTests(PostgresServiceFixture service)
     {
         using var client = await service.Api.CreateTenantClientAsync("cancels");
         var fileId = await client.UploadOkAsync(TestData.Jsonl(TestData.Sentiment(64, seed: 11)));
-        // Far more epochs than the test will wait for: only cancellation can end this job in time.
-        var jobId = (await client.CreateJobOkAsync(new { backbone = "tiny-bert", training_file = fileId, hyperparameters = new { epochs = 1000 } }))
+        // Far more epochs than the test will wait for, and no early stopping (on by default): only cancellation can end this job in time.
+        var jobId = (await client.CreateJobOkAsync(new { backbone = "tiny-bert", training_file = fileId, hyperparameters = new { epochs = 1000, early_stopping_patience = 0 } }))
             .GetProperty("id").GetString()!;
         await WaitForStageAsync(client, jobId, "train");
 
@@ -26,7 +26,11 @@ public sealed class CancellationTests(PostgresServiceFixture service)
         var deadline = DateTime.UtcNow.AddSeconds(20);
         while (!(await EventsAsync(client, jobId)).Contains("Job cancelled; training stopped"))
         {
-            Assert.True(DateTime.UtcNow < deadline, "the worker did not stop the cancelled job");
+            if (DateTime.UtcNow >= deadline)
+            {
+                var seen = await EventsAsync(client, jobId);
+                Assert.Fail($"the worker did not stop the cancelled job; {seen.Count} events, last: {string.Join(" | ", seen.TakeLast(4))}");
+            }
             await Task.Delay(200);
         }
         var job = await (await client.GetAsync($"/v1/fine-tuning/jobs/{jobId}")).JsonAsync();

@@ -60,7 +60,7 @@ public sealed class FineTuneJobRunner(
             // Another worker holds the job now (ours lapsed, e.g. a long pause): it runs and publishes, not us.
             logger.LogWarning("Job {JobId}: lease lost to another worker; this run stops without publishing", jobId);
         }
-        catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
+        catch (OperationCanceledException e) when (cancellation.IsCancellationRequested || e is JobCheckpointStore.CancelledByUserException)
         {
             logger.LogInformation("Job {JobId} cancelled by the user", jobId);
             await RecordEventAsync(jobId, job.TenantId, "info", "Job cancelled; training stopped");

@@ -37,7 +37,7 @@ internal sealed class JobCheckpointStore(IDbContextFactory<ReadDbContext> dbFact
         {
             // Cancelled by the user: the watcher stops the run; anything else means another worker owns the job now.
             if (await db.Jobs.AnyAsync(j => j.Id == job.Id && j.Status == JobStatus.Cancelled, ct))
-                throw new OperationCanceledException("The job was cancelled.");
+                throw new CancelledByUserException();
             throw new LeaseLostException();
         }
 
@@ -63,4 +63,7 @@ internal sealed class JobCheckpointStore(IDbContextFactory<ReadDbContext> dbFact
         await db.JobCheckpoints.Where(c => c.JobId == job.Id && c.Epoch != checkpoint.Epoch && c.Epoch != checkpoint.BestEpoch).ExecuteDeleteAsync(ct);
         await tx.CommitAsync(ct);
     }
+
+    /// <summary>The user cancelled the job: found by a checkpoint write before the watcher's poll cancels the run's token.</summary>
+    public sealed class CancelledByUserException() : OperationCanceledException("The job was cancelled.");
 }
