@@ -122,6 +122,7 @@ public sealed class RequestValidationTests(PostgresServiceFixture service)
     [InlineData("class_weights", "inverse", "class_weights must be one of none, balanced (got 'inverse').")]
     [InlineData("cache_dtype", "fp8", "cache_dtype must be one of fp16, bf16 (got 'fp8').")]
     [InlineData("aggregation", "max", "aggregation must be one of mean, last (got 'max').")]
+    [InlineData("precompute", "disk", "precompute must be one of auto, resident, streamed (got 'disk').")]
     public async Task CreateJob_UnknownVariantName_Returns400NamingTheFieldAndTheValidNames(string field, string value, string expected)
     {
         using var client = await service.Api.CreateTenantClientAsync("variants-" + field.Replace('_', '-'));

@@ -1,10 +1,10 @@
 namespace Read.Domain.FineTuning;
 
 /// <summary>
-/// How a cache miss runs the backbone: <see cref="Mode"/> is a <see cref="PrecomputeSelection"/> mode; a layer-streamed
+/// How a cache miss runs the backbone: <see cref="Mode"/> picks resident or layer-streamed; a layer-streamed
 /// precompute reports each step to <see cref="StepCompleted"/> (the benchmark's per-layer timings).
 /// </summary>
-internal sealed record PrecomputeRequest(string Mode, Action<StreamedPrecomputeStep>? StepCompleted = null)
+internal sealed record PrecomputeRequest(PrecomputeMode Mode, Action<StreamedPrecomputeStep>? StepCompleted = null)
 {
-    public static readonly PrecomputeRequest Default = new(PrecomputeSelection.Auto);
+    public static readonly PrecomputeRequest Default = new(PrecomputeMode.Auto);
 }

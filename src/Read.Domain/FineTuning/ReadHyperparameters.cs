@@ -116,7 +116,7 @@ public sealed record ReadHyperparameters
     /// a time), resident, or streamed (docs/decisions/011-layer-streamed-precompute.md). The cache is the same either way.
     /// </summary>
     [JsonPropertyName("precompute")]
-    public string Precompute { get; init; } = PrecomputeSelection.Auto;
+    public PrecomputeMode Precompute { get; init; } = PrecomputeMode.Auto;
 
     [JsonPropertyName("seed")]
     public int Seed { get; init; }
@@ -185,8 +185,6 @@ public sealed record ReadHyperparameters
             errors.Add($"max_grad_norm must be between 0 (off) and 1000 (got {MaxGradNorm}).");
         if (EarlyStoppingPatience is < 0 or > 1000)
             errors.Add($"early_stopping_patience must be between 0 (off) and 1000 (got {EarlyStoppingPatience}).");
-        if (!PrecomputeSelection.Modes.Contains(Precompute))
-            errors.Add($"precompute must be one of {string.Join(", ", PrecomputeSelection.Modes)} (got '{Precompute}').");
         // Only once the rest is valid: the bound needs a valid layer set and max_length to compute.
         if (errors.Count == 0 && numLayers is { } depth && hiddenSize is { } width && MaxBatchSize(depth, width) is var largest && BatchSize > largest)
             errors.Add($"batch_size must be at most {largest} with max_length {MaxLength}, pooling {JsonEnum<Pooling>.Name(Pooling)} and this backbone's layers and width " +

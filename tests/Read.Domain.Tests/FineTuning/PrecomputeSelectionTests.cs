@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Read.Domain.SideNetwork;
 using Read.Domain.Backbones;
 using Read.Domain.Backbones.Llama;
@@ -46,17 +47,17 @@ public sealed class PrecomputeSelectionTests
         Assert.Equal(3, steps.Count); // auto chose streamed: embeddings and both layers, one at a time
         Assert.NotNull(result.Metrics.ValidationAccuracy);
 
-        var residentOnly = Assert.Throws<BackboneTooLargeException>(() => new ReadFineTuner().Run(streamed, train, null, hp with { Precompute = "resident", Seed = 9 },
+        var residentOnly = Assert.Throws<BackboneTooLargeException>(() => new ReadFineTuner().Run(streamed, train, null, hp with { Precompute = PrecomputeMode.Resident, Seed = 9 },
             temp.Sub("cache2"), new RecordingProgress(streamed), CancellationToken.None));
         Assert.Equal("backbone_too_large_for_resident_precompute", residentOnly.Code);
     }
 
     [Fact]
-    public void Validate_UnknownPrecompute_NamesTheField()
+    public void Precompute_ReadsTheApiNames_AndRefusesOthersWithTheValidNames()
     {
-        var errors = new ReadHyperparameters { Precompute = "disk" }.Validate();
-        var error = Assert.Single(errors);
-        Assert.StartsWith("precompute must be one of auto, resident, streamed", error);
-        Assert.Empty(new ReadHyperparameters { Precompute = "streamed" }.Validate());
+        Assert.Equal(PrecomputeMode.Streamed, JsonSerializer.Deserialize<ReadHyperparameters>("""{"precompute":"streamed"}""")!.Precompute);
+        Assert.Equal(PrecomputeMode.Auto, new ReadHyperparameters().Precompute);
+        var error = Assert.Throws<JsonException>(() => JsonSerializer.Deserialize<ReadHyperparameters>("""{"precompute":"disk"}"""));
+        Assert.Contains("must be one of auto, resident, streamed (got 'disk')", error.Message, StringComparison.Ordinal);
     }
 }

@@ -58,10 +58,10 @@ public sealed class StreamedPrecomputeTests
         var hp = new ReadHyperparameters { Epochs = 5, BatchSize = 16, LearningRate = 3e-2, SideHiddenSize = 16, MaxLength = 32, Pooling = Pooling.Last, Seed = 3 };
         var steps = new List<StreamedPrecomputeStep>();
 
-        var resident = new ReadFineTuner().Run(backbone, train, validation, hp with { Precompute = "resident" }, temp.Sub("a"),
+        var resident = new ReadFineTuner().Run(backbone, train, validation, hp with { Precompute = PrecomputeMode.Resident }, temp.Sub("a"),
             new RecordingProgress(backbone), CancellationToken.None);
         var calls = backbone.ForwardCalls;
-        var streamed = new ReadFineTuner { StreamedStepCompleted = steps.Add }.Run(backbone, train, validation, hp with { Precompute = "streamed" },
+        var streamed = new ReadFineTuner { StreamedStepCompleted = steps.Add }.Run(backbone, train, validation, hp with { Precompute = PrecomputeMode.Streamed },
             temp.Sub("b"), new RecordingProgress(backbone), CancellationToken.None);
 
         Assert.Equal(calls, backbone.ForwardCalls); // the streamed run never used the resident model
@@ -78,11 +78,11 @@ public sealed class StreamedPrecomputeTests
         var examples = SyntheticSentiment.Generate(Examples, seed: 3).Select((e, i) => i % 3 == 0 ? e with { Text = e.Text + " and the story was so good" } : e).ToList();
         var spec = new ActivationCacheSpec(32, pooling, layers, dtype, backbone.TokenizerSettings);
         var (ordinary, ordinaryHit) = ActivationCache.GetOrCreate(backbone, examples, spec, temp.Sub("resident"), null, CancellationToken.None,
-            new PrecomputeRequest(PrecomputeSelection.Resident));
+            new PrecomputeRequest(PrecomputeMode.Resident));
         var calls = backbone.ForwardCalls;
         var steps = new List<StreamedPrecomputeStep>();
         var (streamed, streamedHit) = ActivationCache.GetOrCreate(backbone, examples, spec, temp.Sub("streamed"), null, CancellationToken.None,
-            new PrecomputeRequest(PrecomputeSelection.Streamed, steps.Add));
+            new PrecomputeRequest(PrecomputeMode.Streamed, steps.Add));
         using (ordinary)
         using (streamed)
         {
