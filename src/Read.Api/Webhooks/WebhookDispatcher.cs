@@ -67,21 +67,29 @@ internal sealed partial class WebhookDispatcher(
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var changes = await db.JobStateChanges.AsNoTracking().Where(c => c.FannedOutAt == null)
             .OrderBy(c => c.Id).Take(BatchSize).ToListAsync(ct);
+        if (changes.Count == 0)
+            return;
+        // One read of the endpoints and jobs the whole batch needs, not one per change. An endpoint registered after
+        // this read sees only later changes, as it would had it been registered a moment later.
+        var tenants = changes.Select(c => c.TenantId).Distinct().ToList();
+        var endpointsByTenant = (await db.WebhookEndpoints.AsNoTracking().Where(e => tenants.Contains(e.TenantId)).ToListAsync(ct))
+            .ToLookup(e => e.TenantId);
+        var jobIds = changes.Where(c => endpointsByTenant.Contains(c.TenantId)).Select(c => c.JobId).Distinct().ToList();
+        var jobs = jobIds.Count == 0 ? new Dictionary<string, FineTuneJob>()
+            : await db.Jobs.AsNoTracking().Where(j => jobIds.Contains(j.Id)).ToDictionaryAsync(j => j.Id, ct);
         foreach (var change in changes)
         {
+            var endpoints = endpointsByTenant[change.TenantId].Where(e => e.Events.Count == 0 || e.Events.Contains(change.Status)).ToList();
+            // The claim and the deliveries it creates commit together: a crash in between leaves the change unclaimed.
             await using var tx = await db.Database.BeginTransactionAsync(ct);
             var now = DateTime.UtcNow;
             var claimed = await db.JobStateChanges.Where(c => c.Id == change.Id && c.FannedOutAt == null)
                 .ExecuteUpdateAsync(s => s.SetProperty(c => c.FannedOutAt, now), ct);
             if (claimed == 0)
                 continue; // another dispatcher took it
-            var endpoints = (await db.WebhookEndpoints.AsNoTracking().Where(e => e.TenantId == change.TenantId).ToListAsync(ct))
-                .Where(e => e.Events.Count == 0 || e.Events.Contains(change.Status))
-                .ToList();
             if (endpoints.Count > 0)
             {
-                var job = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == change.JobId, ct);
-                var payload = Payload(change, job);
+                var payload = Payload(change, jobs.GetValueOrDefault(change.JobId));
                 foreach (var endpoint in endpoints)
                 {
                     db.WebhookDeliveries.Add(new WebhookDelivery
@@ -133,39 +141,43 @@ internal sealed partial class WebhookDispatcher(
     internal async Task SendDueAsync(CancellationToken ct)
     {
         List<WebhookDelivery> due;
+        Dictionary<string, WebhookEndpoint> endpoints;
         await using (var db = await dbFactory.CreateDbContextAsync(ct))
         {
             var now = DateTime.UtcNow;
             due = await db.WebhookDeliveries.AsNoTracking()
                 .Where(d => d.Status == WebhookDeliveryStatus.Pending && d.NextAttemptAt <= now)
                 .OrderBy(d => d.NextAttemptAt).Take(BatchSize).ToListAsync(ct);
+            var endpointIds = due.Select(d => d.EndpointId).Distinct().ToList();
+            endpoints = endpointIds.Count == 0 ? []
+                : await db.WebhookEndpoints.AsNoTracking().Where(e => endpointIds.Contains(e.Id)).ToDictionaryAsync(e => e.Id, ct);
         }
         // In event order per endpoint; endpoints in parallel, so a slow receiver holds up only its own deliveries.
         // A failed delivery is retried later without holding the next ones back: receivers order by created_at.
-        var byEndpoint = due.GroupBy(d => d.EndpointId).Select(g => g.OrderBy(d => d.ChangeId).ToList());
+        // An endpoint deleted since took its deliveries with it (cascade), so its group is skipped.
+        var byEndpoint = due.Where(d => endpoints.ContainsKey(d.EndpointId))
+            .GroupBy(d => d.EndpointId).Select(g => (Endpoint: endpoints[g.Key], Deliveries: g.OrderBy(d => d.ChangeId).ToList()));
         await Parallel.ForEachAsync(byEndpoint, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = ct },
-            async (deliveries, token) =>
+            async (group, token) =>
             {
-                foreach (var delivery in deliveries)
-                    await SendAsync(delivery, token);
+                foreach (var delivery in group.Deliveries)
+                    await SendAsync(group.Endpoint, delivery, token);
             });
     }
 
-    private async Task SendAsync(WebhookDelivery delivery, CancellationToken ct)
+    private async Task SendAsync(WebhookEndpoint endpoint, WebhookDelivery delivery, CancellationToken ct)
     {
         var o = options.Value;
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var now = DateTime.UtcNow;
         // The claim: push the due time past this attempt's timeout; a second dispatcher's WHERE then no longer matches.
+        // It also fails when the endpoint was deleted since the read (its deliveries are gone).
         var claimUntil = now + o.AttemptTimeout + TimeSpan.FromSeconds(30);
         var claimed = await db.WebhookDeliveries
             .Where(d => d.Id == delivery.Id && d.Status == WebhookDeliveryStatus.Pending && d.Attempts == delivery.Attempts && d.NextAttemptAt <= now)
             .ExecuteUpdateAsync(s => s.SetProperty(d => d.NextAttemptAt, claimUntil), ct);
         if (claimed == 0)
             return;
-        var endpoint = await db.WebhookEndpoints.AsNoTracking().FirstOrDefaultAsync(e => e.Id == delivery.EndpointId, ct);
-        if (endpoint is null)
-            return; // deleted meanwhile; its deliveries went with it
 
         var number = delivery.Attempts + 1;
         var started = DateTime.UtcNow;
@@ -204,20 +216,33 @@ internal sealed partial class WebhookDispatcher(
         var status = succeeded ? WebhookDeliveryStatus.Succeeded
             : number >= o.MaxAttempts ? WebhookDeliveryStatus.Failed : WebhookDeliveryStatus.Pending;
         var next = status == WebhookDeliveryStatus.Pending ? finished + Backoff(o.RetryBaseDelay, number) : finished;
-        db.WebhookDeliveryAttempts.Add(new WebhookDeliveryAttempt
+        // The attempt and the delivery's new state commit together, so the attempt count always matches the attempts
+        // recorded. Not cancellable: an attempt that was made must be recorded, even while the host stops.
+        try
         {
-            DeliveryId = delivery.Id, Number = number, StartedAt = started, DurationMs = clock.Elapsed.TotalMilliseconds,
-            StatusCode = statusCode, Error = error,
-        });
-        // Not cancellable: an attempt that was made must be recorded, even while the host stops.
-        await db.SaveChangesAsync(CancellationToken.None);
-        await db.WebhookDeliveries.Where(d => d.Id == delivery.Id).ExecuteUpdateAsync(s => s
-            .SetProperty(d => d.Attempts, number)
-            .SetProperty(d => d.Status, status)
-            .SetProperty(d => d.NextAttemptAt, next)
-            .SetProperty(d => d.LastStatusCode, statusCode)
-            .SetProperty(d => d.LastError, error)
-            .SetProperty(d => d.DeliveredAt, succeeded ? finished : null), CancellationToken.None);
+            await using var tx = await db.Database.BeginTransactionAsync(CancellationToken.None);
+            db.WebhookDeliveryAttempts.Add(new WebhookDeliveryAttempt
+            {
+                DeliveryId = delivery.Id, Number = number, StartedAt = started, DurationMs = clock.Elapsed.TotalMilliseconds,
+                StatusCode = statusCode, Error = error,
+            });
+            await db.SaveChangesAsync(CancellationToken.None);
+            await db.WebhookDeliveries.Where(d => d.Id == delivery.Id).ExecuteUpdateAsync(s => s
+                .SetProperty(d => d.Attempts, number)
+                .SetProperty(d => d.Status, status)
+                .SetProperty(d => d.NextAttemptAt, next)
+                .SetProperty(d => d.LastStatusCode, statusCode)
+                .SetProperty(d => d.LastError, error)
+                .SetProperty(d => d.DeliveredAt, succeeded ? finished : null), CancellationToken.None);
+            await tx.CommitAsync(CancellationToken.None);
+        }
+        catch (DbUpdateException)
+        {
+            db.ChangeTracker.Clear();
+            if (await db.WebhookDeliveries.AnyAsync(d => d.Id == delivery.Id, CancellationToken.None))
+                throw;
+            return; // the endpoint was deleted during the attempt, and its deliveries with it: nothing left to record
+        }
         if (succeeded)
             LogDelivered(delivery.Id, delivery.EventType, number);
         else
