@@ -46,13 +46,13 @@ internal static class DecoderPoint
         var wall = Stopwatch.StartNew();
         var cpu0 = ProcessStats.CpuSeconds();
         var dtype = BackboneDtypes.Parse(s.Dtype) ?? throw new ArgumentException($"Unknown dtype '{s.Dtype}'.");
-        ResetPeak();
+        WarnUnlessReset(ProcessStats.ResetPeakRss());
         var backbone = HuggingFaceCheckpoint.Load(shape.Name, s.Directory, dtype);
         Collect();
         var loadSeconds = wall.Elapsed.TotalSeconds;
         var loadCpu = ProcessStats.CpuSeconds() - cpu0;
         var setupPeak = ProcessStats.PeakRssMb();
-        Console.Error.WriteLine($"loaded {shape.Name} ({dtype.Name()}) in {loadSeconds:F1} s, peak {setupPeak:F0} MB, rss {CurrentRssMb():F0} MB");
+        Console.Error.WriteLine($"loaded {shape.Name} ({dtype.Name()}) in {loadSeconds:F1} s, peak {setupPeak:F0} MB, rss {ProcessStats.RssMb():F0} MB");
 
         var parameters = backbone.Model.parameters().Sum(p => p.numel());
         var dense = BackboneFlops.DenseParameters(backbone);
@@ -124,7 +124,7 @@ internal static class DecoderPoint
             switch (stage)
             {
                 case FineTuneStage.Precompute:
-                    ResetPeak();
+                    WarnUnlessReset(ProcessStats.ResetPeakRss());
                     stageCpu = ProcessStats.CpuSeconds();
                     break;
                 case FineTuneStage.Train:
@@ -133,8 +133,8 @@ internal static class DecoderPoint
                     if (freeBackbone)
                         backbone.Model.Dispose(); // training reads the cache only; the weights' memory goes back to the OS
                     Collect();
-                    TrainStartRss = CurrentRssMb();
-                    ResetPeak();
+                    TrainStartRss = ProcessStats.RssMb();
+                    WarnUnlessReset(ProcessStats.ResetPeakRss());
                     stageCpu = ProcessStats.CpuSeconds();
                     stageWall.Restart();
                     break;
@@ -194,8 +194,8 @@ internal static class DecoderPoint
         }
 
         Collect();
-        var trainStartRss = CurrentRssMb();
-        ResetPeak();
+        var trainStartRss = ProcessStats.RssMb();
+        WarnUnlessReset(ProcessStats.ResetPeakRss());
         var cpu = ProcessStats.CpuSeconds();
         var clock = Stopwatch.StartNew();
         double lastLoss = double.NaN;
@@ -244,26 +244,12 @@ internal static class DecoderPoint
 
     private static double R(double value) => Math.Round(value, 3);
 
+    private static void WarnUnlessReset(bool reset)
+    {
+        if (!reset)
+            Console.Error.WriteLine("warning: cannot reset VmHWM; peaks include earlier phases");
+    }
+
     private static void Collect() => GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
 
-    /// <summary>Resets VmHWM to the current RSS (write 5 to /proc/self/clear_refs, Linux ≥ 4.0).</summary>
-    private static void ResetPeak()
-    {
-        try
-        {
-            File.WriteAllText("/proc/self/clear_refs", "5");
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            Console.Error.WriteLine("warning: cannot reset VmHWM; peaks include earlier phases");
-        }
-    }
-
-    public static double CurrentRssMb()
-    {
-        foreach (var line in File.ReadLines("/proc/self/status"))
-            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
-                return double.Parse(line.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) / 1024.0;
-        return double.NaN;
-    }
 }

@@ -85,7 +85,7 @@ internal static class MethodBenchmark
         {
             GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
             setupPeak = ProcessStats.PeakRssMb();
-            reset = ResetPeakRss();
+            reset = ProcessStats.ResetPeakRss();
         }
 
         BaselineResult result;
@@ -125,20 +125,6 @@ internal static class MethodBenchmark
     }
 
     private static double Round(double value) => Math.Round(value, 3);
-
-    /// <summary>Resets VmHWM to the current RSS (Linux ≥ 4.0: write 5 to /proc/self/clear_refs); false where unsupported.</summary>
-    private static bool ResetPeakRss()
-    {
-        try
-        {
-            File.WriteAllText("/proc/self/clear_refs", "5");
-            return true;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return false;
-        }
-    }
 
     /// <summary>
     /// Texts of exactly <paramref name="words"/> whole-word tokens of the generated vocabulary, so every example is

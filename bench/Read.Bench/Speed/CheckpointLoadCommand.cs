@@ -84,7 +84,7 @@ internal static class CheckpointLoadCommand
     {
         // Bring libtorch up first so that "before" counts the runtime, not the checkpoint.
         using (var warm = TorchSharp.torch.ones(1)) { }
-        var before = CurrentRssMb();
+        var before = ProcessStats.RssMb();
         var clock = Stopwatch.StartNew();
         using var backbone = HuggingFaceCheckpoint.Load("bench", directory, dtype);
         var seconds = clock.Elapsed.TotalSeconds;
@@ -95,14 +95,6 @@ internal static class CheckpointLoadCommand
             ["dtype"] = dtype.Name(), ["parameters"] = parameters, ["parameter_mb"] = bytes / 1048576.0,
             ["rss_before_mb"] = before, ["peak_rss_mb"] = ProcessStats.PeakRssMb(), ["load_seconds"] = seconds,
         }));
-    }
-
-    private static double CurrentRssMb()
-    {
-        foreach (var line in File.ReadLines("/proc/self/status"))
-            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
-                return double.Parse(line.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024.0;
-        return double.NaN;
     }
 
     private static async Task<string> RunChildAsync(string directory, string dtype, CancellationToken ct)

@@ -102,7 +102,8 @@ internal static class StreamedPrecomputeCommand
     private static Summary Run(string directory, string shapeName, long diskBytes, int examples, int maxLength, int epochs, long budget, string cacheDirectory,
         CancellationToken ct)
     {
-        ResetPeakRss();
+        if (!ProcessStats.ResetPeakRss()) // the peak should exclude writing the checkpoint
+            Console.Error.WriteLine("  could not reset the peak RSS; it includes writing the checkpoint");
         var clock = Stopwatch.StartNew();
         var options = new BackboneOptions { Checkpoints = { ["streamed"] = directory }, GenerateTinyBackbone = false, ImportBundledBackbones = false };
         using var registry = new BackboneRegistry(options, new TrainingOptions { MemoryBudgetBytes = budget });
@@ -189,19 +190,6 @@ internal static class StreamedPrecomputeCommand
         File.WriteAllText(Path.Combine(output, "streamed-precompute.csv"), SummaryTable(s).ToCsv());
         File.WriteAllText(Path.Combine(output, "streamed-precompute-layers.csv"), layers.ToCsv());
         Console.WriteLine($"wrote {Path.Combine(output, "streamed-precompute.md")}");
-    }
-
-    /// <summary>Resets VmHWM to the current RSS (write 5 to /proc/self/clear_refs, Linux ≥ 4.0): the peak excludes writing the checkpoint.</summary>
-    private static void ResetPeakRss()
-    {
-        try
-        {
-            File.WriteAllText("/proc/self/clear_refs", "5");
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            Console.Error.WriteLine($"  could not reset the peak RSS ({e.Message}); it includes writing the checkpoint");
-        }
     }
 
     private sealed class SilentProgress : IFineTuneProgress
