@@ -180,45 +180,8 @@ internal sealed class CheckpointWeights : IDisposable
         return new CheckpointWeights(index, files.Select(f => Path.Combine(directory, f)).ToList(), entries);
     }
 
-    private static Dictionary<string, Entry> ReadSafetensorsHeader(string path)
-    {
-        using var stream = File.OpenRead(path);
-        Span<byte> lengthBytes = stackalloc byte[8];
-        if (stream.Read(lengthBytes) != 8)
-            throw new InvalidDataException($"{path} is not a safetensors file: shorter than its header length.");
-        var length = BinaryPrimitives.ReadInt64LittleEndian(lengthBytes);
-        if (length <= 0 || length > 100_000_000 || 8 + length > stream.Length)
-            throw new InvalidDataException($"{path} is not a safetensors file: bad header length.");
-        var headerBytes = new byte[length];
-        stream.ReadExactly(headerBytes);
-        JsonObject header;
-        try
-        {
-            header = JsonNode.Parse(headerBytes)?.AsObject() ?? throw new InvalidDataException($"{path} has an empty header.");
-        }
-        catch (System.Text.Json.JsonException e)
-        {
-            throw new InvalidDataException($"{path} has a header that is not JSON: {e.Message}", e);
-        }
-
-        var dataStart = 8 + length;
-        var entries = new Dictionary<string, Entry>(StringComparer.Ordinal);
-        foreach (var (name, node) in header)
-        {
-            if (name == "__metadata__" || node is null)
-                continue;
-            var dtype = node["dtype"]?.GetValue<string>() ?? throw new InvalidDataException($"{path}: tensor '{name}' has no dtype.");
-            var shape = node["shape"]?.AsArray().Select(s => s!.GetValue<long>()).ToArray() ?? throw new InvalidDataException($"{path}: tensor '{name}' has no shape.");
-            var offsets = node["data_offsets"]?.AsArray().Select(s => s!.GetValue<long>()).ToArray() ?? throw new InvalidDataException($"{path}: tensor '{name}' has no data_offsets.");
-            var width = dtype switch { "F64" or "I64" => 8, "F32" or "I32" => 4, "F16" or "BF16" or "I16" => 2, "I8" or "U8" or "BOOL" => 1, _ => 0 };
-            var count = shape.Aggregate(1L, (a, b) => a * b);
-            if (width == 0 || offsets.Length != 2 || offsets[1] - offsets[0] != count * width || dataStart + offsets[1] > stream.Length)
-                throw new InvalidDataException($"{path}: tensor '{name}' has data_offsets that do not match its shape, dtype {dtype} or the file size.");
-            entries[name] = new Entry(path, dtype, shape, dataStart + offsets[0], dataStart + offsets[1], null);
-        }
-
-        return entries;
-    }
+    private static Dictionary<string, Entry> ReadSafetensorsHeader(string path) =>
+        SafeTensorsFile.ReadHeader(path).ToDictionary(p => p.Key, p => new Entry(path, p.Value.Dtype, p.Value.Shape, p.Value.Begin, p.Value.End, null), StringComparer.Ordinal);
 
     // pytorch_model.bin is a zip of pickles that cannot be read piecewise; only small (BERT-sized) checkpoints use it.
     private static Dictionary<string, Entry> ReadPyTorch(string path)

@@ -19,20 +19,13 @@ internal static class SafeTensorsFile
 {
     public static Dictionary<string, SafeTensor> Read(ReadOnlySpan<byte> bytes)
     {
-        var (header, dataStart) = ReadHeader(bytes);
         var tensors = new Dictionary<string, SafeTensor>(StringComparer.Ordinal);
-        foreach (var (name, node) in header)
+        foreach (var (name, (dtype, shape, begin, end)) in ReadHeader(bytes, bytes.Length, "The safetensors file"))
         {
-            if (name == "__metadata__" || node is null)
-                continue;
-            var dtype = node["dtype"]?.GetValue<string>() ?? throw new InvalidDataException($"Tensor '{name}' has no dtype.");
-            var shape = node["shape"]?.AsArray().Select(s => s!.GetValue<long>()).ToArray() ?? throw new InvalidDataException($"Tensor '{name}' has no shape.");
-            var offsets = node["data_offsets"]?.AsArray().Select(s => s!.GetValue<long>()).ToArray() ?? throw new InvalidDataException($"Tensor '{name}' has no data_offsets.");
             var count = shape.Aggregate(1L, (a, b) => a * b);
-            var width = dtype switch { "F32" => 4, "F16" or "BF16" => 2, "I64" => 8, _ => throw new InvalidDataException($"Tensor '{name}' has unsupported dtype {dtype}.") };
-            if (offsets.Length != 2 || offsets[1] - offsets[0] != count * width || dataStart + offsets[1] > bytes.Length)
-                throw new InvalidDataException($"Tensor '{name}' has data_offsets that do not match its shape or the file size.");
-            var raw = bytes.Slice((int)(dataStart + offsets[0]), (int)(count * width));
+            if (dtype is not ("F32" or "F16" or "BF16" or "I64"))
+                throw new InvalidDataException($"Tensor '{name}' has unsupported dtype {dtype}.");
+            var raw = bytes[(int)begin..(int)end];
             var data = new float[count];
             for (var i = 0; i < count; i++)
             {
@@ -52,19 +45,26 @@ internal static class SafeTensorsFile
     }
 
     /// <summary>Tensor names and shapes only, without touching the data.</summary>
-    public static Dictionary<string, long[]> ReadShapes(string path)
+    public static Dictionary<string, long[]> ReadShapes(string path) =>
+        ReadHeader(path).ToDictionary(p => p.Key, p => p.Value.Shape, StringComparer.Ordinal);
+
+    /// <summary>
+    /// The header of the safetensors file at <paramref name="path"/>, read without touching the data: every tensor's
+    /// dtype, shape and absolute byte range, checked against its shape and the file's size.
+    /// </summary>
+    public static Dictionary<string, SafeTensorEntry> ReadHeader(string path)
     {
         using var stream = File.OpenRead(path);
         Span<byte> lengthBytes = stackalloc byte[8];
-        stream.ReadExactly(lengthBytes);
+        if (stream.Read(lengthBytes) != 8)
+            throw new InvalidDataException($"{path} is not a safetensors file: shorter than its header length.");
         var length = BinaryPrimitives.ReadInt64LittleEndian(lengthBytes);
-        if (length <= 0 || length > 100_000_000)
-            throw new InvalidDataException($"{path} is not a safetensors file.");
-        var headerBytes = new byte[length];
-        stream.ReadExactly(headerBytes);
-        var header = JsonNode.Parse(headerBytes)?.AsObject() ?? throw new InvalidDataException($"{path} has an empty header.");
-        return header.Where(p => p.Key != "__metadata__" && p.Value is not null)
-            .ToDictionary(p => p.Key, p => p.Value!["shape"]!.AsArray().Select(s => s!.GetValue<long>()).ToArray(), StringComparer.Ordinal);
+        if (length <= 0 || length > MaxHeaderBytes || 8 + length > stream.Length)
+            throw new InvalidDataException($"{path} is not a safetensors file: bad header length.");
+        var prefix = new byte[8 + length];
+        lengthBytes.CopyTo(prefix);
+        stream.ReadExactly(prefix.AsSpan(8));
+        return ReadHeader(prefix, stream.Length, path);
     }
 
     /// <summary>A safetensors file of <paramref name="tensors"/> stored as <paramref name="dtype"/> (F32, F16 or BF16).</summary>
@@ -128,14 +128,49 @@ internal static class SafeTensorsFile
         return (ushort)((bits + rounding) >> 16);
     }
 
-    private static (JsonObject Header, long DataStart) ReadHeader(ReadOnlySpan<byte> bytes)
+    // The format allows 100 MB of header; more is a corrupt length field, not a real file.
+    private const long MaxHeaderBytes = 100_000_000;
+
+    /// <summary>
+    /// Parses the header at the start of <paramref name="prefix"/> (length field and JSON) of a file of
+    /// <paramref name="fileLength"/> bytes; errors name <paramref name="source"/> and the tensor.
+    /// </summary>
+    private static Dictionary<string, SafeTensorEntry> ReadHeader(ReadOnlySpan<byte> prefix, long fileLength, string source)
     {
-        if (bytes.Length < 8)
-            throw new InvalidDataException("Not a safetensors file: shorter than its header length.");
-        var length = BinaryPrimitives.ReadInt64LittleEndian(bytes);
-        if (length <= 0 || 8 + length > bytes.Length)
-            throw new InvalidDataException("Not a safetensors file: bad header length.");
-        var header = JsonNode.Parse(bytes.Slice(8, (int)length))?.AsObject() ?? throw new InvalidDataException("Empty safetensors header.");
-        return (header, 8 + length);
+        if (prefix.Length < 8)
+            throw new InvalidDataException($"{source} is not a safetensors file: shorter than its header length.");
+        var length = BinaryPrimitives.ReadInt64LittleEndian(prefix);
+        if (length <= 0 || length > MaxHeaderBytes || 8 + length > prefix.Length)
+            throw new InvalidDataException($"{source} is not a safetensors file: bad header length.");
+        JsonObject header;
+        try
+        {
+            header = JsonNode.Parse(prefix.Slice(8, (int)length))?.AsObject() ?? throw new InvalidDataException($"{source} has an empty header.");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{source} has a header that is not JSON: {e.Message}", e);
+        }
+
+        var dataStart = 8 + length;
+        var entries = new Dictionary<string, SafeTensorEntry>(StringComparer.Ordinal);
+        foreach (var (name, node) in header)
+        {
+            if (name == "__metadata__" || node is null)
+                continue;
+            var dtype = node["dtype"]?.GetValue<string>() ?? throw new InvalidDataException($"{source}: tensor '{name}' has no dtype.");
+            var shape = node["shape"]?.AsArray().Select(s => s!.GetValue<long>()).ToArray() ?? throw new InvalidDataException($"{source}: tensor '{name}' has no shape.");
+            var offsets = node["data_offsets"]?.AsArray().Select(s => s!.GetValue<long>()).ToArray() ?? throw new InvalidDataException($"{source}: tensor '{name}' has no data_offsets.");
+            var width = dtype switch { "F64" or "I64" => 8, "F32" or "I32" => 4, "F16" or "BF16" or "I16" => 2, "I8" or "U8" or "BOOL" => 1, _ => 0 };
+            var count = shape.Aggregate(1L, (a, b) => a * b);
+            if (width == 0 || offsets.Length != 2 || offsets[1] - offsets[0] != count * width || dataStart + offsets[1] > fileLength)
+                throw new InvalidDataException($"{source}: tensor '{name}' has data_offsets that do not match its shape, dtype {dtype} or the file size.");
+            entries[name] = new SafeTensorEntry(dtype, shape, dataStart + offsets[0], dataStart + offsets[1]);
+        }
+
+        return entries;
     }
 }
+
+/// <summary>One tensor in a safetensors header: its dtype name, shape and absolute byte range in the file.</summary>
+internal readonly record struct SafeTensorEntry(string Dtype, long[] Shape, long Begin, long End);
