@@ -109,7 +109,7 @@ public sealed class BackboneRegistry : IDisposable
             var weightBytes = HuggingFaceCheckpoint.Describe(directory).Parameters * DtypeOf(id).Size();
             backbone = PrecomputeSelection.Fits(weightBytes, memoryBudgetBytes)
                 ? HuggingFaceCheckpoint.Load(id, directory, DtypeOf(id), device)
-                : HuggingFaceCheckpoint.LoadStreamed(id, directory, DtypeOf(id));
+                : HuggingFaceCheckpoint.LoadStreamed(id, directory, DtypeOf(id), device);
             loaded[id] = backbone;
             return backbone;
         }

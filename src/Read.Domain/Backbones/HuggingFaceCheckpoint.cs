@@ -45,13 +45,15 @@ public static class HuggingFaceCheckpoint
     /// The backbone without its weights in memory (config.json, safetensors headers, tokenizer, weights hash): every
     /// precompute on it is layer-streamed, and a whole forward is refused (<see cref="BackboneTooLargeException"/>).
     /// </summary>
-    public static Backbone LoadStreamed(string id, string directory, BackboneDtype? dtype = null)
+    public static Backbone LoadStreamed(string id, string directory, BackboneDtype? dtype = null, ReadDevice? device = null, BackboneDtype? compute = null)
     {
         var config = ReadConfigJson(directory);
+        device ??= ReadDevice.Cpu;
+        var stored = dtype ?? BackboneDtype.Float32;
         return ArchitectureOf(config, directory) switch
         {
-            BackboneArchitecture.Bert => BertCheckpoint.LoadStreamed(id, directory, dtype ?? BackboneDtype.Float32),
-            BackboneArchitecture.Llama => LlamaCheckpoint.LoadStreamed(id, directory, dtype ?? BackboneDtype.Float32),
+            BackboneArchitecture.Bert => BertCheckpoint.LoadStreamed(id, directory, stored, device, compute ?? BackbonePrecision.ComputeDtype(stored, device)),
+            BackboneArchitecture.Llama => LlamaCheckpoint.LoadStreamed(id, directory, stored, device),
             var other => throw new NotSupportedException($"Architecture {other} has no loader."),
         };
     }

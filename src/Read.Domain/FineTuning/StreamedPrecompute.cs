@@ -65,6 +65,7 @@ internal static class StreamedPrecompute
         var positions = new long[batches.Count];
         var tokens = batches.Sum(b => b.InputIds.numel());
         using var stream = backbone.OpenLayerStream();
+        var device = backbone.Device.Torch; // the steps run there; scratch files and the cache are read and written on the CPU
         var channelWriters = channels.Select((_, c) => Create(ChannelFile(scratch, c))).ToArray();
         try
         {
@@ -86,16 +87,16 @@ internal static class StreamedPrecompute
                         cancellationToken.ThrowIfCancellationRequested();
                         using var scope = NewDisposeScope();
                         var batch = batches[b];
-                        var previous = reader is null ? null : ReadTensor(reader, [batch.InputIds.shape[0], batch.InputIds.shape[1], hidden], stream.ComputeDtype);
-                        var state = stream.Run(step, previous, batch).contiguous(); // (B, S, d)
-                        writer?.Write(state.bytes);
+                        var previous = reader is null ? null : ReadTensor(reader, [batch.InputIds.shape[0], batch.InputIds.shape[1], hidden], stream.ComputeDtype).to(device);
+                        var state = stream.Run(step, previous, batch).contiguous(); // (B, S, d), on the backbone's device
+                        writer?.Write(state.cpu().bytes);
                         if (cached.Length == 0)
                             continue;
                         // The ordinary forward hands float32 to the gather (decoders widen their dtype there); so does this.
                         var (gathered, _) = HiddenStateGather.Gather([state.dtype == ScalarType.Float32 ? state : state.to_type(ScalarType.Float32)], batch.AttentionMask, [0], spec.Pooling); // (P_b, 1, d)
                         ActivationCache.CheckStorable(gathered, spec.Dtype);
                         positions[b] = gathered.shape[0];
-                        var stored = gathered.to_type(cacheDtype).contiguous();
+                        var stored = gathered.to_type(cacheDtype).cpu().contiguous();
                         foreach (var c in cached)
                             channelWriters[c].Write(stored.bytes);
                     }
@@ -127,7 +128,7 @@ internal static class StreamedPrecompute
 
     private static Tensor ReadTensor(FileStream reader, long[] shape, ScalarType dtype)
     {
-        var result = empty(shape, dtype);
+        var result = empty(shape, dtype, device: CPU);
         var bytes = new byte[result.numel() * result.element_size()];
         reader.ReadExactly(bytes);
         result.bytes = bytes;

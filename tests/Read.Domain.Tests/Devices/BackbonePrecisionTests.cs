@@ -1,6 +1,7 @@
 using Read.Domain.SideNetwork;
 using Read.Domain.Backbones;
 using Read.Domain.Backbones.Bert;
+using Read.Domain.Backbones.Llama;
 using Read.Domain.FineTuning;
 using static TorchSharp.torch;
 
@@ -65,6 +66,29 @@ public sealed class BackbonePrecisionTests
         Assert.Equal(fp32.WeightsHash, bf16.WeightsHash);
         Assert.Equal("", fp32.PrecisionTag);
         Assert.NotEqual(ActivationCache.Key(fp32, "data", spec), ActivationCache.Key(bf16, "data", spec));
+    }
+
+    [Theory]
+    [InlineData("bert", BackboneDtype.Float16)]
+    [InlineData("llama", BackboneDtype.BFloat16)]
+    public void LayerStreamedBackbone_HasTheResidentOnesPrecisionAndCacheKey(string architecture, BackboneDtype dtype)
+    {
+        // A streamed backbone computes its states at the precision it was registered with, so its cache key must say so:
+        // the same as the resident backbone's at that precision, and not the float32 one's.
+        using var temp = new TempDirectory();
+        var directory = temp.Sub(architecture);
+        if (architecture == "bert")
+            TinyBertCheckpoint.Write(directory, BertConfig.Tiny(vocabSize: 1), seed: 1, SyntheticSentiment.Words);
+        else
+            TinyLlamaCheckpoint.Write(directory, new TinyLlamaCheckpoint.Options(), seed: 11);
+        using var resident = HuggingFaceCheckpoint.Load("tiny", directory, dtype);
+        using var streamed = HuggingFaceCheckpoint.LoadStreamed("tiny", directory, dtype);
+        using var fp32 = HuggingFaceCheckpoint.LoadStreamed("tiny", directory);
+        var spec = new ActivationCacheSpec(32, architecture == "bert" ? Pooling.Cls : Pooling.Last, [2], CacheDtype.Fp16, resident.TokenizerSettings);
+        Assert.False(streamed.IsResident);
+        Assert.Equal((resident.StorageDtype, resident.ComputeDtype), (streamed.StorageDtype, streamed.ComputeDtype));
+        Assert.Equal(ActivationCache.Key(resident, "data", spec), ActivationCache.Key(streamed, "data", spec));
+        Assert.NotEqual(ActivationCache.Key(fp32, "data", spec), ActivationCache.Key(streamed, "data", spec));
     }
 
     private static float Round(float value, BackboneDtype dtype)

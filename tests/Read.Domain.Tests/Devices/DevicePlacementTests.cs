@@ -90,6 +90,37 @@ public sealed class DevicePlacementTests
         AssertSame(reference, placed!);
     }
 
+    [Theory]
+    [InlineData("bert")]
+    [InlineData("llama")]
+    public void LayerStreamed_PrecomputeAndTrain_UnderMetaDefault_EqualsTheOrdinaryRun(string architecture)
+    {
+        // The layer-streamed path builds its own modules per step and reads scratch files back into tensors: each of
+        // those must name Read:Device too.
+        using var temp = new TempDirectory();
+        var directory = temp.Sub(architecture);
+        if (architecture == "bert")
+            TinyBertCheckpoint.Write(directory, BertConfig.Tiny(vocabSize: 1), seed: 1, SyntheticSentiment.Words);
+        else
+            TinyLlamaCheckpoint.Write(directory, new TinyLlamaCheckpoint.Options { Shards = 2 }, seed: 11);
+        var hp = Short with { Pooling = architecture == "bert" ? Pooling.Mean : Pooling.Last, Precompute = PrecomputeMode.Streamed };
+
+        FineTuneMetrics Train(string cache)
+        {
+            using var backbone = HuggingFaceCheckpoint.LoadStreamed("tiny", directory, device: ReadDevice.Cpu);
+            return new ReadFineTuner().Run(backbone, SyntheticSentiment.Generate(48, seed: 1), SyntheticSentiment.Generate(24, seed: 2), hp, cache,
+                new RecordingProgress(backbone), CancellationToken.None).Metrics;
+        }
+
+        var reference = Train(temp.Sub("cache-ref"));
+        FineTuneMetrics? placed = null;
+        WithMetaDefault(() => placed = Train(temp.Sub("cache-meta")));
+
+        Assert.Equal(reference.FinalTrainLoss, placed!.FinalTrainLoss, Tolerance);
+        Assert.Equal(reference.ValidationLoss!.Value, placed.ValidationLoss!.Value, Tolerance);
+        Assert.Equal(reference.ValidationAccuracy, placed.ValidationAccuracy);
+    }
+
     private sealed record Run(FineTuneMetrics Metrics, IReadOnlyList<Prediction> Live, IReadOnlyList<Prediction> Cached, EvaluationMetrics Evaluation);
 
     /// <summary>Load (on Read:Device = cpu), precompute, train, evaluate; then the live and the cached inference paths.</summary>

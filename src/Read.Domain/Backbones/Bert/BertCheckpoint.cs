@@ -23,7 +23,7 @@ public static class BertCheckpoint
             ModuleWeights.Load(model, weights, "", "bert.");
             var (vocabulary, settings) = ReadTokenizer(directory);
             return new Backbone(id, BackboneArchitecture.Bert, "bert", model, new BertWordPieceTokenizer(vocabulary, settings), hash,
-                LayerStreamOf(directory, config))
+                LayerStreamOf(directory, config, model.Precision))
             {
                 Device = device,
                 StorageDtype = dtype,
@@ -38,10 +38,8 @@ public static class BertCheckpoint
     }
 
     /// <summary>The backbone without its weights in memory: precompute streams them layer by layer.</summary>
-    internal static Backbone LoadStreamed(string id, string directory, BackboneDtype dtype)
+    internal static Backbone LoadStreamed(string id, string directory, BackboneDtype dtype, ReadDevice device, BackboneDtype compute)
     {
-        if (dtype != BackboneDtype.Float32)
-            throw new NotSupportedException($"Backbone '{id}': BERT backbones compute in float32 only (asked for {dtype.Name()}).");
         var config = ReadConfig(directory);
         var description = Describe(directory);
         string hash;
@@ -49,15 +47,20 @@ public static class BertCheckpoint
             hash = weights.Hash();
         var (vocabulary, settings) = ReadTokenizer(directory);
         return new Backbone(id, BackboneArchitecture.Bert, "bert", description.Shape, new BertWordPieceTokenizer(vocabulary, settings), hash,
-            LayerStreamOf(directory, config)!, description.Parameters * sizeof(float));
+            LayerStreamOf(directory, config, new BertPrecision(dtype.ToScalarType(), compute.ToScalarType(), device.Torch))!, description.Parameters * dtype.Size())
+        {
+            Device = device,
+            StorageDtype = dtype,
+            ComputeDtype = compute,
+        };
     }
 
     // pytorch_model.bin is read whole by its loader, so only safetensors checkpoints stream.
-    private static Func<ILayerStream>? LayerStreamOf(string directory, BertConfig config) =>
+    private static Func<ILayerStream>? LayerStreamOf(string directory, BertConfig config, BertPrecision precision) =>
         File.Exists(Path.Combine(directory, CheckpointWeights.PyTorchFile)) && !File.Exists(Path.Combine(directory, CheckpointWeights.SingleFile))
             && !File.Exists(Path.Combine(directory, CheckpointWeights.ShardIndexFile))
             ? null
-            : () => new BertLayerStream(directory, config);
+            : () => new BertLayerStream(directory, config, precision);
 
     internal static CheckpointDescription Describe(string directory)
     {

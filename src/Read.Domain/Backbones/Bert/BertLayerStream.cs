@@ -7,7 +7,7 @@ namespace Read.Domain.Backbones.Bert;
 /// <see cref="BertModel"/> one step at a time: the embeddings, then encoder.layer.N read from the checkpoint as each is
 /// needed (only that layer's tensors' byte ranges).
 /// </summary>
-internal sealed class BertLayerStream(string directory, BertConfig config) : ILayerStream
+internal sealed class BertLayerStream(string directory, BertConfig config, BertPrecision precision) : ILayerStream
 {
     private readonly CheckpointWeights weights = CheckpointWeights.Open(directory);
     private BertEmbeddings? embeddings;
@@ -16,7 +16,7 @@ internal sealed class BertLayerStream(string directory, BertConfig config) : ILa
 
     public int Layers => config.NumHiddenLayers;
 
-    public ScalarType ComputeDtype => ScalarType.Float32;
+    public ScalarType ComputeDtype => precision.Compute;
 
     public long Load(int step)
     {
@@ -24,8 +24,8 @@ internal sealed class BertLayerStream(string directory, BertConfig config) : ILa
         ArgumentOutOfRangeException.ThrowIfGreaterThan(step, Layers);
         Free();
         // Every layer has the same shapes: one module is refilled in place, not rebuilt (and randomly initialised) per step.
-        // On the CPU in float32: the streamed path does not follow Read:Device yet (docs/decisions/012).
-        nn.Module module = step == 0 ? embeddings = new BertEmbeddings(config, BertPrecision.Float32Cpu) : layer ??= new BertLayer(config, BertPrecision.Float32Cpu);
+        // On the backbone's device and in its precision, as the resident model would be (docs/decisions/012).
+        nn.Module module = step == 0 ? embeddings = new BertEmbeddings(config, precision) : layer ??= new BertLayer(config, precision);
         module.eval();
         foreach (var parameter in module.parameters())
             parameter.requires_grad = false;
@@ -44,7 +44,7 @@ internal sealed class BertLayerStream(string directory, BertConfig config) : ILa
         if (step == 0)
             return embeddings!.call(batch.InputIds, batch.TokenTypeIds);
         ArgumentNullException.ThrowIfNull(previous);
-        using var maskBias = BertModel.MaskBias(batch.AttentionMask);
+        using var maskBias = BertModel.MaskBias(batch.AttentionMask, precision.Compute);
         return layer!.call(previous, maskBias);
     }
 

@@ -21,12 +21,16 @@ public sealed class BertModel : nn.Module<Tensor, Tensor, Tensor, Tensor[]>, IBa
     {
         Config = config;
         computeDtype = precision.Compute;
+        Precision = precision;
         embeddings = new BertEmbeddings(config, precision);
         encoder = new BertEncoder(config, precision);
         RegisterComponents();
     }
 
     public BertConfig Config { get; }
+
+    /// <summary>What the weights are kept in, what the forward computes in, and where it runs.</summary>
+    internal BertPrecision Precision { get; }
 
     private static float MinValue(ScalarType dtype) => dtype switch
     {

@@ -20,7 +20,7 @@ public static class LlamaCheckpoint
             ModuleWeights.Load(model, weights, "model.", "");
             tokenizer = LlamaTokenizer.Load(directory, config);
             return new Backbone(id, BackboneArchitecture.Llama, config.ModelType, model, tokenizer, hash,
-                () => new LlamaLayerStream(directory, config, dtype.ToScalarType()))
+                () => new LlamaLayerStream(directory, config, dtype.ToScalarType(), device.Torch))
             {
                 Device = device,
                 StorageDtype = dtype,
@@ -36,7 +36,7 @@ public static class LlamaCheckpoint
     }
 
     /// <summary>The backbone without its weights in memory: precompute streams them layer by layer.</summary>
-    internal static Backbone LoadStreamed(string id, string directory, BackboneDtype dtype)
+    internal static Backbone LoadStreamed(string id, string directory, BackboneDtype dtype, ReadDevice device)
     {
         var config = ReadConfig(directory);
         var description = Describe(directory);
@@ -46,7 +46,12 @@ public static class LlamaCheckpoint
         var tokenizer = LlamaTokenizer.Load(directory, config);
         var scalar = dtype.ToScalarType();
         return new Backbone(id, BackboneArchitecture.Llama, config.ModelType, description.Shape, tokenizer, hash,
-            () => new LlamaLayerStream(directory, config, scalar), description.Parameters * dtype.Size());
+            () => new LlamaLayerStream(directory, config, scalar, device.Torch), description.Parameters * dtype.Size())
+        {
+            Device = device,
+            StorageDtype = dtype,
+            ComputeDtype = dtype,
+        };
     }
 
     internal static CheckpointDescription Describe(string directory)

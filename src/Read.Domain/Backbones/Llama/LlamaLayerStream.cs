@@ -8,7 +8,7 @@ namespace Read.Domain.Backbones.Llama;
 /// <see cref="LlamaModel"/> one step at a time: embed_tokens, then model.layers.N read from the checkpoint as each is
 /// needed (only that layer's tensors' byte ranges), then model.norm with the last layer.
 /// </summary>
-internal sealed class LlamaLayerStream(string directory, LlamaConfig config, ScalarType dtype) : ILayerStream
+internal sealed class LlamaLayerStream(string directory, LlamaConfig config, ScalarType dtype, Device device) : ILayerStream
 {
     private readonly CheckpointWeights weights = CheckpointWeights.Open(directory);
     private readonly LlamaRotary rotary = new(config);
@@ -29,17 +29,17 @@ internal sealed class LlamaLayerStream(string directory, LlamaConfig config, Sca
         long bytes;
         if (step == 0)
         {
-            embedding = nn.Embedding(config.VocabSize, config.HiddenSize, dtype: dtype, device: CPU); // streamed runs on the CPU (docs/decisions/012)
+            embedding = nn.Embedding(config.VocabSize, config.HiddenSize, dtype: dtype, device: device);
             bytes = LoadFrozen(embedding, "model.embed_tokens.", "embed_tokens.");
         }
         else
         {
             // Every layer has the same shapes: one module is refilled in place, not rebuilt (and randomly initialised) per step.
-            layer ??= new LlamaDecoderLayer(config, dtype, CPU);
+            layer ??= new LlamaDecoderLayer(config, dtype, device);
             bytes = LoadFrozen(layer, $"model.layers.{step - 1}.", $"layers.{step - 1}.");
             if (step == Layers)
             {
-                norm = new LlamaRmsNorm(config.HiddenSize, config.RmsNormEps, dtype, CPU);
+                norm = new LlamaRmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
                 bytes += LoadFrozen(norm, "model.norm.", "norm.");
             }
         }
