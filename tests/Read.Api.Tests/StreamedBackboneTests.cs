@@ -24,6 +24,13 @@ public sealed class StreamedBackboneTests : IDisposable
         var created = await client.CreateJobOkAsync(new { backbone = "tiny-bert", training_file = fileId, hyperparameters = new { epochs = 2 } });
         var job = await client.WaitForJobAsync(created.GetProperty("id").GetString()!);
         Assert.True(job.GetProperty("status").GetString() == "succeeded", job.ToString());
+        // One event per streamed step: the embeddings and each of tiny-bert's layers the cache reads (all 4 by default).
+        var events = await (await client.GetAsync($"/v1/fine-tuning/jobs/{job.GetProperty("id").GetString()}/events?limit=100")).JsonAsync();
+        var steps = events.GetProperty("data").EnumerateArray().Select(e => e.GetProperty("message").GetString()!)
+            .Where(m => m.StartsWith("Layer-streamed precompute: ", StringComparison.Ordinal)).ToList();
+        Assert.Equal(5, steps.Count);
+        Assert.Contains(steps, m => m.StartsWith("Layer-streamed precompute: embeddings read ", StringComparison.Ordinal));
+        Assert.Contains(steps, m => m.StartsWith("Layer-streamed precompute: layer 4 read ", StringComparison.Ordinal));
 
         var predict = await client.PostAsJsonAsync($"/v1/adapters/{job.GetProperty("adapter_id").GetString()}/predict",
             new { inputs = new[] { new { text = "the movie was great" } } });

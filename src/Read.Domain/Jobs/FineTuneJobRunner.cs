@@ -111,6 +111,7 @@ public sealed class FineTuneJobRunner(
                 ResumeFrom = resumeFrom,
                 InitialWeights = initialWeights,
                 CheckpointSaved = c => checkpoints.Save(c, ct),
+                StreamedStepCompleted = progress.StreamedStepCompleted,
             }.Run(backbone, train, validation, FineTuneTasks.Parse(job.Task), hyperparameters, options.Value.ActivationCacheDirectory, progress, ct),
             ct);
 

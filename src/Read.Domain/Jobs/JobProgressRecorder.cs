@@ -82,6 +82,17 @@ internal sealed class JobProgressRecorder : IFineTuneProgress, IAsyncDisposable
     }
 
     /// <summary>
+    /// One step of a layer-streamed precompute: an event per layer, so a precompute that takes minutes per layer on a
+    /// backbone larger than memory shows where it is and what each layer cost (weights read, seconds).
+    /// </summary>
+    public void StreamedStepCompleted(StreamedPrecomputeStep step)
+    {
+        var what = step.Step == 0 ? "embeddings" : $"layer {step.Step}";
+        PostEvent("info", $"Layer-streamed precompute: {what} read {step.WeightBytesRead / 1e6:F0} MB of weights in {step.LoadSeconds:F2} s, ran over {step.Tokens} tokens in {step.RunSeconds:F2} s",
+            JsonSerializer.Serialize(step, JsonDefaults.SnakeCase));
+    }
+
+    /// <summary>
     /// Writes everything posted so far and stops the writer. Retries keep going for up to 30 seconds; what is still
     /// unsent after that is logged as dropped. Idempotent.
     /// </summary>
