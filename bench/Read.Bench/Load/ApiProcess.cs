@@ -32,25 +32,8 @@ internal sealed class ApiProcess : IAsyncDisposable
         if (!File.Exists(apiDll))
             throw new FileNotFoundException($"Build the API first (dotnet build src/Read.Api -c Release): {apiDll} is missing.");
         var port = FreePort();
-        var start = new ProcessStartInfo("dotnet", [apiDll])
-        {
-            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
-            WorkingDirectory = Path.GetDirectoryName(apiDll)!,
-        };
-        start.Environment["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port}";
-        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
-        start.Environment["Read__DataDirectory"] = Path.GetFullPath(dataDirectory);
-        start.Environment["Read__AdminKey"] = AdminKey;
-        start.Environment["Serilog__MinimumLevel__Default"] = "Warning";
-        foreach (var (key, value) in settings)
-            start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
-        Directory.CreateDirectory(dataDirectory);
-        var log = new StreamWriter(Path.Combine(dataDirectory, "api.log"), append: true) { AutoFlush = true };
-        var process = Process.Start(start) ?? throw new InvalidOperationException("dotnet did not start.");
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        var environment = new Dictionary<string, string>(settings) { ["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port}", ["Read:AdminKey"] = AdminKey };
+        var (process, log) = Launch(apiDll, dataDirectory, "api.log", environment);
         var api = new ApiProcess(process, log, new Uri($"http://127.0.0.1:{port}"));
         using var probe = new HttpClient { BaseAddress = api.Address, Timeout = TimeSpan.FromSeconds(5) };
         var deadline = DateTime.UtcNow.AddMinutes(3);
@@ -76,14 +59,38 @@ internal sealed class ApiProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>Resident set size now (VmRSS), in MB.</summary>
-    public double RssMb()
+    /// <summary>
+    /// Starts <c>dotnet <paramref name="dll"/></c> (the API or the worker) in Production with its data directory and
+    /// <paramref name="settings"/> (configuration keys, ':' or '__'), its output appended to <paramref name="logName"/>
+    /// in the data directory.
+    /// </summary>
+    internal static (Process Process, StreamWriter Log) Launch(string dll, string dataDirectory, string logName, IReadOnlyDictionary<string, string> settings)
     {
-        foreach (var line in File.ReadLines($"/proc/{process.Id}/status"))
-            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
-                return double.Parse(line.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) / 1024.0;
-        return double.NaN;
+        if (!File.Exists(dll))
+            throw new FileNotFoundException($"Build it first (dotnet build Read.sln -c Release): {dll} is missing.");
+        var start = new ProcessStartInfo("dotnet", [dll])
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+            WorkingDirectory = Path.GetDirectoryName(dll)!,
+        };
+        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        start.Environment["DOTNET_ENVIRONMENT"] = "Production";
+        start.Environment["Read__DataDirectory"] = Path.GetFullPath(dataDirectory);
+        start.Environment["Serilog__MinimumLevel__Default"] = "Warning";
+        foreach (var (key, value) in settings)
+            start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
+        Directory.CreateDirectory(dataDirectory);
+        var log = new StreamWriter(Path.Combine(dataDirectory, logName), append: true) { AutoFlush = true };
+        var process = Process.Start(start) ?? throw new InvalidOperationException("dotnet did not start.");
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return (process, log);
     }
+
+    /// <summary>Resident set size now (VmRSS), in MB.</summary>
+    public double RssMb() => Measurement.ProcessStats.RssMb(process.Id);
 
     public HttpClient Client(string? apiKey, int connections)
     {

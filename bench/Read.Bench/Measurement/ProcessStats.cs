@@ -12,8 +12,8 @@ internal static class ProcessStats
         return p.TotalProcessorTime.TotalSeconds;
     }
 
-    /// <summary>Peak resident set size (VmHWM) of this process in MB.</summary>
-    public static double PeakRssMb() => StatusMb("self", "VmHWM:");
+    /// <summary>Peak resident set size (VmHWM) of this process, or of <paramref name="pid"/>, in MB.</summary>
+    public static double PeakRssMb(int? pid = null) => StatusMb(pid?.ToString(CultureInfo.InvariantCulture) ?? "self", "VmHWM:");
 
     /// <summary>Resident set size now (VmRSS) of this process, or of <paramref name="pid"/>, in MB.</summary>
     public static double RssMb(int? pid = null) => StatusMb(pid?.ToString(CultureInfo.InvariantCulture) ?? "self", "VmRSS:");

@@ -40,12 +40,14 @@ internal static class StreamedPrecomputeCommand
         var outOption = new Option<string?>("--out") { Description = "Report directory (default docs/benchmarks); none with --no-report.", DefaultValueFactory = _ => "docs/benchmarks" };
         var noReportOption = new Option<bool>("--no-report") { Description = "Print only (the memory test's child run)." };
         var resultOption = new Option<string?>("--result-json") { Description = "Also write the summary as JSON here." };
+        var throughWorkerOption = new Option<bool>("--through-worker") { Description = "Submit the job over HTTP to the API + one Read.Worker on Postgres (child processes) instead of running it in this process." };
+        var postgresOption = new Option<string?>("--postgres") { Description = "Postgres connection string for --through-worker (a database of its own is created in it); default $READ_BENCH_POSTGRES.", DefaultValueFactory = _ => Environment.GetEnvironmentVariable("READ_BENCH_POSTGRES") };
         var command = new Command("streamed-precompute", "READ on a Llama-shaped checkpoint larger than memory: layer-streamed precompute + training, peak RSS.")
         {
             shapeOption, checkpointOption, examplesOption, maxLengthOption, epochsOption, budgetOption, shardOption, dataOption, keepOption, outOption,
-            noReportOption, resultOption,
+            noReportOption, resultOption, throughWorkerOption, postgresOption,
         };
-        command.SetAction((parse, ct) =>
+        command.SetAction(async (parse, ct) =>
         {
             var shape = StreamedShapes.Find(parse.GetValue(shapeOption)!);
             var scratch = Path.GetFullPath(parse.GetValue(dataOption)!);
@@ -65,14 +67,27 @@ internal static class StreamedPrecomputeCommand
                 var writeSeconds = clock.Elapsed.TotalSeconds;
                 var diskBytes = Directory.EnumerateFiles(directory, "*.safetensors").Sum(f => new FileInfo(f).Length);
                 Console.WriteLine($"  checkpoint {diskBytes / 1e9:F2} GB on disk{(written ? $", written in {writeSeconds:F0} s" : "")}");
-                var summary = Run(directory, shape.Name, diskBytes, parse.GetValue(examplesOption), parse.GetValue(maxLengthOption), parse.GetValue(epochsOption),
-                    (long)(parse.GetValue(budgetOption) * (1L << 30)), cacheDirectory, ct);
+                var budget = (long)(parse.GetValue(budgetOption) * (1L << 30));
+                var (examples, maxLength, epochs) = (parse.GetValue(examplesOption), parse.GetValue(maxLengthOption), parse.GetValue(epochsOption));
+                Summary summary;
+                if (parse.GetValue(throughWorkerOption))
+                {
+                    var postgres = parse.GetValue(postgresOption) ?? throw new ArgumentException("--through-worker needs --postgres or READ_BENCH_POSTGRES.");
+                    summary = await StreamedJobThroughService.RunAsync(directory, shape.Name, HuggingFaceCheckpoint.Describe(directory).Parameters, diskBytes,
+                        Dataset(examples, seed: 1), Dataset(Math.Max(4, examples / 4), seed: 2), ApiHyperparameters(Hyperparameters(epochs, maxLength)), budget,
+                        postgres, scratch, ct);
+                }
+                else
+                {
+                    summary = Run(directory, shape.Name, diskBytes, examples, maxLength, epochs, budget, cacheDirectory, ct);
+                }
+
                 Print(summary);
                 if (parse.GetValue(resultOption) is { } json)
                     File.WriteAllText(json, JsonSerializer.Serialize(summary));
                 if (!parse.GetValue(noReportOption) && parse.GetValue(outOption) is { } output)
                     Report(summary, output, parse.Tokens.Select(t => t.Value));
-                return Task.FromResult(0);
+                return 0;
             }
             finally
             {
@@ -92,6 +107,12 @@ internal static class StreamedPrecomputeCommand
         long Tokens, double PrecomputeSeconds, double TrainSeconds, double PeakRssMb, double? ValidationAccuracy,
         IReadOnlyList<Layer> Layers)
     {
+        /// <summary>How the job ran: in this process through ReadFineTuner, or submitted to the service.</summary>
+        public string Mode { get; init; } = "in process (ReadFineTuner)";
+
+        /// <summary>Seconds from job creation to its terminal status (through the worker only).</summary>
+        public double? WallSeconds { get; init; }
+
         public double TokensPerSecond => Tokens / PrecomputeSeconds;
 
         public double ReadMbPerSecond => Layers.Count > 0 ? Layers.Sum(l => l.ReadMb) / Layers.Sum(l => l.LoadSeconds) : double.NaN;
@@ -115,7 +136,7 @@ internal static class StreamedPrecomputeCommand
         var validation = Dataset(Math.Max(4, examples / 4), seed: 2);
         var tokens = TokenCount(backbone, train.Concat(validation), maxLength);
         var layers = new List<Layer>();
-        var hp = new ReadHyperparameters { Epochs = epochs, BatchSize = 8, MaxLength = maxLength, Pooling = Pooling.Last, SideHiddenSize = 64, LearningRate = 1e-2, Seed = 1 };
+        var hp = Hyperparameters(epochs, maxLength);
         var tuner = new ReadFineTuner
         {
             StreamedStepCompleted = step =>
@@ -129,6 +150,17 @@ internal static class StreamedPrecomputeCommand
         return new Summary(shapeName, HuggingFaceCheckpoint.Describe(directory).Parameters, diskBytes / 1e9, backbone.WeightBytes / 1e9, budget / (double)(1L << 30),
             backbone.IsResident, registerSeconds, tokens, m.PrecomputeSeconds, m.TrainSeconds, ProcessStats.PeakRssMb(), m.ValidationAccuracy, layers);
     }
+
+    /// <summary>The job's hyperparameters, the same in both modes.</summary>
+    private static ReadHyperparameters Hyperparameters(int epochs, int maxLength) =>
+        new() { Epochs = epochs, BatchSize = 8, MaxLength = maxLength, Pooling = Pooling.Last, SideHiddenSize = 64, LearningRate = 1e-2, Seed = 1 };
+
+    /// <summary>The same, as the API's request body names them.</summary>
+    private static object ApiHyperparameters(ReadHyperparameters hp) => new
+    {
+        epochs = hp.Epochs, batch_size = hp.BatchSize, max_length = hp.MaxLength, pooling = "last", r = hp.SideHiddenSize,
+        learning_rate = hp.LearningRate, seed = hp.Seed,
+    };
 
     private static long TokenCount(Backbone backbone, IEnumerable<LabeledExample> examples, int maxLength)
     {
@@ -179,17 +211,22 @@ internal static class StreamedPrecomputeCommand
         var layers = new MarkdownTable("step", "what", "weights read MB", "load s", "run s");
         foreach (var l in s.Layers)
             layers.Add(l.Step, l.Step == 0 ? "embeddings" : l.Step == s.Layers.Count - 1 ? $"layer {l.Step} + final norm" : $"layer {l.Step}", l.ReadMb, l.LoadSeconds, l.RunSeconds);
+        var throughWorker = s.WallSeconds is not null;
+        var name = throughWorker ? "streamed-precompute-worker" : "streamed-precompute";
         var md = new StringBuilder();
-        md.AppendLine("# Layer-streamed precompute: a backbone larger than memory").AppendLine();
+        md.AppendLine("# Layer-streamed precompute: a backbone larger than memory" + (throughWorker ? ", through the worker" : "")).AppendLine();
         md.AppendLine(CultureInfo.InvariantCulture, $"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {Environment.ProcessorCount} cores, {GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / (double)(1L << 30):F1} GiB RAM, TorchSharp CPU. Command:").AppendLine();
         md.AppendLine("```").AppendLine("dotnet run -c Release --project bench/Read.Bench -- streamed-precompute " + string.Join(' ', arguments.SkipWhile(a => a == "streamed-precompute"))).AppendLine("```").AppendLine();
+        md.AppendLine(CultureInfo.InvariantCulture, $"How the job ran: {s.Mode}.").AppendLine();
+        if (throughWorker)
+            md.AppendLine(CultureInfo.InvariantCulture, $"The job went through the service as a user's would: files uploaded and the job created over HTTP, taken from the Hangfire queue by one Read.Worker process, its progress, events, checkpoints and adapter written to Postgres. **Peak RSS is the worker process's VmHWM over its whole life** (start-up, registering the backbone — hashing every shard — and the job); the worker ran nothing else. Per-step figures are the job's own events. Job wall time (created → succeeded): {s.WallSeconds:F0} s.").AppendLine();
         md.AppendLine(SummaryTable(s).ToMarkdown());
         md.AppendLine("## Per step").AppendLine();
         md.AppendLine(layers.ToMarkdown());
-        File.WriteAllText(Path.Combine(output, "streamed-precompute.md"), md.ToString());
-        File.WriteAllText(Path.Combine(output, "streamed-precompute.csv"), SummaryTable(s).ToCsv());
-        File.WriteAllText(Path.Combine(output, "streamed-precompute-layers.csv"), layers.ToCsv());
-        Console.WriteLine($"wrote {Path.Combine(output, "streamed-precompute.md")}");
+        File.WriteAllText(Path.Combine(output, name + ".md"), md.ToString());
+        File.WriteAllText(Path.Combine(output, name + ".csv"), SummaryTable(s).ToCsv());
+        File.WriteAllText(Path.Combine(output, name + "-layers.csv"), layers.ToCsv());
+        Console.WriteLine($"wrote {Path.Combine(output, name + ".md")}");
     }
 
     private sealed class SilentProgress : IFineTuneProgress
