@@ -32,7 +32,7 @@ public sealed record ReadHyperparameters
 
     /// <summary>"auto" (or a number) in JSON; <see cref="Auto"/> here until <see cref="ResolveAuto"/> picks it from the dataset size.</summary>
     [JsonPropertyName("epochs")]
-    [JsonConverter(typeof(AutoIntConverter))]
+    [JsonConverter(typeof(AutoNumberConverter<int>))]
     public int Epochs { get; init; } = 10;
 
     [JsonPropertyName("batch_size")]
@@ -40,7 +40,7 @@ public sealed record ReadHyperparameters
 
     /// <summary>Peak learning rate of AdamW, reached after the warmup.</summary>
     [JsonPropertyName("learning_rate")]
-    [JsonConverter(typeof(AutoDoubleConverter))]
+    [JsonConverter(typeof(AutoNumberConverter<double>))]
     public double LearningRate { get; init; } = 2e-3;
 
     /// <summary>Decoupled weight decay on matrices; biases and norm weights are never decayed.</summary>
@@ -57,7 +57,7 @@ public sealed record ReadHyperparameters
 
     /// <summary>r: hidden size of the recurrent cell.</summary>
     [JsonPropertyName("r")]
-    [JsonConverter(typeof(AutoIntConverter))]
+    [JsonConverter(typeof(AutoNumberConverter<int>))]
     public int SideHiddenSize { get; init; } = 64;
 
     /// <summary>mean of h_1..h_K, or last (h_K).</summary>
