@@ -29,10 +29,12 @@ internal static class BatchForward
 
     /// <summary>
     /// Predictions for <paramref name="items"/> (all of one <see cref="GroupKey"/>), in item order. Cancellation is seen
-    /// between chunks (and, streamed, between batches); <paramref name="chunkDone"/> gets the items answered so far.
+    /// between chunks (and, streamed, between batches); <paramref name="answered"/> gets each item's prediction as soon as
+    /// its chunk has it (so a cancelled run keeps what it answered), <paramref name="chunkDone"/> the items answered so far.
     /// </summary>
     public static Prediction[] Predict(
-        Backbone backbone, IReadOnlyList<Item> items, int chunkTexts, string scratchDirectory, Action<int>? chunkDone, CancellationToken ct)
+        Backbone backbone, IReadOnlyList<Item> items, int chunkTexts, string scratchDirectory, Action<int, Prediction>? answered, Action<int>? chunkDone,
+        CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(backbone);
         ArgumentNullException.ThrowIfNull(items);
@@ -64,15 +66,17 @@ internal static class BatchForward
         for (var n = 0; n < items.Count; n++)
             (itemsOfInput[inputOf[n]] ??= []).Add(n);
         var layers = items.SelectMany(i => i.Adapter.Layout.Channels).Distinct().Order().ToArray();
-        var answered = 0;
+        var done = 0;
         using var noGrad = no_grad();
         for (var start = 0; start < inputs.Count; start += chunkTexts)
         {
             ct.ThrowIfCancellationRequested();
             var chunk = inputs.Skip(start).Take(chunkTexts).ToList();
             RunChunk(backbone, key, layers, chunk, scratchDirectory, items, itemsOfInput, start, predictions, ct);
-            answered += Enumerable.Range(start, chunk.Count).Sum(u => itemsOfInput[u].Count);
-            chunkDone?.Invoke(answered);
+            foreach (var n in Enumerable.Range(start, chunk.Count).SelectMany(u => itemsOfInput[u]))
+                answered?.Invoke(n, predictions[n]);
+            done += Enumerable.Range(start, chunk.Count).Sum(u => itemsOfInput[u].Count);
+            chunkDone?.Invoke(done);
         }
 
         return predictions;

@@ -168,11 +168,11 @@ public sealed class BatchJobRunner(
                 var items = pending.Select(p => new BatchForward.Item(loaded[p.Input.AdapterId].Adapter, p.Input.Text, p.Input.TextPair)).ToList();
                 try
                 {
-                    var predictions = await Task.Run(() => BatchForward.Predict(backbone, items, Math.Max(1, batchOptions.Value.ChunkTexts), scratch,
-                        answered => logger.LogInformation("Batch {BatchId}: {Answered}/{Inputs} inputs on backbone {BackboneId}", batch.Id, answered, items.Count, backbone.Id),
+                    // Answers are recorded chunk by chunk: a cancel publishes every request whose inputs are all answered.
+                    await Task.Run(() => BatchForward.Predict(backbone, items, batchOptions.Value.ChunkTexts, scratch,
+                        (k, prediction) => results.Answer(pending[k].Line, pending[k].Index, prediction),
+                        answered => logger.LogDebug("Batch {BatchId}: {Answered}/{Inputs} inputs on backbone {BackboneId}", batch.Id, answered, items.Count, backbone.Id),
                         ct), ct);
-                    for (var k = 0; k < pending.Count; k++)
-                        results.Answer(pending[k].Line, pending[k].Index, predictions[k]);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
