@@ -34,8 +34,8 @@ public sealed class BatchJobRunner(
         logger.LogInformation("Batch {BatchId} started by {Owner}", batchId, owner);
         using var cancellation = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var watch = new WatchState();
-        var watcher = WatchAsync(batchId, owner, watch, cancellation);
         var results = new Results();
+        var watcher = WatchAsync(batchId, owner, watch, results, cancellation);
         var scratch = Path.Combine(ScratchRoot, "batch-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(scratch);
         try
@@ -256,8 +256,11 @@ public sealed class BatchJobRunner(
 
     private static readonly string[] BatchStatusTerminal = [BatchStatus.Completed, BatchStatus.Failed, BatchStatus.Cancelled];
 
-    /// <summary>Polls the row: the user cancelling (cancelling) or another run taking the batch over both stop this run.</summary>
-    private async Task WatchAsync(string batchId, string owner, WatchState state, CancellationTokenSource cancellation)
+    /// <summary>
+    /// Polls the row: the user cancelling (cancelling) or another run taking the batch over both stop this run. Between
+    /// polls it records the request counts so far, as OpenAI's request_counts move while a batch runs.
+    /// </summary>
+    private async Task WatchAsync(string batchId, string owner, WatchState state, Results results, CancellationTokenSource cancellation)
     {
         try
         {
@@ -271,7 +274,13 @@ public sealed class BatchJobRunner(
                 else if (row.Status == BatchStatus.Cancelling)
                     state.Cancelled = true;
                 else
+                {
+                    var (completed, failed) = results.Counts();
+                    await db.Batches.Where(b => b.Id == batchId && b.RunOwner == owner && b.Status == BatchStatus.InProgress)
+                        .ExecuteUpdateAsync(u => u.SetProperty(b => b.CompletedRequests, completed).SetProperty(b => b.FailedRequests, failed), cancellation.Token);
                     continue;
+                }
+
                 await cancellation.CancelAsync();
                 return;
             }
@@ -364,6 +373,22 @@ public sealed class BatchJobRunner(
             Open().SelectMany(l => inputs[l]!.Select((input, i) => (l, i, input)));
 
         public void Answer(int line, int index, Prediction prediction) => answers[line][index] = prediction;
+
+        /// <summary>Requests answered and failed so far; read by the watcher while the run writes, so a snapshot, not exact.</summary>
+        public (int Completed, int Failed) Counts()
+        {
+            var (problemsNow, answersNow) = (problems, answers);
+            int completed = 0, failed = 0;
+            for (var l = 0; l < problemsNow.Length; l++)
+            {
+                if (problemsNow[l] is not null)
+                    failed++;
+                else if (answersNow[l] is { } a && a.All(p => p is not null))
+                    completed++;
+            }
+
+            return (completed, failed);
+        }
 
         /// <summary>Writes the output (answered requests) and error (failed requests) files; requests left unanswered by a cancel appear in neither.</summary>
         public (string Output, string Errors, int Completed, int Failed) Write(string directory)

@@ -35,15 +35,18 @@ internal static class BatchCalls
         return json;
     }
 
-    public static async Task<JsonElement> WaitForBatchAsync(this HttpClient client, string batchId, Func<string, bool>? until = null, TimeSpan? timeout = null)
+    public static Task<JsonElement> WaitForBatchAsync(this HttpClient client, string batchId, Func<string, bool>? until = null, TimeSpan? timeout = null) =>
+        client.WaitForBatchAsync(batchId, b => (until ?? (s => s is "completed" or "failed" or "cancelled"))(b.GetProperty("status").GetString()!), timeout);
+
+    /// <summary>Polls the batch until <paramref name="until"/> holds for it.</summary>
+    public static async Task<JsonElement> WaitForBatchAsync(this HttpClient client, string batchId, Func<JsonElement, bool> until, TimeSpan? timeout = null)
     {
-        until ??= s => s is "completed" or "failed" or "cancelled";
         var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromMinutes(3));
         while (true)
         {
             var batch = await (await client.GetAsync($"/v1/batches/{batchId}")).JsonAsync();
             var status = batch.GetProperty("status").GetString()!;
-            if (until(status))
+            if (until(batch))
                 return batch;
             if (DateTime.UtcNow > deadline)
                 Assert.Fail($"Batch {batchId} still {status} after the timeout: {batch}");
