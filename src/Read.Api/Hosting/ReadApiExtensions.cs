@@ -153,5 +153,6 @@ internal static class ReadApiExtensions
             await EmbeddedStartup.RunAsync(scope.ServiceProvider);
         else
             await JobRecovery.RequeueAsync(scope.ServiceProvider, includeEnqueued: false);
+        await BatchRecovery.RequeueAsync(scope.ServiceProvider, embedded: mode.IsEmbedded);
     }
 }

@@ -67,7 +67,7 @@ public sealed class EmbeddedBatchTests : IDisposable
         var backbone = app.Service<BackboneRegistry>().Get(BackboneRegistry.TinyBackboneId);
         var adapterId = await TestAdapters.PublishAsync(app, await DevelopmentTenantAsync(app), TestAdapters.Artifact(backbone, 81));
         var lines = Enumerable.Range(0, 40).Select(l => BatchCalls.Line($"r{l}", $"/v1/adapters/{adapterId}/predict",
-            new { inputs = Enumerable.Range(0, 100).Select(i => new { text = $"review {l} number {i} was fine" }).ToArray() }));
+            new { inputs = Enumerable.Range(0, 25).Select(i => new { text = $"review {l} number {i} was fine" }).ToArray() }));
         var fileId = await client.UploadBatchFileOkAsync(lines);
         var id = (await client.CreateBatchOkAsync(fileId, "/v1/adapters/{id}/predict")).GetProperty("id").GetString()!;
         // Running, with some requests answered (the counts move while it runs).
@@ -88,9 +88,40 @@ public sealed class EmbeddedBatchTests : IDisposable
         Assert.Equal(0, counts.GetProperty("failed").GetInt32());
         var output = await client.ResultLinesAsync(batch.GetProperty("output_file_id").GetString()!);
         Assert.Equal(completed, output.Count);
-        Assert.All(output.Values, l => Assert.Equal(100, l.GetProperty("response").GetProperty("body").GetProperty("predictions").GetArrayLength()));
+        Assert.All(output.Values, l => Assert.Equal(25, l.GetProperty("response").GetProperty("body").GetProperty("predictions").GetArrayLength()));
         Assert.Equal(JsonValueKind.Null, batch.GetProperty("error_file_id").ValueKind);
         Assert.NotEqual(JsonValueKind.Null, batch.GetProperty("cancelled_at").ValueKind);
+    }
+
+    [Fact]
+    public async Task Batch_LeftInProgressByAProcessThatDied_IsRunAgainAfterARestart()
+    {
+        var settings = new Dictionary<string, string?> { ["Read:DevelopmentApiKey"] = DevelopmentKey };
+        string batchId;
+        await using (var first = ReadApplication.Start(_dataDirectory, postgres: null, settings))
+        {
+            using var client = first.CreateClient(DevelopmentKey);
+            var tenant = await DevelopmentTenantAsync(first);
+            var adapterId = await TestAdapters.PublishAsync(first, tenant,
+                TestAdapters.Artifact(first.Service<BackboneRegistry>().Get(BackboneRegistry.TinyBackboneId), 91));
+            var fileId = await client.UploadBatchFileOkAsync([BatchCalls.Line("only", $"/v1/adapters/{adapterId}/predict", new { inputs = new[] { new { text = "fine" } } })]);
+            // What a process killed mid-run leaves: the row in_progress under a run that no longer exists, Hangfire's memory gone.
+            batchId = "batch_" + Guid.NewGuid().ToString("N");
+            await using var scope = first.Services.CreateAsyncScope();
+            var db = scope.ServiceProvider.GetRequiredService<ReadDbContext>();
+            db.Batches.Add(new Read.Domain.Batches.PredictionBatch
+            {
+                Id = batchId, TenantId = tenant, Endpoint = "/v1/adapters/{id}/predict", InputFileId = fileId, CompletionWindow = "24h",
+                Status = "in_progress", CreatedAt = DateTime.UtcNow, InProgressAt = DateTime.UtcNow, DefaultTopK = 5, MaxTopK = 1000, RunOwner = "dead-process",
+            });
+            await db.SaveChangesAsync();
+        }
+
+        await using var second = ReadApplication.Start(_dataDirectory, postgres: null, settings);
+        using var restarted = second.CreateClient(DevelopmentKey);
+        var batch = await restarted.WaitForBatchAsync(batchId);
+        Assert.True(batch.GetProperty("status").GetString() == "completed", batch.ToString());
+        Assert.Equal(1, batch.GetProperty("request_counts").GetProperty("completed").GetInt32());
     }
 
     private static async Task<Guid> DevelopmentTenantAsync(ReadApplication app)
