@@ -206,10 +206,9 @@ public sealed class BatchJobRunner(
             if (finalizing == 0)
             {
                 // Cancelled just as the last chunk finished: publish as cancelled (every request was answered).
-                if (await db.Batches.AnyAsync(b => b.Id == batch.Id && b.RunOwner == owner && b.Status == BatchStatus.Cancelling))
-                    status = BatchStatus.Cancelled;
-                else
+                if (!await db.Batches.AnyAsync(b => b.Id == batch.Id && b.RunOwner == owner && b.Status == BatchStatus.Cancelling))
                     return;
+                (status, from) = (BatchStatus.Cancelled, BatchStatus.Cancelling);
             }
             else
                 from = BatchStatus.Finalizing;

@@ -102,6 +102,24 @@ public sealed class BatchApiTests(PostgresServiceFixture service)
     }
 
     [Fact]
+    public async Task Batch_OnDecoderBackbone_AnswersAsOnlinePredict()
+    {
+        var (client, tenant) = await TestTenants.CreateAsync(service.Api, "batch-llama");
+        var llama = service.Api.Service<BackboneRegistry>().Get(PostgresServiceFixture.LlamaBackboneId);
+        var id = await TestAdapters.PublishAsync(service.Api, tenant, TestAdapters.Artifact(llama, 63, labels: 3, pooling: Pooling.Last), PostgresServiceFixture.LlamaBackboneId);
+        // Different lengths in one chunk: right padding must not change a decoder row's last-token state.
+        var body = new { inputs = TestAdapters.Texts.Select(t => new { text = t }).ToArray() };
+        var fileId = await client.UploadBatchFileOkAsync([BatchCalls.Line("llama", $"/v1/adapters/{id}/predict", body)]);
+
+        var batch = await client.WaitForBatchAsync((await client.CreateBatchOkAsync(fileId, "/v1/adapters/{id}/predict")).GetProperty("id").GetString()!);
+
+        Assert.True(batch.GetProperty("status").GetString() == "completed", batch.ToString());
+        var output = await client.ResultLinesAsync(batch.GetProperty("output_file_id").GetString()!);
+        var expected = await (await client.PostAsJsonAsync($"/v1/adapters/{id}/predict", body)).JsonAsync();
+        BatchCalls.AssertSamePredictions(expected, output["llama"].GetProperty("response").GetProperty("body"), Tolerance);
+    }
+
+    [Fact]
     public async Task BatchInputFile_Malformed_IsRefusedOnUploadNamingTheLine()
     {
         var client = await service.Api.CreateTenantClientAsync("batch-bad-input");
