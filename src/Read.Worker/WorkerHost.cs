@@ -12,7 +12,7 @@ using Read.ServiceDefaults;
 namespace Read.Worker;
 
 /// <summary>
-/// A worker process: a Hangfire server on queue "training" over the shared Postgres, running <see cref="FineTuneJobRunner"/>.
+/// A worker process: a Hangfire server on queues "training" and "batch" over the shared Postgres, running <see cref="FineTuneJobRunner"/>.
 /// Public so tests can host a real worker in-process.
 /// </summary>
 public static class WorkerHost
@@ -38,7 +38,7 @@ public static class WorkerHost
         builder.Services.AddHangfire(hangfire => hangfire.UseReadSerialization().UseReadPostgresStorage(connectionString));
         builder.Services.AddHangfireServer((sp, server) =>
         {
-            server.Queues = [FineTuneJobRunner.Queue];
+            server.Queues = [FineTuneJobRunner.Queue, Read.Domain.Batches.BatchJobRunner.Queue];
             server.WorkerCount = sp.GetRequiredService<IOptions<ReadOptions>>().Value.WorkerCount;
             server.ServerName = $"read-worker:{Environment.MachineName}:{Environment.ProcessId}";
         });

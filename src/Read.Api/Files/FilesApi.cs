@@ -8,6 +8,7 @@ using Microsoft.Extensions.Options;
 using Read.Api.Authentication;
 using Read.Api.Idempotency;
 using Read.Api.Problems;
+using Read.Domain.Batches;
 using Read.Domain.Configuration;
 using Read.Domain.Files;
 using Read.Domain.Jobs;
@@ -31,12 +32,14 @@ internal static class FilesApi
             .WithSummary("Upload a JSONL dataset (form field 'file'; optional 'purpose'). Validated on upload; errors name the line.");
         group.MapGet("/", List).WithSummary("The calling tenant's files, newest first (limit, after).");
         group.MapGet("/{id}", Get).WithSummary("One file's metadata.");
+        group.MapGet("/{id}/content", Content).WithSummary("A file's bytes (a batch's output and error files among them).");
         group.MapDelete("/{id}", Delete).WithSummary("Delete a file that no queued or running job uses.");
         return app;
     }
 
     internal static async Task<Results<Created<FileResponse>, ProblemHttpResult>> Upload(
-        HttpContext context, ClaimsPrincipal user, ReadDbContext db, IOptions<ReadOptions> options, IOptions<QuotaOptions> quotas, CancellationToken ct)
+        HttpContext context, ClaimsPrincipal user, ReadDbContext db, IOptions<ReadOptions> options, IOptions<QuotaOptions> quotas,
+        IOptions<BatchOptions> batchOptions, CancellationToken ct)
     {
         var limit = options.Value.MaxUploadBytes;
         var request = context.Request;
@@ -77,16 +80,18 @@ internal static class FilesApi
         var content = new byte[file.Length];
         await using (var stream = file.OpenReadStream())
             await stream.ReadExactlyAsync(content, ct);
-        var parsed = JsonlDatasetParser.Parse(content);
+        var purpose = form["purpose"].FirstOrDefault() ?? "fine-tune";
+        if (purpose is not ("fine-tune" or "validation" or "test" or BatchFileStore.InputPurpose))
+            return ApiProblems.BadRequest("invalid_purpose", "purpose must be fine-tune, validation, test or batch.");
+        // A batch input file holds predict requests, not labelled examples: validated as such, line by line.
+        var batchInput = purpose == BatchFileStore.InputPurpose ? BatchInputFile.Parse(content, batchOptions.Value.MaxRequests) : null;
+        var parsed = batchInput is null ? JsonlDatasetParser.Parse(content)
+            : batchInput.Succeeded ? DatasetParseResult.Ok([], []) : DatasetParseResult.Fail(batchInput.ErrorCode!, batchInput.ErrorMessage!, batchInput.ErrorLine);
         if (!parsed.Succeeded)
         {
             var extra = parsed.ErrorLine is { } line ? new Dictionary<string, object?> { ["line"] = line } : null;
             return ApiProblems.BadRequest(parsed.ErrorCode!, parsed.ErrorMessage!, extra);
         }
-
-        var purpose = form["purpose"].FirstOrDefault() ?? "fine-tune";
-        if (purpose is not ("fine-tune" or "validation" or "test"))
-            return ApiProblems.BadRequest("invalid_purpose", "purpose must be fine-tune, validation or test.");
         var tenant = user.GetTenantId();
         var (idempotencyKey, keyProblem) = IdempotencyKeys.Read(request);
         if (keyProblem is not null)
@@ -102,7 +107,7 @@ internal static class FilesApi
             Purpose = purpose,
             Bytes = content.LongLength,
             Sha256 = Convert.ToHexStringLower(SHA256.HashData(content)),
-            ExampleCount = parsed.Examples.Count,
+            ExampleCount = batchInput?.Lines.Count ?? parsed.Examples.Count,
             Labels = [.. parsed.Labels],
             HasTextPairs = parsed.Examples.Any(e => e.TextPair is not null),
             Content = content,
@@ -141,6 +146,12 @@ internal static class FilesApi
 
         IdempotencyKeys.MarkReplayed(context.Response);
         return TypedResults.Created($"/v1/files/{file.Id}", FileResponse.From(file));
+    }
+
+    internal static async Task<Results<FileContentHttpResult, ProblemHttpResult>> Content(string id, ClaimsPrincipal user, ReadDbContext db, CancellationToken ct)
+    {
+        var content = await BatchFileStore.ReadAsync(db, user.GetTenantId(), id, ct);
+        return content is null ? ApiProblems.NotFound("file", id) : TypedResults.File(content, "application/jsonl", $"{id}.jsonl");
     }
 
     private static ProblemHttpResult TooLarge(long limit) =>
@@ -186,6 +197,8 @@ internal static class FilesApi
         var tenant = user.GetTenantId();
         var inUse = await db.Jobs.AnyAsync(j => j.TenantId == tenant && (j.TrainingFileId == id || j.ValidationFileId == id)
                                                 && (j.Status == JobStatus.Queued || j.Status == JobStatus.Running), ct);
+        inUse = inUse || await db.Batches.AnyAsync(b => b.TenantId == tenant && b.InputFileId == id
+                                                        && b.Status != BatchStatus.Completed && b.Status != BatchStatus.Failed && b.Status != BatchStatus.Cancelled, ct);
         if (inUse)
             return ApiProblems.Problem(StatusCodes.Status409Conflict, "file_in_use", "Conflict", $"File '{id}' is used by a queued or running job.");
         var deleted = await db.Files.Where(f => f.Id == id && f.TenantId == tenant).ExecuteDeleteAsync(ct);

@@ -65,9 +65,12 @@ internal static class FineTuningApi
             return ApiProblems.BadRequest("missing_training_file", "'training_file' is required.");
         foreach (var fileId in new[] { request.TrainingFile, request.ValidationFile }.OfType<string>())
         {
-            var labels = await db.Files.Where(f => f.Id == fileId && f.TenantId == tenant).Select(f => f.Labels).SingleOrDefaultAsync(ct);
-            if (labels is null)
+            var file = await db.Files.Where(f => f.Id == fileId && f.TenantId == tenant).Select(f => new { f.Labels, f.Purpose }).SingleOrDefaultAsync(ct);
+            if (file is null)
                 return ApiProblems.BadRequest("file_not_found", $"File '{fileId}' does not exist.");
+            if (file.Purpose is Read.Domain.Batches.BatchFileStore.InputPurpose or Read.Domain.Batches.BatchFileStore.OutputPurpose)
+                return ApiProblems.BadRequest("invalid_file_purpose", $"File '{fileId}' has purpose '{file.Purpose}': it holds predict requests or results, not labelled examples.");
+            var labels = file.Labels;
             if (task == FineTuneTasks.Regression && labels.FirstOrDefault(l => !double.TryParse(l, NumberStyles.Float, CultureInfo.InvariantCulture, out _)) is { } bad)
                 return ApiProblems.BadRequest("invalid_regression_label", $"File '{fileId}' has the non-numeric label '{bad}'; regression needs numbers.");
         }
@@ -137,7 +140,7 @@ internal static class FineTuningApi
         return TypedResults.Created($"/v1/fine-tuning/jobs/{job.Id}", JobResponse.From(job));
     }
 
-    private static string? MetadataProblem(Dictionary<string, JsonElement>? metadata)
+    internal static string? MetadataProblem(Dictionary<string, JsonElement>? metadata)
     {
         if (metadata is null)
             return null;

@@ -11,6 +11,7 @@ using Read.Api.Adapters;
 using Read.Api.Admin;
 using Read.Api.Authentication;
 using Read.Api.Backbones;
+using Read.Api.Batches;
 using Read.Api.Files;
 using Read.Api.FineTuning;
 using Read.Api.Health;
@@ -67,7 +68,7 @@ internal static class ReadApiExtensions
             // The embedded default trains in this process; with Postgres configured only Read.Worker does.
             services.AddHangfireServer((sp, server) =>
             {
-                server.Queues = [FineTuneJobRunner.Queue];
+                server.Queues = [FineTuneJobRunner.Queue, Read.Domain.Batches.BatchJobRunner.Queue];
                 server.WorkerCount = sp.GetRequiredService<IOptions<ReadOptions>>().Value.WorkerCount;
                 server.ServerName = $"read-api-embedded:{Environment.ProcessId}";
             });
@@ -134,6 +135,7 @@ internal static class ReadApiExtensions
         app.MapFilesApi();
         app.MapFineTuningApi();
         app.MapAdaptersApi();
+        app.MapBatchesApi();
         app.MapWebhooksApi();
         app.MapReceiptsApi();
         app.MapSweepsApi();
@@ -151,5 +153,6 @@ internal static class ReadApiExtensions
             await EmbeddedStartup.RunAsync(scope.ServiceProvider);
         else
             await JobRecovery.RequeueAsync(scope.ServiceProvider, includeEnqueued: false);
+        await BatchRecovery.RequeueAsync(scope.ServiceProvider, embedded: mode.IsEmbedded);
     }
 }

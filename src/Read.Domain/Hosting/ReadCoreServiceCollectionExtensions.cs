@@ -1,6 +1,7 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Read.Domain.Backbones;
+using Read.Domain.Batches;
 using Read.Domain.Configuration;
 using Read.Domain.FineTuning;
 using Read.Domain.Jobs;
@@ -24,6 +25,9 @@ public static class ReadCoreServiceCollectionExtensions
         // Runs with the hosts' ValidateOnStart on ReadOptions: a device that cannot be used stops start-up with the reason.
         services.AddSingleton<IValidateOptions<ReadOptions>, ReadDeviceValidation>();
         services.AddTransient<FineTuneJobRunner>();
+        services.AddTransient<BatchJobRunner>();
+        services.AddOptions<BatchOptions>().BindConfiguration(BatchOptions.Section)
+            .Validate(o => o.MaxRequests > 0 && o.ChunkTexts > 0, "Read:Batches:MaxRequests and ChunkTexts must be positive").ValidateOnStart();
         services.AddSingleton<IJobStageListener, JobMeasurementListener>(); // the receipt's CPU, RSS and token counts
         services.AddOptions<ActivationCacheStoreOptions>().BindConfiguration(ActivationCacheStoreOptions.Section);
         services.AddSingleton<IJobStageListener, ActivationCacheStoreListener>(); // the cache disk budget

@@ -1,5 +1,6 @@
 using Microsoft.EntityFrameworkCore;
 using Read.Domain.Adapters;
+using Read.Domain.Batches;
 using Read.Domain.Files;
 using Read.Domain.Idempotency;
 using Read.Domain.Jobs;
@@ -30,6 +31,7 @@ public abstract class ReadDbContext(DbContextOptions options) : DbContext(option
     public DbSet<WebhookDeliveryAttempt> WebhookDeliveryAttempts => Set<WebhookDeliveryAttempt>();
     public DbSet<JobMeasurement> JobMeasurements => Set<JobMeasurement>();
     public DbSet<Sweep> Sweeps => Set<Sweep>();
+    public DbSet<PredictionBatch> Batches => Set<PredictionBatch>();
 
     protected override void OnModelCreating(ModelBuilder model)
     {
@@ -106,6 +108,21 @@ public abstract class ReadDbContext(DbContextOptions options) : DbContext(option
             e.HasOne<Tenant>().WithMany().HasForeignKey(k => k.TenantId);
         });
         OnWebhooksAndReceiptsCreating(model);
+        model.Entity<PredictionBatch>(e =>
+        {
+            e.ToTable("batches");
+            e.Property(b => b.Id).HasMaxLength(64);
+            e.Property(b => b.Endpoint).HasMaxLength(64);
+            e.Property(b => b.InputFileId).HasMaxLength(64);
+            e.Property(b => b.CompletionWindow).HasMaxLength(16);
+            e.Property(b => b.Status).HasMaxLength(16);
+            e.Property(b => b.OutputFileId).HasMaxLength(64);
+            e.Property(b => b.ErrorFileId).HasMaxLength(64);
+            e.Property(b => b.RunOwner).HasMaxLength(128);
+            e.HasIndex(b => new { b.TenantId, b.CreatedAt });
+            e.HasIndex(b => b.Status);
+            e.HasOne<Tenant>().WithMany().HasForeignKey(b => b.TenantId);
+        });
     }
 
     private static void OnWebhooksAndReceiptsCreating(ModelBuilder model)
