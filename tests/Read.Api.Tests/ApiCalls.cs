@@ -8,13 +8,17 @@ namespace Read.Api.Tests;
 /// <summary>The HTTP calls tests make, written once.</summary>
 internal static class ApiCalls
 {
-    public static async Task<HttpResponseMessage> UploadAsync(this HttpClient client, byte[] content, string fileName = "data.jsonl", string? purpose = null)
+    /// <param name="purposeFirst">Send the purpose field before the file (the upload streams, so the order matters to it).</param>
+    public static async Task<HttpResponseMessage> UploadAsync(this HttpClient client, byte[] content, string fileName = "data.jsonl", string? purpose = null,
+        bool purposeFirst = false)
     {
         using var form = new MultipartFormDataContent();
         var file = new ByteArrayContent(content);
         file.Headers.ContentType = new MediaTypeHeaderValue("application/jsonl");
+        if (purpose is not null && purposeFirst)
+            form.Add(new StringContent(purpose), "purpose");
         form.Add(file, "file", fileName);
-        if (purpose is not null)
+        if (purpose is not null && !purposeFirst)
             form.Add(new StringContent(purpose), "purpose");
         return await client.PostAsync("/v1/files", form);
     }

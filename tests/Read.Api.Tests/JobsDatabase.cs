@@ -67,9 +67,10 @@ internal sealed class JobsDatabase : IAsyncDisposable
         {
             Id = fileId, TenantId = TenantId, FileName = "train.jsonl", Purpose = "fine-tune", Bytes = jsonl.LongLength,
             Sha256 = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(jsonl)), ExampleCount = examples,
-            Labels = labels.ToList(), HasTextPairs = false, Content = jsonl, CreatedAt = DateTime.UtcNow,
+            Labels = labels.ToList(), HasTextPairs = false, CreatedAt = DateTime.UtcNow,
         });
         await db.SaveChangesAsync();
+        await FileContentStore.WriteAsync(db, fileId, new MemoryStream(jsonl), long.MaxValue, CancellationToken.None);
         return fileId;
     }
 

@@ -1,8 +1,9 @@
 using System.Security.Claims;
-using System.Security.Cryptography;
 using System.Text;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Net.Http.Headers;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Read.Api.Authentication;
@@ -37,6 +38,11 @@ internal static class FilesApi
         return app;
     }
 
+    /// <summary>
+    /// Reads the multipart body section by section (never buffering the form): the file section streams into
+    /// <see cref="FileContentStore"/> while it is counted (413 the moment it passes the limit), hashed and validated line
+    /// by line; a refused upload keeps nothing.
+    /// </summary>
     internal static async Task<Results<Created<FileResponse>, ProblemHttpResult>> Upload(
         HttpContext context, ClaimsPrincipal user, ReadDbContext db, IOptions<ReadOptions> options, IOptions<QuotaOptions> quotas,
         IOptions<BatchOptions> batchOptions, CancellationToken ct)
@@ -48,14 +54,116 @@ internal static class FilesApi
         var bodyLimit = context.Features.Get<IHttpMaxRequestBodySizeFeature>();
         if (bodyLimit is { IsReadOnly: false })
             bodyLimit.MaxRequestBodySize = limit + MultipartOverheadBytes;
-        if (!request.HasFormContentType)
-            return ApiProblems.Problem(StatusCodes.Status415UnsupportedMediaType, "unsupported_media_type", "Unsupported media type",
-                "Send the dataset as multipart/form-data with a field named 'file'.");
+        if (!MediaTypeHeaderValue.TryParse(request.ContentType, out var mediaType)
+            || !mediaType.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase))
+        {
+            return request.HasFormContentType
+                ? ApiProblems.BadRequest("missing_file", "The form has no field named 'file'.")
+                : ApiProblems.Problem(StatusCodes.Status415UnsupportedMediaType, "unsupported_media_type", "Unsupported media type",
+                    "Send the dataset as multipart/form-data with a field named 'file'.");
+        }
+        var boundary = HeaderUtilities.RemoveQuotes(mediaType.Boundary).Value;
+        if (string.IsNullOrEmpty(boundary))
+            return ApiProblems.BadRequest("invalid_multipart", "The multipart/form-data content type has no boundary.");
+        var (idempotencyKey, keyProblem) = IdempotencyKeys.Read(request);
+        if (keyProblem is not null)
+            return keyProblem;
 
-        IFormCollection form;
+        var tenant = user.GetTenantId();
+        var fileId = "file-" + Guid.NewGuid().ToString("N");
+        var kept = false;
+        FileWriteResult? written = null;
         try
         {
-            form = await request.ReadFormAsync(new FormOptions { MultipartBodyLengthLimit = limit + MultipartOverheadBytes }, ct);
+            string? fileName = null;
+            string? purpose = null;
+            DatasetParseResult? parsed = null;
+            var reader = new MultipartReader(boundary, request.Body);
+            MultipartSection? section;
+            while ((section = await reader.ReadNextSectionAsync(ct)) is not null)
+            {
+                if (!ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition))
+                    continue;
+                var name = HeaderUtilities.RemoveQuotes(disposition.Name).Value;
+                if (name == "file" && disposition.IsFileDisposition() && written is null)
+                {
+                    fileName = HeaderUtilities.RemoveQuotes(disposition.FileNameStar.HasValue ? disposition.FileNameStar : disposition.FileName).Value ?? "";
+                    if (!StorableText.IsValid(fileName))
+                        return ApiProblems.BadRequest("invalid_characters", "The file name contains a NUL character or an unpaired surrogate.");
+                    // A batch input file holds predict requests, not labelled examples: checked once stored (below). When
+                    // the purpose field comes after the file, the dataset check runs and its verdict is dropped for a batch.
+                    var validator = purpose == BatchFileStore.InputPurpose ? null : new JsonlDatasetParser.Incremental(keepExamples: false);
+                    var mayBeBatch = purpose is null; // not known yet: keep the bytes even past a dataset error
+                    written = await FileContentStore.WriteAsync(db, fileId, section.Body, limit, ct,
+                        validator is null ? null : piece => validator.Append(piece.Span) || mayBeBatch);
+                    parsed = validator?.Complete() ?? DatasetParseResult.Ok([], []);
+                }
+                else if (name == "purpose")
+                {
+                    // A short field: read at most a little more than the longest valid value.
+                    var buffer = new byte[64];
+                    var n = await section.Body.ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, ct);
+                    purpose = Encoding.UTF8.GetString(buffer, 0, n);
+                }
+                // Any other section is skipped: the reader drains it without keeping it.
+            }
+
+            if (written is null || parsed is null)
+                return ApiProblems.BadRequest("missing_file", "The form has no field named 'file'.");
+            if (await TenantQuotas.StorageExceededAsync(db, tenant, written.Bytes, quotas.Value, ct) is { } quota)
+                return ApiProblems.Problem(StatusCodes.Status403Forbidden, "storage_quota_exceeded", "Forbidden",
+                    $"This tenant may hold at most {quota} bytes of files; delete some first.");
+            purpose ??= "fine-tune";
+            if (purpose is not ("fine-tune" or "validation" or "test" or BatchFileStore.InputPurpose))
+                return ApiProblems.BadRequest("invalid_purpose", "purpose must be fine-tune, validation, test or batch.");
+            int? batchLines = null;
+            if (purpose == BatchFileStore.InputPurpose)
+            {
+                // Bounded by the upload limit; read back from the store rather than kept while streaming.
+                var batchInput = BatchInputFile.Parse(await FileContentStore.ReadAllAsync(db, fileId, ct), batchOptions.Value.MaxRequests);
+                parsed = batchInput.Succeeded ? DatasetParseResult.Ok([], []) : DatasetParseResult.Fail(batchInput.ErrorCode!, batchInput.ErrorMessage!, batchInput.ErrorLine);
+                batchLines = batchInput.Lines.Count;
+            }
+            if (!parsed.Succeeded)
+            {
+                var extra = parsed.ErrorLine is { } line ? new Dictionary<string, object?> { ["line"] = line } : null;
+                return ApiProblems.BadRequest(parsed.ErrorCode!, parsed.ErrorMessage!, extra);
+            }
+            var requestHash = idempotencyKey is null ? "" : IdempotencyKeys.Hash(Convert.FromHexString(written.Sha256), Encoding.UTF8.GetBytes(fileName!), Encoding.UTF8.GetBytes(purpose));
+            if (idempotencyKey is not null && await ReplayAsync(db, tenant, idempotencyKey, requestHash, context, ct) is { } replay)
+                return replay;
+            var entity = new DatasetFile
+            {
+                Id = fileId,
+                TenantId = tenant,
+                FileName = Path.GetFileName(fileName) is { Length: > 0 and <= 256 } shortName ? shortName : "dataset.jsonl",
+                Purpose = purpose,
+                Bytes = written.Bytes,
+                Sha256 = written.Sha256,
+                ExampleCount = batchLines ?? parsed.ExampleCount,
+                Labels = [.. parsed.Labels],
+                HasTextPairs = parsed.HasTextPairs,
+                CreatedAt = DateTime.UtcNow,
+            };
+            db.Files.Add(entity);
+            if (idempotencyKey is not null)
+                IdempotencyKeys.Add(db, tenant, IdempotencyKeys.Files, idempotencyKey, requestHash, entity.Id);
+            try
+            {
+                await db.SaveChangesAsync(ct);
+                kept = true;
+            }
+            catch (DbUpdateException e) when (idempotencyKey is not null && IdempotencyKeys.IsDuplicate(e))
+            {
+                db.ChangeTracker.Clear(); // a concurrent retry under the same key committed first: answer with its file
+                return await ReplayAsync(db, tenant, idempotencyKey, requestHash, context, ct) ?? throw new InvalidOperationException("Idempotency key vanished.", e);
+            }
+
+            return TypedResults.Created($"/v1/files/{entity.Id}", FileResponse.From(entity));
+        }
+        catch (FileTooLargeException)
+        {
+            return TooLarge(limit);
         }
         catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
@@ -65,68 +173,16 @@ internal static class FilesApi
         {
             return TooLarge(limit);
         }
-
-        var file = form.Files.GetFile("file");
-        if (file is null)
-            return ApiProblems.BadRequest("missing_file", "The form has no field named 'file'.");
-        if (file.Length > limit)
-            return TooLarge(limit);
-        if (!StorableText.IsValid(file.FileName))
-            return ApiProblems.BadRequest("invalid_characters", "The file name contains a NUL character or an unpaired surrogate.");
-        if (await TenantQuotas.StorageExceededAsync(db, user.GetTenantId(), file.Length, quotas.Value, ct) is { } quota)
-            return ApiProblems.Problem(StatusCodes.Status403Forbidden, "storage_quota_exceeded", "Forbidden",
-                $"This tenant may hold at most {quota} bytes of files; delete some first.");
-
-        var content = new byte[file.Length];
-        await using (var stream = file.OpenReadStream())
-            await stream.ReadExactlyAsync(content, ct);
-        var purpose = form["purpose"].FirstOrDefault() ?? "fine-tune";
-        if (purpose is not ("fine-tune" or "validation" or "test" or BatchFileStore.InputPurpose))
-            return ApiProblems.BadRequest("invalid_purpose", "purpose must be fine-tune, validation, test or batch.");
-        // A batch input file holds predict requests, not labelled examples: validated as such, line by line.
-        var batchInput = purpose == BatchFileStore.InputPurpose ? BatchInputFile.Parse(content, batchOptions.Value.MaxRequests) : null;
-        var parsed = batchInput is null ? JsonlDatasetParser.Parse(content)
-            : batchInput.Succeeded ? DatasetParseResult.Ok([], []) : DatasetParseResult.Fail(batchInput.ErrorCode!, batchInput.ErrorMessage!, batchInput.ErrorLine);
-        if (!parsed.Succeeded)
+        catch (InvalidDataException e)
         {
-            var extra = parsed.ErrorLine is { } line ? new Dictionary<string, object?> { ["line"] = line } : null;
-            return ApiProblems.BadRequest(parsed.ErrorCode!, parsed.ErrorMessage!, extra);
+            return ApiProblems.BadRequest("invalid_multipart", $"The multipart body is malformed ({e.Message}).");
         }
-        var tenant = user.GetTenantId();
-        var (idempotencyKey, keyProblem) = IdempotencyKeys.Read(request);
-        if (keyProblem is not null)
-            return keyProblem;
-        var requestHash = idempotencyKey is null ? "" : IdempotencyKeys.Hash(content, Encoding.UTF8.GetBytes(file.FileName), Encoding.UTF8.GetBytes(purpose));
-        if (idempotencyKey is not null && await ReplayAsync(db, tenant, idempotencyKey, requestHash, context, ct) is { } replay)
-            return replay;
-        var entity = new DatasetFile
+        finally
         {
-            Id = "file-" + Guid.NewGuid().ToString("N"),
-            TenantId = tenant,
-            FileName = Path.GetFileName(file.FileName) is { Length: > 0 and <= 256 } name ? name : "dataset.jsonl",
-            Purpose = purpose,
-            Bytes = content.LongLength,
-            Sha256 = Convert.ToHexStringLower(SHA256.HashData(content)),
-            ExampleCount = batchInput?.Lines.Count ?? parsed.Examples.Count,
-            Labels = [.. parsed.Labels],
-            HasTextPairs = parsed.Examples.Any(e => e.TextPair is not null),
-            Content = content,
-            CreatedAt = DateTime.UtcNow,
-        };
-        db.Files.Add(entity);
-        if (idempotencyKey is not null)
-            IdempotencyKeys.Add(db, tenant, IdempotencyKeys.Files, idempotencyKey, requestHash, entity.Id);
-        try
-        {
-            await db.SaveChangesAsync(ct);
+            // Refused, replayed or failed: the streamed bytes go (WriteAsync already removed its own on its failures).
+            if (!kept && written is not null)
+                await FileContentStore.DeleteAsync(db, fileId, CancellationToken.None);
         }
-        catch (DbUpdateException e) when (idempotencyKey is not null && IdempotencyKeys.IsDuplicate(e))
-        {
-            db.ChangeTracker.Clear(); // a concurrent retry under the same key committed first: answer with its file
-            return await ReplayAsync(db, tenant, idempotencyKey, requestHash, context, ct) ?? throw new InvalidOperationException("Idempotency key vanished.", e);
-        }
-
-        return TypedResults.Created($"/v1/files/{entity.Id}", FileResponse.From(entity));
     }
 
     private static async Task<Results<Created<FileResponse>, ProblemHttpResult>?> ReplayAsync(
@@ -178,7 +234,7 @@ internal static class FilesApi
             .Select(f => new DatasetFile
             {
                 Id = f.Id, TenantId = f.TenantId, FileName = f.FileName, Purpose = f.Purpose, Bytes = f.Bytes, Sha256 = f.Sha256,
-                ExampleCount = f.ExampleCount, Labels = f.Labels, HasTextPairs = f.HasTextPairs, Content = Array.Empty<byte>(), CreatedAt = f.CreatedAt,
+                ExampleCount = f.ExampleCount, Labels = f.Labels, HasTextPairs = f.HasTextPairs, CreatedAt = f.CreatedAt,
             })
             .ToListAsync(ct);
         var page = PageRequest.From(files, take);
@@ -202,6 +258,8 @@ internal static class FilesApi
         if (inUse)
             return ApiProblems.Problem(StatusCodes.Status409Conflict, "file_in_use", "Conflict", $"File '{id}' is used by a queued or running job.");
         var deleted = await db.Files.Where(f => f.Id == id && f.TenantId == tenant).ExecuteDeleteAsync(ct);
+        if (deleted > 0)
+            await FileContentStore.DeleteAsync(db, id, ct);
         return deleted == 0 ? ApiProblems.NotFound("file", id) : TypedResults.NoContent();
     }
 }

@@ -6,8 +6,8 @@ using Read.Domain.Persistence;
 namespace Read.Domain.Batches;
 
 /// <summary>
-/// The one place batch code reads and writes file bytes. Today they live in <see cref="DatasetFile.Content"/>; when
-/// files move to chunked storage only this class changes.
+/// The one place batch code reads and writes file bytes, through <see cref="FileContentStore"/> (chunked rows in the
+/// database, so any worker reads what the API stored).
 /// </summary>
 internal static class BatchFileStore
 {
@@ -18,25 +18,32 @@ internal static class BatchFileStore
     public const string OutputPurpose = "batch_output";
 
     /// <summary>The bytes of the tenant's file, or null when it does not exist (another tenant's file does not either).</summary>
-    public static Task<byte[]?> ReadAsync(ReadDbContext db, Guid tenant, string fileId, CancellationToken ct) =>
-        db.Files.AsNoTracking().Where(f => f.Id == fileId && f.TenantId == tenant).Select(f => f.Content).SingleOrDefaultAsync(ct)!;
+    public static async Task<byte[]?> ReadAsync(ReadDbContext db, Guid tenant, string fileId, CancellationToken ct) =>
+        await db.Files.AsNoTracking().AnyAsync(f => f.Id == fileId && f.TenantId == tenant, ct)
+            ? await FileContentStore.ReadAllAsync(db, fileId, ct)
+            : null;
 
-    /// <summary>Adds (unsaved: the caller commits it with the batch's status) a file holding <paramref name="path"/>'s bytes; returns its id.</summary>
+    /// <summary>
+    /// Adds a file holding <paramref name="path"/>'s bytes; returns its id. Its chunks are written now; the file row is
+    /// unsaved (the caller commits it with the batch's status), so until then the chunks belong to no file.
+    /// </summary>
     public static async Task<string> AddAsync(ReadDbContext db, Guid tenant, string fileName, string path, int lines, CancellationToken ct)
     {
-        var content = await File.ReadAllBytesAsync(path, ct);
+        var id = "file-" + Guid.NewGuid().ToString("N");
+        FileWriteResult written;
+        await using (var source = File.OpenRead(path))
+            written = await FileContentStore.WriteAsync(db, id, source, long.MaxValue, ct);
         var file = new DatasetFile
         {
-            Id = "file-" + Guid.NewGuid().ToString("N"),
+            Id = id,
             TenantId = tenant,
             FileName = fileName,
             Purpose = OutputPurpose,
-            Bytes = content.LongLength,
-            Sha256 = Convert.ToHexStringLower(SHA256.HashData(content)),
+            Bytes = written.Bytes,
+            Sha256 = written.Sha256,
             ExampleCount = lines,
             Labels = [],
             HasTextPairs = false,
-            Content = content,
             CreatedAt = DateTime.UtcNow,
         };
         db.Files.Add(file);

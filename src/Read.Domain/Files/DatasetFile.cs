@@ -1,6 +1,6 @@
 namespace Read.Domain.Files;
 
-/// <summary>An uploaded JSONL dataset, validated on upload; its bytes live in the database so any worker can read it.</summary>
+/// <summary>An uploaded JSONL dataset, validated on upload; its bytes live in the database (<see cref="FileChunk"/>, through <see cref="FileContentStore"/>) so any worker can read it.</summary>
 public sealed class DatasetFile
 {
     public required string Id { get; init; }
@@ -13,6 +13,5 @@ public sealed class DatasetFile
     /// <summary>Distinct labels, sorted ordinally.</summary>
     public required List<string> Labels { get; init; }
     public required bool HasTextPairs { get; init; }
-    public required byte[] Content { get; init; }
     public required DateTime CreatedAt { get; init; }
 }

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 using System.Text.Json;
 using System.Text.Unicode;
@@ -14,44 +15,148 @@ public static class JsonlDatasetParser
     /// <summary>Parses <paramref name="content"/>; on the first problem returns an error whose message names the 1-based line.</summary>
     public static DatasetParseResult Parse(ReadOnlySpan<byte> content)
     {
-        if (content.StartsWith("\uFEFF"u8))
-            content = content[3..];
-        var examples = new List<LabeledExample>();
+        var reader = new Incremental();
+        reader.Append(content);
+        return reader.Complete();
+    }
+
+    /// <summary>Parses a stream chunk by chunk (never the whole file in one buffer); same errors as <see cref="Parse"/>.</summary>
+    public static async Task<DatasetParseResult> ParseAsync(Stream content, CancellationToken ct, bool keepExamples = true)
+    {
+        var reader = new Incremental(keepExamples);
+        var buffer = new byte[81920];
+        int read;
+        while ((read = await content.ReadAsync(buffer, ct)) > 0)
+            if (!reader.Append(buffer.AsSpan(0, read)))
+                break;
+        return reader.Complete();
+    }
+
+    /// <summary>
+    /// Validates JSONL fed in arbitrary pieces (an upload as it streams in): whole lines are parsed as soon as their
+    /// newline arrives, so only the current partial line is buffered. Without <c>keepExamples</c> only the label set,
+    /// the count and whether any example has a text pair are kept, which is all an upload needs.
+    /// </summary>
+    public sealed class Incremental(bool keepExamples = true)
+    {
+        private readonly List<LabeledExample> _examples = [];
+        private readonly HashSet<string> _labels = new(StringComparer.Ordinal);
+        private readonly System.Buffers.ArrayBufferWriter<byte> _partial = new();
         // The JSON type of the first label: 1 and "1" would otherwise become the same class (docs/decisions/008).
-        JsonValueKind? labelKind = null;
-        var lineNumber = 0;
-        while (!content.IsEmpty)
+        private JsonValueKind? _labelKind;
+        private int _lineNumber;
+        private int _count;
+        private bool _started;
+        private DatasetParseResult? _failure;
+
+        public int ExampleCount => _count;
+        public bool HasTextPairs { get; private set; }
+
+        /// <summary>Feeds the next bytes; false once an error was found (later input is ignored).</summary>
+        public bool Append(ReadOnlySpan<byte> content)
         {
-            lineNumber++;
-            var newline = content.IndexOf((byte)'\n');
-            var line = newline < 0 ? content : content[..newline];
-            content = newline < 0 ? [] : content[(newline + 1)..];
+            if (_failure is not null)
+                return false;
+            if (!_started)
+            {
+                // The BOM may arrive split across pieces: hold back until three bytes are seen.
+                if (_partial.WrittenCount + content.Length < 3)
+                {
+                    _partial.Write(content);
+                    return true;
+                }
+                if (_partial.WrittenCount > 0)
+                {
+                    var head = new byte[_partial.WrittenCount + content.Length];
+                    _partial.WrittenSpan.CopyTo(head);
+                    content.CopyTo(head.AsSpan(_partial.WrittenCount));
+                    _partial.Clear();
+                    content = head;
+                }
+                _started = true;
+                if (content.StartsWith("\uFEFF"u8))
+                    content = content[3..];
+            }
+            while (!content.IsEmpty)
+            {
+                var newline = content.IndexOf((byte)'\n');
+                if (newline < 0)
+                {
+                    _partial.Write(content);
+                    return true;
+                }
+                if (_partial.WrittenCount > 0)
+                {
+                    _partial.Write(content[..newline]);
+                    var line = _partial.WrittenSpan.ToArray();
+                    _partial.Clear();
+                    Line(line);
+                }
+                else
+                    Line(content[..newline]);
+                if (_failure is not null)
+                    return false;
+                content = content[(newline + 1)..];
+            }
+            return true;
+        }
+
+        /// <summary>Ends the input: the last line need not end with a newline.</summary>
+        public DatasetParseResult Complete()
+        {
+            _started = true; // a file shorter than a BOM is just a (bad) line
+            if (_failure is null && _partial.WrittenCount > 0)
+            {
+                var line = _partial.WrittenSpan.ToArray();
+                _partial.Clear();
+                Line(line);
+            }
+            if (_failure is not null)
+                return _failure;
+            if (_count == 0)
+                return DatasetParseResult.Fail("empty_file", "The file contains no examples.", null);
+            var labels = _labels.Order(StringComparer.Ordinal).ToList();
+            if (labels.Count < 2)
+                return DatasetParseResult.Fail("single_label",
+                    $"Classification needs at least two label classes; every example is labelled \"{labels[0]}\".", null);
+            return DatasetParseResult.Ok(_examples, labels, _count, HasTextPairs);
+        }
+
+        private void Line(ReadOnlySpan<byte> line)
+        {
+            _lineNumber++;
+            var lineNumber = _lineNumber;
             if (line.EndsWith("\r"u8))
                 line = line[..^1];
             if (IsBlank(line))
-                continue;
+                return;
 
             // System.Text.Json does not validate UTF-8 inside strings until it transcodes them, and then throws.
             if (!Utf8.IsValid(line))
-                return DatasetParseResult.Fail("invalid_encoding", $"Line {lineNumber}: not valid UTF-8 (save the file as UTF-8).", lineNumber);
+            {
+                _failure = DatasetParseResult.Fail("invalid_encoding", $"Line {lineNumber}: not valid UTF-8 (save the file as UTF-8).", lineNumber);
+                return;
+            }
             var error = TryParseLine(line, lineNumber, out var example, out var kind);
             if (error is not null)
-                return DatasetParseResult.Fail(error.Value.Code, error.Value.Message, lineNumber);
-            labelKind ??= kind;
-            if (KindName(kind) != KindName(labelKind.Value))
-                return DatasetParseResult.Fail("mixed_label_types",
-                    $"Line {lineNumber}: the label is a {KindName(kind)} but earlier labels are {KindName(labelKind.Value)}s; use one JSON type for every label.",
+            {
+                _failure = DatasetParseResult.Fail(error.Value.Code, error.Value.Message, lineNumber);
+                return;
+            }
+            _labelKind ??= kind;
+            if (KindName(kind) != KindName(_labelKind.Value))
+            {
+                _failure = DatasetParseResult.Fail("mixed_label_types",
+                    $"Line {lineNumber}: the label is a {KindName(kind)} but earlier labels are {KindName(_labelKind.Value)}s; use one JSON type for every label.",
                     lineNumber);
-            examples.Add(example!);
+                return;
+            }
+            _count++;
+            _labels.Add(example!.Label);
+            HasTextPairs |= example.TextPair is not null;
+            if (keepExamples)
+                _examples.Add(example);
         }
-
-        if (examples.Count == 0)
-            return DatasetParseResult.Fail("empty_file", "The file contains no examples.", null);
-        var labels = examples.Select(e => e.Label).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
-        if (labels.Count < 2)
-            return DatasetParseResult.Fail("single_label",
-                $"Classification needs at least two label classes; every example is labelled \"{labels[0]}\".", null);
-        return DatasetParseResult.Ok(examples, labels);
     }
 
     private static string KindName(JsonValueKind kind) => kind switch

@@ -255,9 +255,10 @@ public sealed class FineTuneJobRunner(
 
     private static async Task<IReadOnlyList<LabeledExample>> ReadFileAsync(ReadDbContext db, FineTuneJob job, string fileId, CancellationToken ct)
     {
-        var content = await db.Files.Where(f => f.Id == fileId && f.TenantId == job.TenantId).Select(f => f.Content).SingleOrDefaultAsync(ct)
-            ?? throw new JobFailedException(JobErrorCodes.InvalidTrainingData, $"File {fileId} no longer exists.");
-        var parsed = JsonlDatasetParser.Parse(content);
+        if (!await db.Files.AnyAsync(f => f.Id == fileId && f.TenantId == job.TenantId, ct))
+            throw new JobFailedException(JobErrorCodes.InvalidTrainingData, $"File {fileId} no longer exists.");
+        await using var content = await FileContentStore.OpenReadAsync(db, fileId, ct);
+        var parsed = await JsonlDatasetParser.ParseAsync(content, ct);
         if (!parsed.Succeeded)
             throw new JobFailedException(JobErrorCodes.InvalidTrainingData, $"File {fileId}: {parsed.ErrorMessage}");
         return parsed.Examples;

@@ -20,6 +20,7 @@ public abstract class ReadDbContext(DbContextOptions options) : DbContext(option
     public DbSet<Tenant> Tenants => Set<Tenant>();
     public DbSet<ApiKey> ApiKeys => Set<ApiKey>();
     public DbSet<DatasetFile> Files => Set<DatasetFile>();
+    public DbSet<FileChunk> FileChunks => Set<FileChunk>();
     public DbSet<FineTuneJob> Jobs => Set<FineTuneJob>();
     public DbSet<JobEvent> JobEvents => Set<JobEvent>();
     public DbSet<AdapterRecord> Adapters => Set<AdapterRecord>();
@@ -57,6 +58,12 @@ public abstract class ReadDbContext(DbContextOptions options) : DbContext(option
             e.Property(f => f.Sha256).HasMaxLength(64);
             e.HasIndex(f => new { f.TenantId, f.CreatedAt });
             e.HasOne<Tenant>().WithMany().HasForeignKey(f => f.TenantId);
+        });
+        model.Entity<FileChunk>(e =>
+        {
+            e.ToTable("file_chunks");
+            e.HasKey(c => new { c.FileId, c.Index });
+            e.Property(c => c.FileId).HasMaxLength(64);
         });
         model.Entity<FineTuneJob>(e =>
         {

@@ -117,8 +117,8 @@ public sealed class JobMeasurementListener : IJobStageListener, IDisposable
         var examples = new List<Datasets.LabeledExample>();
         foreach (var fileId in fileIds)
         {
-            var content = await db.Files.Where(f => f.Id == fileId && f.TenantId == job.TenantId).Select(f => f.Content).SingleAsync();
-            examples.AddRange(JsonlDatasetParser.Parse(content).Examples);
+            await using var content = await FileContentStore.OpenReadAsync(db, fileId, CancellationToken.None);
+            examples.AddRange((await JsonlDatasetParser.ParseAsync(content, CancellationToken.None)).Examples);
         }
         var backbone = backbones.Get(job.BackboneId);
         var lengths = TokenLengths.Of(backbone, examples.Select(e => e.Text).ToList(), examples.Select(e => e.TextPair).ToList(), hp.MaxLength, backbone.TokenizerSettings);

@@ -139,6 +139,20 @@ public sealed class BatchApiTests(PostgresServiceFixture service)
             Assert.Equal(2, (await response.JsonAsync()).GetProperty("line").GetInt32());
         }
 
+        // The purpose field before or after the file: either way the file is checked as what the purpose says.
+        foreach (var purposeFirst in new[] { true, false })
+        {
+            var refused = await client.UploadAsync(BatchCalls.Jsonl([good, cases[1].Bad]), "requests.jsonl", purpose: "batch", purposeFirst: purposeFirst);
+            await refused.AssertProblemAsync(HttpStatusCode.BadRequest, "duplicate_custom_id");
+            var accepted = await client.UploadAsync(BatchCalls.Jsonl([good]), "requests.jsonl", purpose: "batch", purposeFirst: purposeFirst);
+            Assert.Equal(HttpStatusCode.Created, accepted.StatusCode);
+            Assert.Equal(1, (await accepted.JsonAsync()).GetProperty("example_count").GetInt32());
+            // A batch line is not a labelled example: as a training file it is refused, naming line 1.
+            var asDataset = await client.UploadAsync(BatchCalls.Jsonl([good]), "requests.jsonl", purpose: "fine-tune", purposeFirst: purposeFirst);
+            Assert.Equal(HttpStatusCode.BadRequest, asDataset.StatusCode);
+            Assert.Equal(1, (await asDataset.JsonAsync()).GetProperty("line").GetInt32());
+        }
+
         var notJson = await client.UploadAsync("{\"custom_id\": \"a\", \"method\": \"POST\", \"url\": \"/v1/predict\", \"body\": {}}\n{oops\n"u8.ToArray(), "r.jsonl", purpose: "batch");
         await notJson.AssertProblemAsync(HttpStatusCode.BadRequest, "invalid_json");
         Assert.Equal(2, (await notJson.JsonAsync()).GetProperty("line").GetInt32());

@@ -8,6 +8,27 @@ public sealed class JsonlDatasetParserTests
 {
     private static DatasetParseResult Parse(string s) => JsonlDatasetParser.Parse(Encoding.UTF8.GetBytes(s));
 
+    [Theory]
+    [InlineData("\uFEFF{\"text\":\"a\",\"label\":\"x\"}\r\n\r\n{\"text\":\"b\",\"text_pair\":\"c\",\"label\":\"y\"}\n{\"text\":\"d\",\"label\":\"x\"}")]
+    [InlineData("{\"text\":\"a\",\"label\":\"x\"}\n{\"text\":\"b\",\"label\":\"y\"}\n{\"text\":\"c\",\"label\":1}\n")]
+    [InlineData("{\"text\":\"a\",\"label\":\"x\"}\n{bad\n")]
+    [InlineData("\uFEFF")]
+    public void Incremental_SplitAtEveryByte_GivesTheOneShotResult(string text)
+    {
+        var bytes = Encoding.UTF8.GetBytes(text);
+        var whole = JsonlDatasetParser.Parse(bytes);
+        for (var cut = 0; cut <= bytes.Length; cut++)
+        {
+            var reader = new JsonlDatasetParser.Incremental();
+            if (reader.Append(bytes.AsSpan(0, cut)))
+                reader.Append(bytes.AsSpan(cut));
+            var split = reader.Complete();
+            Assert.Equal((whole.ErrorCode, whole.ErrorLine, whole.ExampleCount, whole.HasTextPairs), (split.ErrorCode, split.ErrorLine, split.ExampleCount, split.HasTextPairs));
+            Assert.Equal(whole.Labels, split.Labels);
+            Assert.Equal(whole.Examples, split.Examples);
+        }
+    }
+
     [Fact]
     public void Parse_ValidFileWithBomCrlfBlankLinesAndPairs_ReturnsEveryExample()
     {

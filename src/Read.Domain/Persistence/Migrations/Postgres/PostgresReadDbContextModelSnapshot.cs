@@ -182,10 +182,6 @@ namespace Read.Domain.Persistence.Migrations.Postgres
                     b.Property<long>("Bytes")
                         .HasColumnType("bigint");
 
-                    b.Property<byte[]>("Content")
-                        .IsRequired()
-                        .HasColumnType("bytea");
-
                     b.Property<DateTime>("CreatedAt")
                         .HasColumnType("timestamp with time zone");
 
@@ -222,6 +218,24 @@ namespace Read.Domain.Persistence.Migrations.Postgres
                     b.HasIndex("TenantId", "CreatedAt");
 
                     b.ToTable("files", (string)null);
+                });
+
+            modelBuilder.Entity("Read.Domain.Files.FileChunk", b =>
+                {
+                    b.Property<string>("FileId")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<int>("Index")
+                        .HasColumnType("integer");
+
+                    b.Property<byte[]>("Content")
+                        .IsRequired()
+                        .HasColumnType("bytea");
+
+                    b.HasKey("FileId", "Index");
+
+                    b.ToTable("file_chunks", (string)null);
                 });
 
             modelBuilder.Entity("Read.Domain.Idempotency.IdempotencyRecord", b =>
