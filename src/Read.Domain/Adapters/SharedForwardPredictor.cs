@@ -23,9 +23,18 @@ public static class SharedForwardPredictor
     /// </summary>
     public static IReadOnlyList<Prediction[]> Predict(Backbone backbone, IReadOnlyList<Segment> segments, out double backboneSeconds)
     {
+        var timings = new SharedForwardTimings();
+        var results = Predict(backbone, segments, timings);
+        backboneSeconds = timings.TokenizeSeconds + timings.ForwardSeconds;
+        return results;
+    }
+
+    /// <summary>As above; <paramref name="timings"/> gets where the batch's time went (tokenize, forward, heads) and its padded width.</summary>
+    public static IReadOnlyList<Prediction[]> Predict(Backbone backbone, IReadOnlyList<Segment> segments, SharedForwardTimings timings)
+    {
+        ArgumentNullException.ThrowIfNull(timings);
         ArgumentNullException.ThrowIfNull(backbone);
         ArgumentNullException.ThrowIfNull(segments);
-        backboneSeconds = 0;
         if (segments.Count == 0)
             return [];
         var key = EncodingKey(segments[0].Adapter);
@@ -49,8 +58,12 @@ public static class SharedForwardPredictor
         using var scope = NewDisposeScope();
         var clock = Stopwatch.StartNew();
         using var encoded = backbone.Encode(texts, pairs, key.MaxLength, key.Tokenizer);
+        timings.TokenizeSeconds = clock.Elapsed.TotalSeconds;
+        timings.Width = (int)encoded.InputIds.shape[1];
+        clock.Restart();
         var hidden = backbone.HiddenStates(encoded); // L + 1 × (N, S, d)
-        backboneSeconds = clock.Elapsed.TotalSeconds;
+        timings.ForwardSeconds = clock.Elapsed.TotalSeconds;
+        clock.Restart();
 
         var results = new List<Prediction[]>(segments.Count);
         var offset = 0;
@@ -67,6 +80,7 @@ public static class SharedForwardPredictor
             offset += rows;
         }
 
+        timings.HeadsSeconds = clock.Elapsed.TotalSeconds;
         return results;
     }
 
@@ -76,4 +90,16 @@ public static class SharedForwardPredictor
         ArgumentNullException.ThrowIfNull(adapter);
         return (adapter.Config.MaxLength, adapter.Config.Tokenizer.Settings);
     }
+}
+
+/// <summary>Where one shared forward's time went, and the width (tokens) its rows were padded to.</summary>
+public sealed class SharedForwardTimings
+{
+    public double TokenizeSeconds { get; internal set; }
+
+    public double ForwardSeconds { get; internal set; }
+
+    public double HeadsSeconds { get; internal set; }
+
+    public int Width { get; internal set; }
 }
