@@ -251,18 +251,28 @@ internal sealed class InferenceBatcher : IAsyncDisposable
                 foreach (var item in batch)
                     owner.metrics.Waited(Stopwatch.GetElapsedTime(item.Enqueued, now).TotalSeconds);
                 var timings = new SharedForwardTimings();
-                var results = SharedForwardPredictor.Predict(
-                    backbone, batch.Select(i => new SharedForwardPredictor.Segment(i.Adapter, i.Texts, i.Pairs)).ToList(), timings);
+                var outcomes = SharedForwardPredictor.PredictEach(
+                    backbone, batch.Select(i => new SharedForwardPredictor.Segment(i.Adapter, i.Texts, i.Pairs)).ToList(), timings,
+                    owner.options.MaxForwardRows, owner.options.MaxForwardTokens);
                 var rows = batch.Sum(i => i.Texts.Count);
                 owner.metrics.Batch(backbone.Id, rows, batch.Count, timings.TokenizeSeconds + timings.ForwardSeconds);
                 owner.metrics.Stages(backbone.Id, timings.TokenizeSeconds, timings.ForwardSeconds, timings.HeadsSeconds, timings.Width);
                 if (owner.logger.IsEnabled(LogLevel.Debug))
                     owner.logger.LogDebug(
-                        "Batch {Batch}: {Rows} rows of {Requests} requests, width {Width}; tokenize {Tokenize:F1} ms, forward {Forward:F1} ms, heads {Heads:F1} ms; thread {Thread}, torch threads {TorchThreads}",
-                        number, rows, batch.Count, timings.Width, timings.TokenizeSeconds * 1000, timings.ForwardSeconds * 1000, timings.HeadsSeconds * 1000,
-                        Environment.CurrentManagedThreadId, TorchSharp.torch.get_num_threads());
+                        "Batch {Batch}: {Rows} rows of {Requests} requests, width {Width}, {Forwards} forwards over {PaddedTokens} padded tokens; " +
+                        "tokenize {Tokenize:F1} ms, forward {Forward:F1} ms, heads {Heads:F1} ms; thread {Thread}, torch threads {TorchThreads}",
+                        number, rows, batch.Count, timings.Width, timings.Forwards, timings.PaddedTokens, timings.TokenizeSeconds * 1000, timings.ForwardSeconds * 1000,
+                        timings.HeadsSeconds * 1000, Environment.CurrentManagedThreadId, TorchSharp.torch.get_num_threads());
                 for (var i = 0; i < batch.Count; i++)
-                    batch[i].Result.TrySetResult(new BatchedPrediction(results[i], number));
+                {
+                    if (outcomes[i].Predictions is { } predictions)
+                        batch[i].Result.TrySetResult(new BatchedPrediction(predictions, number));
+                    else
+                    {
+                        owner.logger.LogError(outcomes[i].Error, "Predict batch {Batch} on backbone {Backbone}: one adapter's side network failed", number, backbone.Id);
+                        batch[i].Result.TrySetException(outcomes[i].Error!);
+                    }
+                }
             }
             catch (Exception e)
             {
