@@ -218,6 +218,46 @@ public sealed class InferenceBatcherTests : IDisposable
         AssertClose(AdapterPredictor.Predict(llama, b, TestAdapters.Texts[2..], null), results[1].Predictions);
     }
 
+    [Fact]
+    public async Task OneAdaptersFailingSideNetwork_FailsOnlyItsOwnCallers()
+    {
+        // A side network that throws (here: disposed, as a lease bug would leave it) shares the batch with a sound one:
+        // the sound adapter's caller still gets its predictions; only the broken adapter's caller gets the error.
+        var sound = Adapter(31);
+        var broken = AdapterArtifact.Load(TestAdapters.Artifact(backbone, 32, 2, Pooling.Cls, 32), backbone);
+        broken.Dispose();
+        await using var batcher = Batcher(new InferenceOptions { MaxBatchDelayMs = 500 });
+
+        var good = batcher.PredictAsync("t1", backbone, sound, TestAdapters.Texts[..3], null, default);
+        var bad = batcher.PredictAsync("t2", backbone, broken, TestAdapters.Texts[3..5], null, default);
+
+        AssertClose(AdapterPredictor.Predict(backbone, sound, TestAdapters.Texts[..3], null), (await good).Predictions);
+        await Assert.ThrowsAnyAsync<Exception>(() => bad);
+        Assert.Equal(1, batcher.BatchesRun); // they did share the forward
+    }
+
+    [Fact]
+    public async Task LengthSortedForwardsInsideABatch_MatchTheUnbatchedPath()
+    {
+        // Two rows per forward: the batch's union (texts of several lengths, cls and mean heads) runs as several
+        // length-sorted forwards whose states are put back in row order; each caller must still get its lone result.
+        var a = Adapter(33);
+        var b = Adapter(34, labels: 4, pooling: Pooling.Mean);
+        await using var batcher = Batcher(new InferenceOptions { MaxBatchDelayMs = 500, MaxForwardRows = 2 });
+
+        var results = await Task.WhenAll(
+            batcher.PredictAsync("t1", backbone, a, TestAdapters.Texts[..5], null, default),
+            batcher.PredictAsync("t2", backbone, b, TestAdapters.Texts[2..], null, default));
+
+        Assert.Equal(1, batcher.BatchesRun);
+        AssertClose(AdapterPredictor.Predict(backbone, a, TestAdapters.Texts[..5], null), results[0].Predictions);
+        AssertClose(AdapterPredictor.Predict(backbone, b, TestAdapters.Texts[2..], null), results[1].Predictions);
+        var timings = new SharedForwardTimings();
+        SharedForwardPredictor.PredictEach(backbone, [new SharedForwardPredictor.Segment(a, TestAdapters.Texts, null)], timings, forwardRows: 2);
+        Assert.True(timings.Forwards > 1, $"{timings.Forwards} forwards"); // the sorted path did run
+        Assert.True(timings.PaddedTokens <= (long)TestAdapters.Texts.Length * timings.Width);
+    }
+
     public void Dispose()
     {
         foreach (var adapter in adapters)

@@ -92,6 +92,35 @@ internal sealed class ApiProcess : IAsyncDisposable
     /// <summary>Resident set size now (VmRSS), in MB.</summary>
     public double RssMb() => Measurement.ProcessStats.RssMb(process.Id);
 
+    /// <summary>
+    /// The API's Prometheus scrape (/metrics) as series name → value summed over label sets (histograms give their
+    /// _sum and _count series): the load test diffs two scrapes to see where a point's time went inside the server.
+    /// </summary>
+    public async Task<Dictionary<string, double>> MetricsAsync(CancellationToken ct)
+    {
+        using var client = Client(null, 1);
+        var text = await client.GetStringAsync("/metrics", ct);
+        var series = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var line in text.Split('\n'))
+        {
+            if (line.Length == 0 || line[0] == '#')
+                continue;
+            var nameEnd = line.IndexOfAny(['{', ' ']);
+            var valueStart = line.LastIndexOf('}') is var brace and >= 0 ? brace + 1 : nameEnd;
+            var fields = line[valueStart..].Trim().Split(' ');
+            if (nameEnd <= 0 || fields.Length == 0
+                || !double.TryParse(fields[0], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var value))
+                continue;
+            var name = line[..nameEnd];
+            // One stage per series of the stage histogram: keep the stage in the name.
+            if (line.Contains("stage=\"", StringComparison.Ordinal))
+                name += ":" + line.Split("stage=\"")[1].Split('"')[0];
+            series[name] = series.GetValueOrDefault(name) + value;
+        }
+
+        return series;
+    }
+
     public HttpClient Client(string? apiKey, int connections)
     {
         var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = connections, PooledConnectionLifetime = TimeSpan.FromMinutes(10) })

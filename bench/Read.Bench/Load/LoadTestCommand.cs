@@ -48,7 +48,32 @@ internal static class LoadTestCommand
 
     private sealed record Run(int[] Levels, TimeSpan Point, TimeSpan Sustained, int Texts, string Data, string ApiDll, string Output);
 
-    private sealed record Row(string Batching, string Scenario, LoadResult Result);
+    private sealed record Row(string Batching, string Scenario, LoadResult Result, ServerSide Inside);
+
+    /// <summary>
+    /// What the API's /metrics say about one point: forwards run, mean rows and padded width per forward, the share of
+    /// the point's wall time spent in backbone forwards (tokenize + forward), and per-text forward milliseconds.
+    /// </summary>
+    internal sealed record ServerSide(double Forwards, double Rows, double ForwardSeconds, double WallSeconds, double Width, double HeadsSeconds)
+    {
+        public double RowsPerForward => Forwards == 0 ? 0 : Rows / Forwards;
+
+        public double Busy => ForwardSeconds / WallSeconds;
+
+        public double MsPerText => Rows == 0 ? 0 : ForwardSeconds * 1000 / Rows;
+
+        public static ServerSide From(Dictionary<string, double> before, Dictionary<string, double> after, double wall)
+        {
+            double Delta(string name) => after.GetValueOrDefault(name) - before.GetValueOrDefault(name);
+            var widthCount = Delta("read_inference_batch_width_count");
+            return new ServerSide(
+                Delta("read_inference_batch_rows_count"), Delta("read_inference_batch_rows_sum"), Delta("read_backbone_forward_duration_seconds_sum"), wall,
+                widthCount == 0 ? double.NaN : Delta("read_inference_batch_width_sum") / widthCount, Delta("read_inference_batch_stage_duration_seconds_sum:heads"));
+        }
+
+        public override string ToString() =>
+            $"{Forwards:F0} forwards, {RowsPerForward:F1} rows/forward, width {Width:F0}, forward busy {Busy:P0}, {MsPerText:F1} ms/text in forward, heads {HeadsSeconds:F2} s";
+    }
 
     private static Dictionary<string, string> Settings(bool batching) => new()
     {
@@ -56,6 +81,8 @@ internal static class LoadTestCommand
         ["Read:Inference:MaxQueuedRequests"] = QueueCapacity.ToString(CultureInfo.InvariantCulture),
         // The service under test, not the per-tenant limiter: its limits would turn the high points into 429s by design.
         ["Read:RateLimits:Enabled"] = "false",
+        // One line per batch (rows, width, stage times, thread) in api.log.
+        ["Serilog:MinimumLevel:Override:Read.Api.Inference"] = "Debug",
     };
 
     private static async Task RunAsync(Run run, CancellationToken ct)
@@ -93,9 +120,11 @@ internal static class LoadTestCommand
             {
                 foreach (var (mode, api) in apis)
                 {
+                    var before = await api.MetricsAsync(ct);
                     var result = await LoadDriver.RunAsync(api, set, level, run.Texts, run.Point, corpus, null, ct);
-                    rows.Add(new Row(mode, scenario, result));
-                    Console.WriteLine($"batching {mode,-3} {scenario,-24} c{level,-4} {result.TextsPerSecond,8:F0} texts/s  p50 {result.P50Ms,7:F0} ms  p99 {result.P99Ms,7:F0} ms  errors {result.Errors}  RSS {result.RssBeforeMb:F0}→{result.RssAfterMb:F0} MB");
+                    var inside = ServerSide.From(before, await api.MetricsAsync(ct), result.Seconds);
+                    rows.Add(new Row(mode, scenario, result, inside));
+                    Console.WriteLine($"batching {mode,-3} {scenario,-24} c{level,-4} {result.TextsPerSecond,8:F1} texts/s  p50 {result.P50Ms,7:F0} ms  p99 {result.P99Ms,7:F0} ms  errors {result.Errors}  RSS {result.RssBeforeMb:F0}→{result.RssAfterMb:F0} MB  | {inside}");
                 }
             }
         }

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Threading.Channels;
 using Microsoft.Extensions.Options;
 using Read.Domain.Adapters;
@@ -54,7 +55,9 @@ internal sealed class InferenceBatcher : IAsyncDisposable
         {
             if (!options.Batching)
             {
-                var alone = await Task.Run(() => AdapterPredictor.Predict(backbone, adapter, texts, pairs), ct);
+                var timings = new PredictionTimings();
+                var alone = await Task.Run(() => AdapterPredictor.Predict(backbone, adapter, texts, pairs, timings), ct);
+                metrics.Batch(backbone.Id, texts.Count, 1, timings.Backbone.TotalSeconds);
                 return new BatchedPrediction(alone.ToArray(), Interlocked.Increment(ref batches));
             }
 
@@ -107,6 +110,8 @@ internal sealed class InferenceBatcher : IAsyncDisposable
         IReadOnlyList<string?>? Pairs, CancellationToken Cancellation)
     {
         public TaskCompletionSource<BatchedPrediction> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public long Enqueued { get; } = Stopwatch.GetTimestamp();
     }
 
     /// <summary>One backbone's queue and the loop that drains it: pending work per tenant, and the tenants in serving order.</summary>
@@ -242,11 +247,32 @@ internal sealed class InferenceBatcher : IAsyncDisposable
             var number = Interlocked.Increment(ref owner.batches);
             try
             {
-                var results = SharedForwardPredictor.Predict(
-                    backbone, batch.Select(i => new SharedForwardPredictor.Segment(i.Adapter, i.Texts, i.Pairs)).ToList(), out var seconds);
-                owner.metrics.Batch(backbone.Id, batch.Sum(i => i.Texts.Count), batch.Count, seconds);
+                var now = Stopwatch.GetTimestamp();
+                foreach (var item in batch)
+                    owner.metrics.Waited(Stopwatch.GetElapsedTime(item.Enqueued, now).TotalSeconds);
+                var timings = new SharedForwardTimings();
+                var outcomes = SharedForwardPredictor.PredictEach(
+                    backbone, batch.Select(i => new SharedForwardPredictor.Segment(i.Adapter, i.Texts, i.Pairs)).ToList(), timings,
+                    owner.options.MaxForwardRows, owner.options.MaxForwardTokens);
+                var rows = batch.Sum(i => i.Texts.Count);
+                owner.metrics.Batch(backbone.Id, rows, batch.Count, timings.TokenizeSeconds + timings.ForwardSeconds);
+                owner.metrics.Stages(backbone.Id, timings.TokenizeSeconds, timings.ForwardSeconds, timings.HeadsSeconds, timings.Width);
+                if (owner.logger.IsEnabled(LogLevel.Debug))
+                    owner.logger.LogDebug(
+                        "Batch {Batch}: {Rows} rows of {Requests} requests, width {Width}, {Forwards} forwards over {PaddedTokens} padded tokens; " +
+                        "tokenize {Tokenize:F1} ms, forward {Forward:F1} ms, heads {Heads:F1} ms; thread {Thread}, torch threads {TorchThreads}",
+                        number, rows, batch.Count, timings.Width, timings.Forwards, timings.PaddedTokens, timings.TokenizeSeconds * 1000, timings.ForwardSeconds * 1000,
+                        timings.HeadsSeconds * 1000, Environment.CurrentManagedThreadId, TorchSharp.torch.get_num_threads());
                 for (var i = 0; i < batch.Count; i++)
-                    batch[i].Result.TrySetResult(new BatchedPrediction(results[i], number));
+                {
+                    if (outcomes[i].Predictions is { } predictions)
+                        batch[i].Result.TrySetResult(new BatchedPrediction(predictions, number));
+                    else
+                    {
+                        owner.logger.LogError(outcomes[i].Error, "Predict batch {Batch} on backbone {Backbone}: one adapter's side network failed", number, backbone.Id);
+                        batch[i].Result.TrySetException(outcomes[i].Error!);
+                    }
+                }
             }
             catch (Exception e)
             {

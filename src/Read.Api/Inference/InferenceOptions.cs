@@ -17,6 +17,15 @@ internal sealed class InferenceOptions
     /// <summary>Most padded tokens in one forward, counted at each adapter's max_length (an upper bound on the real width).</summary>
     public int MaxBatchTokens { get; set; } = 16_384;
 
+    /// <summary>
+    /// Most rows in one backbone forward inside a batch: the batch's union is tokenized once, sorted by length and run in
+    /// forwards of at most this many rows, so short texts are not padded to the longest one (see ADR 013).
+    /// </summary>
+    public int MaxForwardRows { get; set; } = Read.Domain.Adapters.SharedForwardPredictor.DefaultForwardRows;
+
+    /// <summary>Most padded tokens in one backbone forward inside a batch.</summary>
+    public int MaxForwardTokens { get; set; } = Read.Domain.Adapters.SharedForwardPredictor.DefaultForwardTokens;
+
     /// <summary>Predict requests admitted and not yet answered; one more answers 429 with Retry-After.</summary>
     public int MaxQueuedRequests { get; set; } = 256;
 
@@ -36,6 +45,6 @@ internal sealed class InferenceOptions
     public int MaxTopK { get; set; } = 1000;
 
     public bool IsValid() =>
-        MaxBatchDelayMs >= 0 && MaxBatchRows > 0 && MaxBatchTokens > 0 && MaxQueuedRequests > 0 && QueueFullRetryAfterSeconds > 0
+        MaxBatchDelayMs >= 0 && MaxBatchRows > 0 && MaxForwardRows > 0 && MaxForwardTokens > 0 && MaxBatchTokens > 0 && MaxQueuedRequests > 0 && QueueFullRetryAfterSeconds > 0
         && MaxLoadedAdapters > 0 && MaxLoadedAdapterBytes > 0 && DefaultTopK > 0 && MaxTopK >= DefaultTopK;
 }
