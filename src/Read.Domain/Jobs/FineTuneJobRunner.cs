@@ -65,6 +65,7 @@ public sealed class FineTuneJobRunner(
             logger.LogInformation("Job {JobId} cancelled by the user", jobId);
             await RecordEventAsync(jobId, job.TenantId, "info", "Job cancelled; training stopped");
             await ReleaseLeaseAsync(jobId, leaseOwner); // a cancelled job is finished: nothing holds it any more
+            NotifyRunEnded(jobId, JobStatus.Cancelled);
         }
         catch (Exception e)
         {
@@ -77,12 +78,29 @@ public sealed class FineTuneJobRunner(
                 _ => (JobErrorCodes.TrainingFailed, e.Message),
             };
             logger.LogError(e, "Job {JobId} failed with {ErrorCode}", jobId, code);
+            NotifyRunEnded(jobId, JobStatus.Failed); // first: the receipt is complete once the job reads "failed"
             await FailAsync(jobId, leaseOwner, job.TenantId, code, message);
         }
         finally
         {
             await cancellation.CancelAsync();
             await watcher;
+        }
+    }
+
+    /// <summary>Receipts are issued for failed and cancelled jobs too: the listeners record what the run did.</summary>
+    private void NotifyRunEnded(string jobId, string status)
+    {
+        foreach (var listener in listeners)
+        {
+            try
+            {
+                listener.OnRunEnded(jobId, status);
+            }
+            catch (Exception e)
+            {
+                logger.LogWarning(e, "Job {JobId}: a listener failed on the run's end ({Status})", jobId, status);
+            }
         }
     }
 
