@@ -88,6 +88,19 @@ public sealed class FineTuneJobRunner(
         }
     }
 
+    /// <summary>
+    /// The job object shows the numbers "auto" became (as OpenAI's does); the request is kept beside them. A retry reads
+    /// the resolved numbers, which the same data would resolve to again.
+    /// </summary>
+    private void RecordResolvedHyperparameters(string jobId, ReadHyperparameters resolved)
+    {
+        using var db = dbFactory.CreateDbContext();
+        var json = JsonSerializer.Serialize(resolved, JsonDefaults.SnakeCase);
+        db.Jobs.Where(j => j.Id == jobId).ExecuteUpdate(s => s
+            .SetProperty(j => j.RequestedHyperparametersJson, j => j.RequestedHyperparametersJson ?? j.HyperparametersJson)
+            .SetProperty(j => j.HyperparametersJson, json));
+    }
+
     /// <summary>Receipts are issued for failed and cancelled jobs too: the listeners record what the run did.</summary>
     private void NotifyRunEnded(string jobId, string status)
     {
@@ -129,6 +142,7 @@ public sealed class FineTuneJobRunner(
                 ResumeFrom = resumeFrom,
                 InitialWeights = initialWeights,
                 CheckpointSaved = c => checkpoints.Save(c, ct),
+                AutoResolved = resolved => RecordResolvedHyperparameters(job.Id, resolved),
                 StreamedStepCompleted = progress.StreamedStepCompleted,
             }.Run(backbone, train, validation, FineTuneTasks.Parse(job.Task), hyperparameters, options.Value.ActivationCacheDirectory, progress, ct),
             ct);
