@@ -31,8 +31,7 @@ public sealed class FineTuneJobRunner(
     public async Task RunAsync(string jobId, CancellationToken cancellationToken)
     {
         var leaseOwner = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
-        var previous = await PreviousHolderAsync(jobId, cancellationToken);
-        var job = await ClaimAsync(jobId, leaseOwner, cancellationToken);
+        var (job, previous) = await ClaimAsync(jobId, leaseOwner, cancellationToken);
         if (job is null)
             return;
         if (previous is not null)
@@ -197,15 +196,6 @@ public sealed class FineTuneJobRunner(
         }
     }
 
-    /// <summary>The worker whose lapsed lease a claim would take over now (it died or stalled), for the job's events; else null.</summary>
-    private async Task<string?> PreviousHolderAsync(string jobId, CancellationToken ct)
-    {
-        await using var db = await dbFactory.CreateDbContextAsync(ct);
-        var now = DateTime.UtcNow;
-        return await db.Jobs.Where(j => j.Id == jobId && j.Status == JobStatus.Running && j.LeaseOwner != null && (j.LeaseExpiresAt == null || j.LeaseExpiresAt < now))
-            .Select(j => j.LeaseOwner).SingleOrDefaultAsync(ct);
-    }
-
     /// <summary>
     /// The job's own last checkpoint (an earlier attempt got that far: continue at the next epoch), and the weights of the
     /// checkpoint it was created from (<see cref="FineTuneJob.FromCheckpointId"/>).
@@ -234,11 +224,19 @@ public sealed class FineTuneJobRunner(
     /// queued → running, or running with a lapsed (or no) lease → running again (its worker died), in one conditional
     /// UPDATE that takes the lease. A running job with a live lease is someone else's: a duplicate delivery gets null.
     /// </summary>
-    private async Task<FineTuneJob?> ClaimAsync(string jobId, string leaseOwner, CancellationToken ct)
+    /// <returns>The claimed job (null: nothing to do) and the worker whose lapsed lease this claim took over, if any.</returns>
+    private async Task<(FineTuneJob? Job, string? Previous)> ClaimAsync(string jobId, string leaseOwner, CancellationToken ct)
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var now = DateTime.UtcNow;
         var expires = now + options.Value.JobLeaseDuration;
+        // One transaction: a no-op write locks the row (Postgres row lock, SQLite write lock) so the owner read next is
+        // exactly the one the claim replaces; no other worker can claim in between.
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        await db.Jobs.Where(j => j.Id == jobId).ExecuteUpdateAsync(s => s.SetProperty(j => j.Attempts, j => j.Attempts), ct);
+        var previous = await db.Jobs
+            .Where(j => j.Id == jobId && j.Status == JobStatus.Running && j.LeaseOwner != null && (j.LeaseExpiresAt == null || j.LeaseExpiresAt < now))
+            .Select(j => j.LeaseOwner).SingleOrDefaultAsync(ct);
         var claimed = await db.Jobs
             .Where(j => j.Id == jobId && (j.Status == JobStatus.Queued
                 || (j.Status == JobStatus.Running && (j.LeaseExpiresAt == null || j.LeaseExpiresAt < now))))
@@ -253,9 +251,11 @@ public sealed class FineTuneJobRunner(
         if (claimed == 0)
         {
             logger.LogInformation("Job {JobId} is missing, finished, or running under another worker's live lease; nothing to do", jobId);
-            return null;
+            return (null, null);
         }
-        return await db.Jobs.AsNoTracking().SingleAsync(j => j.Id == jobId, ct);
+        var job = await db.Jobs.AsNoTracking().SingleAsync(j => j.Id == jobId, ct);
+        await tx.CommitAsync(ct);
+        return (job, previous);
     }
 
     private async Task ReleaseLeaseAsync(string jobId, string leaseOwner)
