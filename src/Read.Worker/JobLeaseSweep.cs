@@ -89,7 +89,17 @@ internal sealed class JobLeaseSweep(
             if (await db.Jobs.Where(j => j.Id == jobId && j.HangfireJobId == orphan.HangfireJobId && j.Status == JobStatus.Queued)
                     .ExecuteUpdateAsync(s => s.SetProperty(j => j.HangfireJobId, claim), ct) == 0)
                 continue;
-            var hangfireId = hangfire.Enqueue<FineTuneJobRunner>(FineTuneJobRunner.Queue, r => r.RunAsync(jobId, CancellationToken.None));
+            string hangfireId;
+            try
+            {
+                hangfireId = hangfire.Enqueue<FineTuneJobRunner>(FineTuneJobRunner.Queue, r => r.RunAsync(jobId, CancellationToken.None));
+            }
+            catch
+            {
+                // Give the claim back: the next sweep retries at once instead of waiting for the claim to go stale.
+                await db.Jobs.Where(j => j.Id == jobId && j.HangfireJobId == claim).ExecuteUpdateAsync(s => s.SetProperty(j => j.HangfireJobId, orphan.HangfireJobId), CancellationToken.None);
+                throw;
+            }
             await db.Jobs.Where(j => j.Id == jobId && j.HangfireJobId == claim).ExecuteUpdateAsync(s => s.SetProperty(j => j.HangfireJobId, hangfireId), ct);
             logger.LogInformation("Job {JobId} was committed but never enqueued; enqueued by the sweep", jobId);
             enqueued++;

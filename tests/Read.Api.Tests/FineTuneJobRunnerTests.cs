@@ -115,6 +115,28 @@ public sealed class FineTuneJobRunnerTests : IAsyncLifetime
         }
     }
 
+    [Fact]
+    public async Task TwoDeliveriesAtOnce_OfAJobWhoseLeaseLapsed_OneTakesItOverAndNamesTheDeadWorkerOnce()
+    {
+        for (var round = 0; round < 5; round++)
+        {
+            var jobId = await _db.InsertJobAsync(JobStatus.Running, trainingFileId: "file-missing",
+                leaseOwner: "dead-worker", leaseExpiresAt: DateTime.UtcNow.AddMinutes(-1));
+            using var start = new Barrier(2);
+            var deliveries = Enumerable.Range(0, 2).Select(_ => Task.Factory.StartNew(() =>
+            {
+                start.SignalAndWait();
+                Runner().RunAsync(jobId, CancellationToken.None).GetAwaiter().GetResult();
+            }, TaskCreationOptions.LongRunning));
+            await Task.WhenAll(deliveries);
+
+            await using var db = await _db.Factory.CreateDbContextAsync();
+            var takeovers = await db.JobEvents.Where(e => e.JobId == jobId && e.Message.StartsWith("Job taken over from worker")).ToListAsync();
+            Assert.Contains("dead-worker", Assert.Single(takeovers).Message);
+            Assert.Equal(1, (await _db.JobAsync(jobId)).Attempts);
+        }
+    }
+
     private FineTuneJobRunner Runner() => new(_db.Factory, _backbones,
         Options.Create(new ReadOptions { DataDirectory = _directory }), [], NullLogger<FineTuneJobRunner>.Instance);
 }

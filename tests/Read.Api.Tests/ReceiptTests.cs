@@ -53,6 +53,52 @@ public sealed class ReceiptTests(PostgresServiceFixture service)
     }
 
     [Fact]
+    public async Task Receipt_FailedAfterPrecompute_ShowsTheWorkDoneAndNoTrainingFigures()
+    {
+        using var client = await service.Api.CreateTenantClientAsync("receipts-failed");
+        var train = TestData.Sentiment(16, seed: 43);
+        var fileId = await client.UploadOkAsync(TestData.Jsonl(train));
+        var jobId = (await client.CreateJobOkAsync(new
+        {
+            backbone = "tiny-bert", training_file = fileId, hyperparameters = new { epochs = 1, max_length = 32 },
+            metadata = new Dictionary<string, string> { ["fail_at_stage"] = "train" }, // StageProbe fails it once the cache is built
+        })).GetProperty("id").GetString()!;
+        var job = await client.WaitForJobAsync(jobId);
+        Assert.Equal("failed", job.GetProperty("status").GetString());
+
+        var receipt = await ReceiptAsync(client, jobId);
+        Assert.Equal("failed", receipt.GetProperty("status").GetString());
+        Assert.Equal("train", receipt.GetProperty("last_stage").GetString());
+        var backbone = service.Api.Service<BackboneRegistry>().Get("tiny-bert");
+        long expectedTokens = 0;
+        foreach (var example in train)
+        {
+            using var encoded = backbone.Encode([example.Text], [example.TextPair], 32);
+            expectedTokens += encoded.AttentionMask.sum().item<long>();
+        }
+        Assert.Equal(expectedTokens, receipt.GetProperty("dataset_tokens").GetInt64());
+        Assert.True(receipt.GetProperty("cpu_seconds").GetDouble() > 0);
+        Assert.InRange(receipt.GetProperty("peak_rss_bytes").GetInt64(), 50L << 20, Process.GetCurrentProcess().PeakWorkingSet64);
+        Assert.False(string.IsNullOrEmpty(receipt.GetProperty("worker").GetString()));
+        foreach (var absent in new[] { "cache_hit", "precompute_seconds", "backbone_tokens_processed", "estimates" })
+            Assert.False(receipt.TryGetProperty(absent, out _), absent);
+    }
+
+    [Fact]
+    public async Task Receipt_CancelledJob_IsIssued()
+    {
+        using var client = await service.Api.CreateTenantClientAsync("receipts-cancelled");
+        var fileId = await client.UploadOkAsync(TestData.Jsonl(TestData.Sentiment(16, seed: 44)));
+        var jobId = (await client.CreateJobOkAsync(new { backbone = "tiny-bert", training_file = fileId, hyperparameters = new { epochs = 50 } }))
+            .GetProperty("id").GetString()!;
+        Assert.Equal(HttpStatusCode.OK, (await client.PostAsync($"/v1/fine-tuning/jobs/{jobId}/cancel", null)).StatusCode);
+        var receipt = await ReceiptAsync(client, jobId);
+        Assert.Equal("cancelled", receipt.GetProperty("status").GetString());
+        Assert.True(receipt.GetProperty("cpu_seconds").GetDouble() >= 0);
+        Assert.False(receipt.TryGetProperty("estimates", out _));
+    }
+
+    [Fact]
     public async Task Receipt_Estimates_AreTheJobsCostTimesTheRatiosInCompareMd()
     {
         using var client = await service.Api.CreateTenantClientAsync("receipts-estimates");

@@ -10,6 +10,62 @@ namespace Read.Api.Tests;
 public sealed class SweepTests(PostgresServiceFixture service)
 {
     [Fact]
+    public async Task Sweep_Cancel_CancelsEveryUnfinishedTrial()
+    {
+        using var client = await service.Api.CreateTenantClientAsync("sweep-cancel");
+        var train = await client.UploadOkAsync(TestData.Jsonl(TestData.Sentiment(16, seed: 103)));
+        var response = await client.PostAsJsonAsync("/v1/fine-tuning/sweeps", new
+        {
+            backbone = "tiny-bert", training_file = train,
+            hyperparameters = new { epochs = 1000, early_stopping_patience = 0 }, // runs until cancelled
+            grid = new { learning_rate = new[] { 0.001, 0.005, 0.02 } }, max_parallel = 1,
+        });
+        var created = await response.JsonAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.Created, created.ToString());
+        var sweepId = created.GetProperty("id").GetString()!;
+
+        var cancel = await client.PostAsync($"/v1/fine-tuning/sweeps/{sweepId}/cancel", null);
+        var sweep = await cancel.JsonAsync();
+        Assert.True(cancel.StatusCode == HttpStatusCode.OK, sweep.ToString());
+        Assert.Equal("cancelled", sweep.GetProperty("status").GetString());
+        var jobIds = sweep.GetProperty("trials").EnumerateArray().Select(t => t.GetProperty("job_id").GetString()!).ToList();
+        Assert.Equal(3, jobIds.Count);
+        await Task.Delay(1500); // long enough for a worker to have picked a trial up, had the cancel not held
+        foreach (var id in jobIds)
+            Assert.Equal("cancelled", (await client.WaitForJobAsync(id)).GetProperty("status").GetString());
+        // Cancelling again is harmless; an unknown sweep is 404.
+        Assert.Equal(HttpStatusCode.OK, (await client.PostAsync($"/v1/fine-tuning/sweeps/{sweepId}/cancel", null)).StatusCode);
+        await (await client.PostAsync("/v1/fine-tuning/sweeps/sweep-nope/cancel", null)).AssertProblemAsync(HttpStatusCode.NotFound, "not_found");
+    }
+
+    [Fact]
+    public async Task Sweep_MoreTrialsThanTheConcurrentJobQuotaLeaves_Returns429AndCreatesNothing()
+    {
+        using var admin = service.Api.CreateClient(ReadApplication.AdminKey);
+        var tenant = await (await admin.PostAsJsonAsync("/v1/admin/tenants", new { name = "sweep-quota" })).JsonAsync();
+        using var client = service.Api.CreateClient(tenant.GetProperty("api_key").GetString());
+        var tenantId = tenant.GetProperty("tenant_id").GetString();
+        Assert.Equal(HttpStatusCode.OK, (await admin.PutAsJsonAsync($"/v1/admin/tenants/{tenantId}/quotas", new { max_concurrent_jobs = 2 })).StatusCode);
+        var train = await client.UploadOkAsync(TestData.Jsonl(TestData.Sentiment(16, seed: 104)));
+        object Sweep(int trials) => new
+        {
+            backbone = "tiny-bert", training_file = train, hyperparameters = new { epochs = 1000, early_stopping_patience = 0 },
+            grid = new { learning_rate = new[] { 0.001, 0.005, 0.02 }.Take(trials).ToArray() },
+        };
+
+        await (await client.PostAsJsonAsync("/v1/fine-tuning/sweeps", Sweep(3))).AssertProblemAsync(HttpStatusCode.TooManyRequests, "concurrent_job_limit");
+        Assert.Empty((await (await client.GetAsync("/v1/fine-tuning/jobs")).JsonAsync()).GetProperty("data").EnumerateArray());
+        var fits = await client.PostAsJsonAsync("/v1/fine-tuning/sweeps", Sweep(2));
+        Assert.Equal(HttpStatusCode.Created, fits.StatusCode);
+        var sweepId = (await fits.JsonAsync()).GetProperty("id").GetString();
+        // The quota is now full: a single job is refused too, until the sweep is cancelled.
+        await (await client.PostAsJsonAsync("/v1/fine-tuning/jobs", new { backbone = "tiny-bert", training_file = train }))
+            .AssertProblemAsync(HttpStatusCode.TooManyRequests, "concurrent_job_limit");
+        Assert.Equal(HttpStatusCode.OK, (await client.PostAsync($"/v1/fine-tuning/sweeps/{sweepId}/cancel", null)).StatusCode);
+        await client.CreateJobOkAsync(new { backbone = "tiny-bert", training_file = train, hyperparameters = new { epochs = 1 } });
+    }
+
+    [Fact]
     public async Task Sweep_GridOfThree_OneBackbonePassTrialsAreJobsAndTheBestIsPromoted()
     {
         using var client = await service.Api.CreateTenantClientAsync("sweeper");

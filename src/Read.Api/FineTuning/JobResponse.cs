@@ -6,12 +6,15 @@ namespace Read.Api.FineTuning;
 
 internal sealed record JobError(string Code, string Message);
 
-/// <summary>A fine-tuning job as the API shows it.</summary>
+/// <summary>
+/// A fine-tuning job as the API shows it. hyperparameters holds the resolved numbers once "auto" values are picked (as
+/// OpenAI's job object does); requested_hyperparameters, present only then, is the request with its "auto".
+/// </summary>
 internal sealed record JobResponse(
     string Id, string Object, string Backbone, string Task, string TrainingFile, string? ValidationFile, string Status, string? Stage,
     double Progress, JsonElement Hyperparameters, JsonElement? Metrics, JobError? Error, string? AdapterId, bool? CacheHit,
     int Attempts, JsonElement? Metadata, DateTime CreatedAt, DateTime? StartedAt, DateTime? FinishedAt,
-    string? FromCheckpoint = null, DateTime? EstimatedFinish = null)
+    string? FromCheckpoint = null, DateTime? EstimatedFinish = null, JsonElement? RequestedHyperparameters = null)
 {
     public static JobResponse From(FineTuneJob j) => new(
         j.Id, "fine_tuning.job", j.BackboneId, j.Task, j.TrainingFileId, j.ValidationFileId, j.Status, j.Stage, j.Progress,
@@ -20,7 +23,8 @@ internal sealed record JobResponse(
         j.ErrorCode is null ? null : new JobError(j.ErrorCode, j.ErrorMessage ?? ""),
         j.AdapterId, j.CacheHit, j.Attempts,
         j.MetadataJson is null ? null : JsonSerializer.Deserialize<JsonElement>(j.MetadataJson),
-        j.CreatedAt, j.StartedAt, j.FinishedAt, j.FromCheckpointId, j.Status == JobStatus.Running ? j.EstimatedFinishAt : null);
+        j.CreatedAt, j.StartedAt, j.FinishedAt, j.FromCheckpointId, j.Status == JobStatus.Running ? j.EstimatedFinishAt : null,
+        j.RequestedHyperparametersJson is null ? null : JsonSerializer.Deserialize<JsonElement>(j.RequestedHyperparametersJson));
 }
 
 internal sealed record JobEventResponse(long Id, string Object, DateTime CreatedAt, string Level, string Message, JsonElement? Data)

@@ -14,6 +14,7 @@ using Read.Domain.FineTuning;
 using Read.Domain.Jobs;
 using Read.Domain.Persistence;
 using Read.Domain.Sweeps;
+using Read.Domain.Tenants;
 
 namespace Read.Api.Sweeps;
 
@@ -57,12 +58,14 @@ internal static class SweepsApi
         var group = app.MapGroup("/v1/fine-tuning/sweeps").WithTags("Fine-tuning").RequireAuthorization(AuthPolicies.Tenant);
         group.MapPost("/", Create)
             .WithSummary("Sweep hyperparameters on one backbone and file: each trial is a job, all share one activation cache (one backbone pass).");
+        group.MapPost("/{id}/cancel", Cancel).WithSummary("Cancel every unfinished trial of a sweep (finished trials keep their results).");
         group.MapGet("/{id}", Get).WithSummary("A sweep: its trials, the best by the chosen metric, and the backbone work the cache saved.");
         return app;
     }
 
     internal static async Task<Results<Created<SweepResponse>, ProblemHttpResult>> Create(
-        CreateSweepRequest request, ClaimsPrincipal user, ReadDbContext db, BackboneRegistry backbones, IBackgroundJobClient hangfire, CancellationToken ct)
+        CreateSweepRequest request, ClaimsPrincipal user, ReadDbContext db, BackboneRegistry backbones, IBackgroundJobClient hangfire,
+        Microsoft.Extensions.Options.IOptions<QuotaOptions> quotas, CancellationToken ct)
     {
         var tenant = user.GetTenantId();
         if (string.IsNullOrWhiteSpace(request.Backbone) || !backbones.Contains(request.Backbone))
@@ -113,6 +116,12 @@ internal static class SweepsApi
             return ApiProblems.BadRequest("sweep_needs_one_cache",
                 "Trials must agree on max_length, pooling, layers, cache_dtype and initial_state: they share one activation cache.");
 
+        // Every trial is a queued job from the start, so the sweep needs room for all of them under the tenant's
+        // concurrent-job quota; refused like a job (429 concurrent_job_limit) otherwise.
+        if (await TenantQuotas.ConcurrentJobsExceededAsync(db, tenant, quotas.Value, ct, trials.Count) is { } limit)
+            return ApiProblems.Problem(StatusCodes.Status429TooManyRequests, "concurrent_job_limit", "Too many requests",
+                $"This tenant may have at most {limit} queued or running jobs and this sweep adds {trials.Count}; wait for some to finish, cancel some, or sweep fewer trials.");
+
         var now = DateTime.UtcNow;
         var sweep = new Sweep
         {
@@ -159,6 +168,33 @@ internal static class SweepsApi
         return TypedResults.Created($"/v1/fine-tuning/sweeps/{sweep.Id}", await DescribeAsync(db, sweep, ct));
     }
 
+    /// <summary>One conditional UPDATE over the trials, as a job's cancel: a trial finishing at that moment stays finished.</summary>
+    internal static async Task<Results<Ok<SweepResponse>, ProblemHttpResult>> Cancel(string id, ClaimsPrincipal user, ReadDbContext db, CancellationToken ct)
+    {
+        var tenant = user.GetTenantId();
+        var sweep = await db.Sweeps.AsNoTracking().FirstOrDefaultAsync(s => s.Id == id && s.TenantId == tenant, ct);
+        if (sweep is null)
+            return ApiProblems.NotFound("sweep", id);
+        var ids = sweep.TrialJobIds;
+        var now = DateTime.UtcNow;
+        var open = await db.Jobs.Where(j => ids.Contains(j.Id) && j.TenantId == tenant && (j.Status == JobStatus.Queued || j.Status == JobStatus.Running))
+            .Select(j => j.Id).ToListAsync(ct);
+        var cancelled = await db.Jobs
+            .Where(j => open.Contains(j.Id) && (j.Status == JobStatus.Queued || j.Status == JobStatus.Running))
+            .ExecuteUpdateAsync(s => s
+                .SetProperty(j => j.Status, JobStatus.Cancelled)
+                .SetProperty(j => j.CancelRequestedAt, now)
+                .SetProperty(j => j.FinishedAt, now), ct);
+        if (cancelled > 0)
+        {
+            // Queued trials stay in Hangfire; the runner skips a job that is no longer queued, and the chain moves on.
+            foreach (var jobId in open)
+                db.JobEvents.Add(new JobEvent { JobId = jobId, TenantId = tenant, CreatedAt = now, Level = "info", Message = $"Cancellation requested with {sweep.Id}" });
+            await db.SaveChangesAsync(ct);
+        }
+        return TypedResults.Ok(await DescribeAsync(db, sweep, ct));
+    }
+
     internal static async Task<Results<Ok<SweepResponse>, ProblemHttpResult>> Get(string id, ClaimsPrincipal user, ReadDbContext db, CancellationToken ct)
     {
         var tenant = user.GetTenantId();
@@ -191,7 +227,7 @@ internal static class SweepsApi
         var precompute = misses.Select(t => PrecomputeSeconds(jobs[t.JobId])).DefaultIfEmpty(0).Average();
         var savings = new CacheSavings(misses.Count, hits.Count, Tokens(misses), Tokens(hits), precompute * hits.Count);
 
-        var status = finished ? "completed" : trials.Any(t => t.Status == JobStatus.Running) ? "running" : "queued";
+        var status = finished ? (trials.All(t => t.Status == JobStatus.Cancelled) ? "cancelled" : "completed") : trials.Any(t => t.Status == JobStatus.Running) ? "running" : "queued";
         return new SweepResponse(sweep.Id, "fine_tuning.sweep", status, sweep.BackboneId, sweep.TrainingFileId, sweep.ValidationFileId,
             sweep.Metric, sweep.MaxParallel, trials,
             best is null ? null : new BestTrial(best.JobId, jobs[best.JobId].AdapterId, best.MetricValue!.Value), savings, sweep.CreatedAt);

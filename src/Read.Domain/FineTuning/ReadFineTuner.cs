@@ -32,6 +32,9 @@ public sealed class ReadFineTuner
     /// <summary>Called at the end of every epoch with a checkpoint the run can be resumed from; null skips writing one.</summary>
     public Action<TrainingCheckpoint>? CheckpointSaved { get; init; }
 
+    /// <summary>Called once with the hyperparameters after "auto" values were resolved (only when some were "auto").</summary>
+    public Action<ReadHyperparameters>? AutoResolved { get; init; }
+
     /// <summary>
     /// A checkpoint of this same run (same data, hyperparameters and seed): training continues at its epoch + 1 and ends
     /// exactly as the uninterrupted run does (docs/decisions/014-checkpoints-leases.md).
@@ -75,6 +78,8 @@ public sealed class ReadFineTuner
         var all = validation is null ? train : train.Concat(validation).ToList();
         var (trainIndices, validationIndices) = Split(train, validation?.Count, hp, task);
         hp = hp.ResolveAuto(trainIndices.Length);
+        if (hyperparameters.HasAuto)
+            AutoResolved?.Invoke(hp);
         var targets = TaskTargets.Create(task, all, trainIndices);
         var layout = LayerLayout.Create(hp.Layers, backbone.Shape.NumHiddenLayers, hp.InitialState == InitialState.Embedding);
         var spec = new ActivationCacheSpec(hp.MaxLength, hp.Pooling, layout.Channels, hp.CacheDtype, backbone.TokenizerSettings, CacheScope);

@@ -10,8 +10,10 @@ public sealed class FineTuneJob
     public string Task { get; init; } = FineTuneTasks.Classification;
     public required string TrainingFileId { get; init; }
     public string? ValidationFileId { get; init; }
-    /// <summary>Hyperparameters as submitted, after defaults were applied (snake_case JSON).</summary>
+    /// <summary>Hyperparameters as submitted, after defaults were applied (snake_case JSON); "auto" values are replaced by the resolved numbers once the run picks them.</summary>
     public required string HyperparametersJson { get; init; }
+    /// <summary>The submitted hyperparameters, kept only when some were "auto" and have been resolved into <see cref="HyperparametersJson"/>.</summary>
+    public string? RequestedHyperparametersJson { get; init; }
     public string? MetadataJson { get; init; }
     /// <summary>A checkpoint of an earlier job of the tenant whose weights this job starts from; null to start afresh.</summary>
     public string? FromCheckpointId { get; init; }

@@ -31,8 +31,7 @@ public sealed class FineTuneJobRunner(
     public async Task RunAsync(string jobId, CancellationToken cancellationToken)
     {
         var leaseOwner = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
-        var previous = await PreviousHolderAsync(jobId, cancellationToken);
-        var job = await ClaimAsync(jobId, leaseOwner, cancellationToken);
+        var (job, previous) = await ClaimAsync(jobId, leaseOwner, cancellationToken);
         if (job is null)
             return;
         if (previous is not null)
@@ -65,6 +64,7 @@ public sealed class FineTuneJobRunner(
             logger.LogInformation("Job {JobId} cancelled by the user", jobId);
             await RecordEventAsync(jobId, job.TenantId, "info", "Job cancelled; training stopped");
             await ReleaseLeaseAsync(jobId, leaseOwner); // a cancelled job is finished: nothing holds it any more
+            NotifyRunEnded(jobId, JobStatus.Cancelled);
         }
         catch (Exception e)
         {
@@ -77,12 +77,42 @@ public sealed class FineTuneJobRunner(
                 _ => (JobErrorCodes.TrainingFailed, e.Message),
             };
             logger.LogError(e, "Job {JobId} failed with {ErrorCode}", jobId, code);
+            NotifyRunEnded(jobId, JobStatus.Failed); // first: the receipt is complete once the job reads "failed"
             await FailAsync(jobId, leaseOwner, job.TenantId, code, message);
         }
         finally
         {
             await cancellation.CancelAsync();
             await watcher;
+        }
+    }
+
+    /// <summary>
+    /// The job object shows the numbers "auto" became (as OpenAI's does); the request is kept beside them. A retry reads
+    /// the resolved numbers, which the same data would resolve to again.
+    /// </summary>
+    private void RecordResolvedHyperparameters(string jobId, ReadHyperparameters resolved)
+    {
+        using var db = dbFactory.CreateDbContext();
+        var json = JsonSerializer.Serialize(resolved, JsonDefaults.SnakeCase);
+        db.Jobs.Where(j => j.Id == jobId).ExecuteUpdate(s => s
+            .SetProperty(j => j.RequestedHyperparametersJson, j => j.RequestedHyperparametersJson ?? j.HyperparametersJson)
+            .SetProperty(j => j.HyperparametersJson, json));
+    }
+
+    /// <summary>Receipts are issued for failed and cancelled jobs too: the listeners record what the run did.</summary>
+    private void NotifyRunEnded(string jobId, string status)
+    {
+        foreach (var listener in listeners)
+        {
+            try
+            {
+                listener.OnRunEnded(jobId, status);
+            }
+            catch (Exception e)
+            {
+                logger.LogWarning(e, "Job {JobId}: a listener failed on the run's end ({Status})", jobId, status);
+            }
         }
     }
 
@@ -111,6 +141,7 @@ public sealed class FineTuneJobRunner(
                 ResumeFrom = resumeFrom,
                 InitialWeights = initialWeights,
                 CheckpointSaved = c => checkpoints.Save(c, ct),
+                AutoResolved = resolved => RecordResolvedHyperparameters(job.Id, resolved),
                 StreamedStepCompleted = progress.StreamedStepCompleted,
             }.Run(backbone, train, validation, FineTuneTasks.Parse(job.Task), hyperparameters, options.Value.ActivationCacheDirectory, progress, ct),
             ct);
@@ -165,15 +196,6 @@ public sealed class FineTuneJobRunner(
         }
     }
 
-    /// <summary>The worker whose lapsed lease a claim would take over now (it died or stalled), for the job's events; else null.</summary>
-    private async Task<string?> PreviousHolderAsync(string jobId, CancellationToken ct)
-    {
-        await using var db = await dbFactory.CreateDbContextAsync(ct);
-        var now = DateTime.UtcNow;
-        return await db.Jobs.Where(j => j.Id == jobId && j.Status == JobStatus.Running && j.LeaseOwner != null && (j.LeaseExpiresAt == null || j.LeaseExpiresAt < now))
-            .Select(j => j.LeaseOwner).SingleOrDefaultAsync(ct);
-    }
-
     /// <summary>
     /// The job's own last checkpoint (an earlier attempt got that far: continue at the next epoch), and the weights of the
     /// checkpoint it was created from (<see cref="FineTuneJob.FromCheckpointId"/>).
@@ -202,11 +224,19 @@ public sealed class FineTuneJobRunner(
     /// queued → running, or running with a lapsed (or no) lease → running again (its worker died), in one conditional
     /// UPDATE that takes the lease. A running job with a live lease is someone else's: a duplicate delivery gets null.
     /// </summary>
-    private async Task<FineTuneJob?> ClaimAsync(string jobId, string leaseOwner, CancellationToken ct)
+    /// <returns>The claimed job (null: nothing to do) and the worker whose lapsed lease this claim took over, if any.</returns>
+    private async Task<(FineTuneJob? Job, string? Previous)> ClaimAsync(string jobId, string leaseOwner, CancellationToken ct)
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var now = DateTime.UtcNow;
         var expires = now + options.Value.JobLeaseDuration;
+        // One transaction: a no-op write locks the row (Postgres row lock, SQLite write lock) so the owner read next is
+        // exactly the one the claim replaces; no other worker can claim in between.
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        await db.Jobs.Where(j => j.Id == jobId).ExecuteUpdateAsync(s => s.SetProperty(j => j.Attempts, j => j.Attempts), ct);
+        var previous = await db.Jobs
+            .Where(j => j.Id == jobId && j.Status == JobStatus.Running && j.LeaseOwner != null && (j.LeaseExpiresAt == null || j.LeaseExpiresAt < now))
+            .Select(j => j.LeaseOwner).SingleOrDefaultAsync(ct);
         var claimed = await db.Jobs
             .Where(j => j.Id == jobId && (j.Status == JobStatus.Queued
                 || (j.Status == JobStatus.Running && (j.LeaseExpiresAt == null || j.LeaseExpiresAt < now))))
@@ -221,9 +251,11 @@ public sealed class FineTuneJobRunner(
         if (claimed == 0)
         {
             logger.LogInformation("Job {JobId} is missing, finished, or running under another worker's live lease; nothing to do", jobId);
-            return null;
+            return (null, null);
         }
-        return await db.Jobs.AsNoTracking().SingleAsync(j => j.Id == jobId, ct);
+        var job = await db.Jobs.AsNoTracking().SingleAsync(j => j.Id == jobId, ct);
+        await tx.CommitAsync(ct);
+        return (job, previous);
     }
 
     private async Task ReleaseLeaseAsync(string jobId, string leaseOwner)

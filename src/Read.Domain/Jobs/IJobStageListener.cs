@@ -6,4 +6,7 @@ namespace Read.Domain.Jobs;
 public interface IJobStageListener
 {
     void OnStageStarted(string jobId, FineTuneStage stage);
+
+    /// <summary>A run ended without publishing because the job failed or was cancelled (<paramref name="status"/>); a throw here is logged, never fails anything.</summary>
+    void OnRunEnded(string jobId, string status) { }
 }

@@ -14,7 +14,7 @@ namespace Read.Domain.Receipts;
 
 /// <summary>
 /// Measures what a job cost the worker for its receipt: process CPU time and peak RSS from its first stage to publish,
-/// and the tokens its activation cache holds. Never fails a job: a measurement that goes wrong is logged and skipped.
+/// and the tokens its activation cache holds; for a failed or cancelled run, up to its end. Never fails a job: a measurement that goes wrong is logged and skipped.
 /// </summary>
 public sealed class JobMeasurementListener : IJobStageListener, IDisposable
 {
@@ -63,11 +63,18 @@ public sealed class JobMeasurementListener : IJobStageListener, IDisposable
         }
     }
 
+    /// <summary>A failed or cancelled run: its receipt shows the CPU, memory and tokens it used up to then.</summary>
+    public void OnRunEnded(string jobId, string status)
+    {
+        if (_runs.TryRemove(jobId, out var run))
+            Finish(jobId, run);
+    }
+
     private void Begin(string jobId)
     {
         var run = new Run(CpuTime(), Environment.WorkingSet, 1);
         _runs[jobId] = run; // a retried run starts over
-        // Runs that failed or were cancelled never reach publish; forget them eventually.
+        // Runs interrupted by a shutdown or a lost lease never end here; forget them eventually.
         foreach (var (id, old) in _runs)
             if (DateTime.UtcNow - old.StartedAt > TimeSpan.FromDays(2))
                 _runs.TryRemove(id, out _);

@@ -20,13 +20,13 @@ public static class TenantQuotas
     }
 
     /// <summary>Null when one more job fits, else the limit it would exceed.</summary>
-    public static async Task<int?> ConcurrentJobsExceededAsync(ReadDbContext db, Guid tenantId, QuotaOptions defaults, CancellationToken ct)
+    public static async Task<int?> ConcurrentJobsExceededAsync(ReadDbContext db, Guid tenantId, QuotaOptions defaults, CancellationToken ct, int additional = 1)
     {
         var limit = (await ForAsync(db, tenantId, defaults, ct)).MaxConcurrentJobs;
         if (limit is null)
             return null;
         var active = await db.Jobs.CountAsync(j => j.TenantId == tenantId && (j.Status == JobStatus.Queued || j.Status == JobStatus.Running), ct);
-        return active >= limit ? limit : null;
+        return active + additional > limit ? limit : null; // a sweep adds all its trials at once
     }
 
     /// <summary>Null when <paramref name="additionalBytes"/> more fit, else the limit they would exceed.</summary>

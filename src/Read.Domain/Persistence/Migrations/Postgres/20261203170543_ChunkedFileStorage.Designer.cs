@@ -227,6 +227,9 @@ namespace Read.Domain.Persistence.Migrations.Postgres
                         .IsRequired()
                         .HasColumnType("text");
 
+                    b.Property<string>("RequestedHyperparametersJson")
+                        .HasColumnType("text");
+
                     b.Property<DateTime?>("LeaseExpiresAt")
                         .HasColumnType("timestamp with time zone");
 

@@ -10,6 +10,13 @@ namespace Read.Domain.Persistence.Migrations.Sqlite
         /// <inheritdoc />
         protected override void Up(MigrationBuilder migrationBuilder)
         {
+            // The request as sent when it had "auto" values; hyperparameters then holds the resolved ones.
+            migrationBuilder.AddColumn<string>(
+                name: "RequestedHyperparametersJson",
+                table: "fine_tuning_jobs",
+                type: "TEXT",
+                nullable: true);
+
             migrationBuilder.CreateTable(
                 name: "file_chunks",
                 columns: table => new
@@ -41,6 +48,10 @@ namespace Read.Domain.Persistence.Migrations.Sqlite
         /// <inheritdoc />
         protected override void Down(MigrationBuilder migrationBuilder)
         {
+            migrationBuilder.DropColumn(
+                name: "RequestedHyperparametersJson",
+                table: "fine_tuning_jobs");
+
             migrationBuilder.AddColumn<byte[]>(
                 name: "Content",
                 table: "files",
