@@ -139,6 +139,7 @@ internal sealed class InferenceBatcher : IAsyncDisposable
         {
             var ct = owner.stopping.Token;
             var reader = channel.Reader;
+            Exception? failure = null;
             try
             {
                 while (true)
@@ -155,11 +156,20 @@ internal sealed class InferenceBatcher : IAsyncDisposable
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
             }
+            catch (Exception e)
+            {
+                // A fault outside a batch (gathering, forming): the lane cannot go on. Closing the channel makes later
+                // requests fail at once instead of waiting on a loop that is gone; the queued ones fail below.
+                owner.logger.LogCritical(e, "Inference lane stopped by an unexpected error");
+                channel.Writer.TryComplete(e);
+                owner.lanes.TryRemove(new KeyValuePair<Backbone, Lane>(backbone, this)); // the next request starts a fresh lane
+                failure = e;
+            }
 
-            // Stopping: whatever is still queued fails rather than hangs.
+            // Stopping (or stopped): whatever is still queued fails rather than hangs.
             Drain(reader);
             foreach (var item in pending.Values.SelectMany(q => q))
-                item.Result.TrySetException(new ObjectDisposedException(nameof(InferenceBatcher)));
+                item.Result.TrySetException(failure ?? new ObjectDisposedException(nameof(InferenceBatcher)));
         }
 
         // The gather window: more requests may join until the batch is full or the delay since the first one ran out.
