@@ -1,3 +1,4 @@
+using Read.ServiceDefaults;
 using Hangfire;
 using Hangfire.Common;
 using Hangfire.States;
@@ -5,7 +6,6 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Read.Domain.Configuration;
 using Read.Domain.Jobs;
-using Read.Worker;
 
 namespace Read.Api.Tests;
 

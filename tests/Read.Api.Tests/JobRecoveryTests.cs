@@ -1,3 +1,4 @@
+using Read.ServiceDefaults;
 using Hangfire;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;

@@ -1,3 +1,4 @@
+using Read.ServiceDefaults;
 using Hangfire;
 using Hangfire.PostgreSql;
 using Microsoft.Extensions.Logging.Abstractions;

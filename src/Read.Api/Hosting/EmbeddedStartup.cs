@@ -1,3 +1,4 @@
+using Read.ServiceDefaults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Read.Domain.Configuration;

@@ -72,6 +72,8 @@ internal static class ReadApiExtensions
                 server.WorkerCount = sp.GetRequiredService<IOptions<ReadOptions>>().Value.WorkerCount;
                 server.ServerName = $"read-api-embedded:{Environment.ProcessId}";
             });
+            // This process is the worker too: it sweeps lapsed leases and never-enqueued jobs as a worker does.
+            services.AddHostedService<JobLeaseSweep>();
         }
 
         services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)

@@ -1,27 +1,24 @@
-using System.Globalization;
 using Hangfire;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Read.Domain.Configuration;
 using Read.Domain.Jobs;
 using Read.Domain.Persistence;
 
-namespace Read.Worker;
+namespace Read.ServiceDefaults;
 
 /// <summary>
 /// Every <see cref="ReadOptions.JobSweepInterval"/>: hands Hangfire again (1) running jobs whose lease lapsed — their worker
 /// died without a word, and Hangfire itself would redeliver only after its invisibility timeout — and (2) queued jobs
 /// committed but never enqueued (the API stopped in between) once older than a minute. Several workers sweep at once:
-/// each job is taken with one conditional UPDATE, so one sweeper enqueues it.
+/// each job is taken with one conditional UPDATE, so one sweeper enqueues it. Runs in every worker and in the embedded
+/// API; the orphan pass is <see cref="JobRecovery"/>'s, the protocol the API's start-up uses.
 /// </summary>
-internal sealed class JobLeaseSweep(
+public sealed class JobLeaseSweep(
     IDbContextFactory<ReadDbContext> dbFactory, IBackgroundJobClient hangfire, IOptions<ReadOptions> options, ILogger<JobLeaseSweep> logger) : BackgroundService
 {
-    // Same protocol and grace as the API's start-up recovery (Read.Api JobRecovery): a younger job may be between its
-    // API's commit and enqueue.
-    private static readonly TimeSpan GraceAge = TimeSpan.FromMinutes(1);
-    private const string ClaimPrefix = "recovering:";
-
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(options.Value.JobSweepInterval);
@@ -40,7 +37,7 @@ internal sealed class JobLeaseSweep(
     }
 
     /// <returns>How many jobs this sweep enqueued.</returns>
-    internal async Task<int> SweepAsync(CancellationToken ct)
+    public async Task<int> SweepAsync(CancellationToken ct)
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var now = DateTime.UtcNow;
@@ -75,43 +72,8 @@ internal sealed class JobLeaseSweep(
             enqueued++;
         }
 
-        var createdBefore = now - GraceAge;
-        var claimStaleBefore = (now - GraceAge).Ticks;
-        var orphans = await db.Jobs.Where(j => j.Status == JobStatus.Queued && j.CreatedAt <= createdBefore
-                && (j.HangfireJobId == null || j.HangfireJobId.StartsWith(ClaimPrefix)))
-            .Select(j => new { j.Id, j.HangfireJobId }).ToListAsync(ct);
-        foreach (var orphan in orphans)
-        {
-            if (orphan.HangfireJobId is { } claimed && ClaimTicks(claimed) > claimStaleBefore)
-                continue; // another instance is enqueueing it right now
-            var jobId = orphan.Id;
-            var claim = ClaimPrefix + now.Ticks.ToString(CultureInfo.InvariantCulture) + ":" + Guid.NewGuid().ToString("N");
-            if (await db.Jobs.Where(j => j.Id == jobId && j.HangfireJobId == orphan.HangfireJobId && j.Status == JobStatus.Queued)
-                    .ExecuteUpdateAsync(s => s.SetProperty(j => j.HangfireJobId, claim), ct) == 0)
-                continue;
-            string hangfireId;
-            try
-            {
-                hangfireId = hangfire.Enqueue<FineTuneJobRunner>(FineTuneJobRunner.Queue, r => r.RunAsync(jobId, CancellationToken.None));
-            }
-            catch
-            {
-                // Give the claim back: the next sweep retries at once instead of waiting for the claim to go stale.
-                await db.Jobs.Where(j => j.Id == jobId && j.HangfireJobId == claim).ExecuteUpdateAsync(s => s.SetProperty(j => j.HangfireJobId, orphan.HangfireJobId), CancellationToken.None);
-                throw;
-            }
-            await db.Jobs.Where(j => j.Id == jobId && j.HangfireJobId == claim).ExecuteUpdateAsync(s => s.SetProperty(j => j.HangfireJobId, hangfireId), ct);
-            logger.LogInformation("Job {JobId} was committed but never enqueued; enqueued by the sweep", jobId);
-            enqueued++;
-        }
-
+        // Committed but never enqueued (the API stopped in between), once older than the grace age.
+        enqueued += await JobRecovery.RequeueAsync(dbFactory, hangfire, logger, includeEnqueued: false, JobRecovery.GraceAge, ct);
         return enqueued;
-    }
-
-    private static long ClaimTicks(string claim)
-    {
-        var rest = claim.AsSpan(ClaimPrefix.Length);
-        var end = rest.IndexOf(':');
-        return long.TryParse(end < 0 ? rest : rest[..end], NumberStyles.None, CultureInfo.InvariantCulture, out var ticks) ? ticks : 0;
     }
 }

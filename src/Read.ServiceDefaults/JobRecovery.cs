@@ -1,17 +1,20 @@
 using System.Globalization;
 using Hangfire;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Read.Domain.Jobs;
 using Read.Domain.Persistence;
 
-namespace Read.Api.Hosting;
+namespace Read.ServiceDefaults;
 
 /// <summary>
-/// Hands unfinished jobs to Hangfire again at start-up, so a job accepted by the database is never lost. Several API
-/// instances may start at once: each job is claimed with one conditional UPDATE of its HangfireJobId before it is
-/// enqueued, so exactly one instance enqueues it.
+/// Hands unfinished jobs to Hangfire again, so a job accepted by the database is never lost: at an API's start-up and
+/// on every pass of <see cref="JobLeaseSweep"/> (worker and embedded API). Several processes may do it at once: each
+/// job is claimed with one conditional UPDATE before it is enqueued, so exactly one of them enqueues it, and a claim
+/// whose enqueue throws is given back.
 /// </summary>
-internal static class JobRecovery
+public static class JobRecovery
 {
     /// <summary>
     /// Postgres mode: a job younger than this may be an API instance's fresh job between its commit and its enqueue; that
@@ -27,23 +30,24 @@ internal static class JobRecovery
     /// never reached Hangfire (the API stopped between committing the row and enqueueing); Hangfire's persistent
     /// storage redelivers the rest itself.
     /// </param>
-    public static Task RequeueAsync(IServiceProvider services, bool includeEnqueued) => RequeueAsync(
+    public static Task<int> RequeueAsync(IServiceProvider services, bool includeEnqueued) => RequeueAsync(
         services.GetRequiredService<IDbContextFactory<ReadDbContext>>(), services.GetRequiredService<IBackgroundJobClient>(),
         services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(JobRecovery)), includeEnqueued,
         // Embedded mode is one process that has not served a request yet: no other enqueue can be under way.
         includeEnqueued ? TimeSpan.Zero : GraceAge);
 
     /// <returns>How many jobs this call enqueued.</returns>
-    internal static async Task<int> RequeueAsync(
-        IDbContextFactory<ReadDbContext> dbFactory, IBackgroundJobClient client, ILogger logger, bool includeEnqueued, TimeSpan graceAge)
+    public static async Task<int> RequeueAsync(
+        IDbContextFactory<ReadDbContext> dbFactory, IBackgroundJobClient client, ILogger logger, bool includeEnqueued, TimeSpan graceAge,
+        CancellationToken ct = default)
     {
-        await using var db = await dbFactory.CreateDbContextAsync();
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
         var now = DateTime.UtcNow;
         var createdBefore = now - graceAge;
         var query = db.Jobs.Where(j => (j.Status == JobStatus.Queued || j.Status == JobStatus.Running) && j.CreatedAt <= createdBefore);
         if (!includeEnqueued)
             query = query.Where(j => j.Status == JobStatus.Queued && (j.HangfireJobId == null || j.HangfireJobId.StartsWith(ClaimPrefix)));
-        var candidates = await query.OrderBy(j => j.CreatedAt).Select(j => new { j.Id, j.HangfireJobId }).ToListAsync();
+        var candidates = await query.OrderBy(j => j.CreatedAt).Select(j => new { j.Id, j.HangfireJobId }).ToListAsync(ct);
         var enqueued = 0;
         foreach (var candidate in candidates)
         {
@@ -56,7 +60,7 @@ internal static class JobRecovery
             // Only the instance whose UPDATE still finds the value it read wins; the others see a changed row and skip.
             var claimed = await db.Jobs
                 .Where(j => j.Id == jobId && j.HangfireJobId == seen && (j.Status == JobStatus.Queued || j.Status == JobStatus.Running))
-                .ExecuteUpdateAsync(s => s.SetProperty(j => j.HangfireJobId, claim));
+                .ExecuteUpdateAsync(s => s.SetProperty(j => j.HangfireJobId, claim), ct);
             if (claimed == 0)
                 continue;
             string hangfireId;
@@ -66,12 +70,12 @@ internal static class JobRecovery
             }
             catch
             {
-                // Give the job back for the next start rather than leave it claimed by nobody.
-                await db.Jobs.Where(j => j.Id == jobId && j.HangfireJobId == claim).ExecuteUpdateAsync(s => s.SetProperty(j => j.HangfireJobId, seen));
+                // Give the job back for the next pass rather than leave it claimed by nobody until the claim goes stale.
+                await db.Jobs.Where(j => j.Id == jobId && j.HangfireJobId == claim).ExecuteUpdateAsync(s => s.SetProperty(j => j.HangfireJobId, seen), CancellationToken.None);
                 throw;
             }
 
-            await db.Jobs.Where(j => j.Id == jobId && j.HangfireJobId == claim).ExecuteUpdateAsync(s => s.SetProperty(j => j.HangfireJobId, hangfireId));
+            await db.Jobs.Where(j => j.Id == jobId && j.HangfireJobId == claim).ExecuteUpdateAsync(s => s.SetProperty(j => j.HangfireJobId, hangfireId), CancellationToken.None);
             enqueued++;
             logger.LogInformation("Re-enqueued unfinished job {JobId}", jobId);
         }
