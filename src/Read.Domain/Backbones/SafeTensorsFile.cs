@@ -44,10 +44,6 @@ internal static class SafeTensorsFile
         return tensors;
     }
 
-    /// <summary>Tensor names and shapes only, without touching the data.</summary>
-    public static Dictionary<string, long[]> ReadShapes(string path) =>
-        ReadHeader(path).ToDictionary(p => p.Key, p => p.Value.Shape, StringComparer.Ordinal);
-
     /// <summary>
     /// The header of the safetensors file at <paramref name="path"/>, read without touching the data: every tensor's
     /// dtype, shape and absolute byte range, checked against its shape and the file's size.

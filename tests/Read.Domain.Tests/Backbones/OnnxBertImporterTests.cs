@@ -21,12 +21,12 @@ public sealed class OnnxBertImporterTests
         Assert.Equal((30522, 384, 6, 12, 1536, 512, 2, "gelu"),
             (config.VocabSize, config.HiddenSize, config.NumHiddenLayers, config.NumAttentionHeads, config.IntermediateSize, config.MaxPositionEmbeddings, config.TypeVocabSize, config.HiddenAct));
         Assert.Equal(1e-12, config.LayerNormEps, 1e-15);
-        var shapes = SafeTensorsFile.ReadShapes(Path.Combine(result.Directory, HuggingFaceCheckpoint.WeightsFile));
+        var header = SafeTensorsFile.ReadHeader(Path.Combine(result.Directory, HuggingFaceCheckpoint.WeightsFile));
         foreach (var (name, shape) in OnnxBertImporter.ExpectedShapes(config))
-            Assert.True(shapes.TryGetValue(name, out var actual) && actual.SequenceEqual(shape), $"{name}: {(actual is null ? "missing" : string.Join("x", actual))}");
+            Assert.True(header.TryGetValue(name, out var entry) && entry.Shape.SequenceEqual(shape), $"{name}: {(entry.Shape is null ? "missing" : string.Join("x", entry.Shape))}");
         // 22.7M with MiniLM's pooler, which the encoder does not use (arctic-xs's export has none).
         Assert.Equal(22_565_376, HuggingFaceCheckpoint.CountParameters(result.Directory));
-        Assert.Equal(id == BundledBackbones.MiniLmId, shapes.ContainsKey("pooler.dense.weight"));
+        Assert.Equal(id == BundledBackbones.MiniLmId, header.ContainsKey("pooler.dense.weight"));
         Assert.Equal(30522, File.ReadAllLines(Path.Combine(result.Directory, "vocab.txt")).Length);
         Assert.Empty(Directory.GetDirectories(temp.Path, ".*tmp-*"));
         using var backbone = HuggingFaceCheckpoint.Load(id, result.Directory);
