@@ -85,22 +85,10 @@ internal static class BatchesApi
     internal static async Task<Results<Ok<Page<BatchResponse>>, ProblemHttpResult>> List(
         ClaimsPrincipal user, ReadDbContext db, int? limit, string? after, CancellationToken ct)
     {
-        if (PageRequest.Validate(limit) is { } bad)
-            return bad;
-        var take = limit ?? PageRequest.DefaultLimit;
-        var tenant = user.GetTenantId();
-        var query = db.Batches.AsNoTracking().Where(b => b.TenantId == tenant);
-        if (after is not null)
-        {
-            var cursor = await query.Where(b => b.Id == after).Select(b => (DateTime?)b.CreatedAt).FirstOrDefaultAsync(ct);
-            if (cursor is not { } c)
-                return PageRequest.UnknownCursor(after);
-            query = query.Where(b => b.CreatedAt < c || (b.CreatedAt == c && string.Compare(b.Id, after) < 0));
-        }
-
-        var batches = await query.OrderByDescending(b => b.CreatedAt).ThenByDescending(b => b.Id).Take(take + 1).ToListAsync(ct);
-        var page = PageRequest.From(batches, take);
-        return TypedResults.Ok(new Page<BatchResponse>(page.Object, page.Data.Select(BatchResponse.From).ToList(), page.HasMore));
+        var (page, problem) = await PageRequest.NewestFirstAsync(db.Batches, user.GetTenantId(), limit, after, ct);
+        if (problem is not null)
+            return problem;
+        return TypedResults.Ok(new Page<BatchResponse>(page!.Object, page.Data.Select(BatchResponse.From).ToList(), page.HasMore));
     }
 
     internal static async Task<Results<Ok<BatchResponse>, ProblemHttpResult>> Get(string id, ClaimsPrincipal user, ReadDbContext db, CancellationToken ct)

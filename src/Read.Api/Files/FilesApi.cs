@@ -217,28 +217,11 @@ internal static class FilesApi
     internal static async Task<Results<Ok<Page<FileResponse>>, ProblemHttpResult>> List(
         ClaimsPrincipal user, ReadDbContext db, int? limit, string? after, CancellationToken ct)
     {
-        if (PageRequest.Validate(limit) is { } bad)
-            return bad;
-        var take = limit ?? PageRequest.DefaultLimit;
-        var tenant = user.GetTenantId();
-        var query = db.Files.AsNoTracking().Where(f => f.TenantId == tenant);
-        if (after is not null)
-        {
-            var cursor = await query.Where(f => f.Id == after).Select(f => (DateTime?)f.CreatedAt).FirstOrDefaultAsync(ct);
-            if (cursor is not { } c)
-                return PageRequest.UnknownCursor(after);
-            query = query.Where(f => f.CreatedAt < c || (f.CreatedAt == c && string.Compare(f.Id, after) < 0));
-        }
-        var files = await query
-            .OrderByDescending(f => f.CreatedAt).ThenByDescending(f => f.Id).Take(take + 1)
-            .Select(f => new DatasetFile
-            {
-                Id = f.Id, TenantId = f.TenantId, FileName = f.FileName, Purpose = f.Purpose, Bytes = f.Bytes, Sha256 = f.Sha256,
-                ExampleCount = f.ExampleCount, Labels = f.Labels, HasTextPairs = f.HasTextPairs, CreatedAt = f.CreatedAt,
-            })
-            .ToListAsync(ct);
-        var page = PageRequest.From(files, take);
-        return TypedResults.Ok(new Page<FileResponse>(page.Object, page.Data.Select(FileResponse.From).ToList(), page.HasMore));
+        // The bytes live in file_chunks: a files row is metadata only, so whole rows are fetched.
+        var (page, problem) = await PageRequest.NewestFirstAsync(db.Files, user.GetTenantId(), limit, after, ct);
+        if (problem is not null)
+            return problem;
+        return TypedResults.Ok(new Page<FileResponse>(page!.Object, page.Data.Select(FileResponse.From).ToList(), page.HasMore));
     }
 
     internal static async Task<Results<Ok<FileResponse>, ProblemHttpResult>> Get(string id, ClaimsPrincipal user, ReadDbContext db, CancellationToken ct)

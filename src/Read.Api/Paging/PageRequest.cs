@@ -1,5 +1,7 @@
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
 using Read.Api.Problems;
+using Read.Domain.Persistence;
 
 namespace Read.Api.Paging;
 
@@ -19,6 +21,29 @@ internal static class PageRequest
 
     public static ProblemHttpResult UnknownCursor(string after) =>
         ApiProblems.BadRequest("invalid_cursor", $"'after' must be the id of an item of this list; '{after}' is not.");
+
+    /// <summary>
+    /// One page of the tenant's rows of <paramref name="rows"/>, newest first (ties by id), after the row whose id is
+    /// <paramref name="after"/>; a problem for a bad limit or an unknown cursor. Every tenant list pages this way.
+    /// </summary>
+    public static async Task<(Page<T>? Page, ProblemHttpResult? Problem)> NewestFirstAsync<T>(
+        IQueryable<T> rows, Guid tenant, int? limit, string? after, CancellationToken ct) where T : class, ITenantListed
+    {
+        if (Validate(limit) is { } bad)
+            return (null, bad);
+        var take = limit ?? DefaultLimit;
+        var query = rows.AsNoTracking().Where(r => r.TenantId == tenant);
+        if (after is not null)
+        {
+            var cursor = await query.Where(r => r.Id == after).Select(r => (DateTime?)r.CreatedAt).FirstOrDefaultAsync(ct);
+            if (cursor is not { } c)
+                return (null, UnknownCursor(after));
+            query = query.Where(r => r.CreatedAt < c || (r.CreatedAt == c && string.Compare(r.Id, after) < 0));
+        }
+
+        var page = await query.OrderByDescending(r => r.CreatedAt).ThenByDescending(r => r.Id).Take(take + 1).ToListAsync(ct);
+        return (From(page, take), null);
+    }
 
     /// <summary>Splits a query result fetched with <c>limit + 1</c> rows into the page and whether more follow.</summary>
     public static Page<T> From<T>(List<T> rows, int limit)

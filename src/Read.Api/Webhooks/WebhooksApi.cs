@@ -89,21 +89,10 @@ internal static class WebhooksApi
     internal static async Task<Results<Ok<Page<WebhookResponse>>, ProblemHttpResult>> List(
         ClaimsPrincipal user, ReadDbContext db, int? limit, string? after, CancellationToken ct)
     {
-        if (PageRequest.Validate(limit) is { } bad)
-            return bad;
-        var take = limit ?? PageRequest.DefaultLimit;
-        var tenant = user.GetTenantId();
-        var query = db.WebhookEndpoints.AsNoTracking().Where(e => e.TenantId == tenant);
-        if (after is not null)
-        {
-            var cursor = await query.Where(e => e.Id == after).Select(e => (DateTime?)e.CreatedAt).FirstOrDefaultAsync(ct);
-            if (cursor is not { } c)
-                return PageRequest.UnknownCursor(after);
-            query = query.Where(e => e.CreatedAt < c || (e.CreatedAt == c && string.Compare(e.Id, after) < 0));
-        }
-        var rows = await query.OrderByDescending(e => e.CreatedAt).ThenByDescending(e => e.Id).Take(take + 1).ToListAsync(ct);
-        var page = PageRequest.From(rows, take);
-        return TypedResults.Ok(new Page<WebhookResponse>(page.Object, page.Data.Select(e => WebhookResponse.From(e)).ToList(), page.HasMore));
+        var (page, problem) = await PageRequest.NewestFirstAsync(db.WebhookEndpoints, user.GetTenantId(), limit, after, ct);
+        if (problem is not null)
+            return problem;
+        return TypedResults.Ok(new Page<WebhookResponse>(page!.Object, page.Data.Select(e => WebhookResponse.From(e)).ToList(), page.HasMore));
     }
 
     internal static async Task<Results<Ok<WebhookResponse>, ProblemHttpResult>> Get(string id, ClaimsPrincipal user, ReadDbContext db, CancellationToken ct)

@@ -1,10 +1,12 @@
+using Read.Domain.Persistence;
+
 namespace Read.Domain.Batches;
 
 /// <summary>
 /// A batch prediction job (OpenAI Batch API shape): a JSONL file of predict requests answered offline into an output
 /// file (successes) and an error file (failed requests). docs/decisions/017-batch-prediction.md.
 /// </summary>
-public sealed class PredictionBatch
+public sealed class PredictionBatch : ITenantListed
 {
     public required string Id { get; init; }
     public required Guid TenantId { get; init; }

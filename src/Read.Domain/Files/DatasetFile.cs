@@ -1,7 +1,9 @@
+using Read.Domain.Persistence;
+
 namespace Read.Domain.Files;
 
 /// <summary>An uploaded JSONL dataset, validated on upload; its bytes live in the database (<see cref="FileChunk"/>, through <see cref="FileContentStore"/>) so any worker can read it.</summary>
-public sealed class DatasetFile
+public sealed class DatasetFile : ITenantListed
 {
     public required string Id { get; init; }
     public required Guid TenantId { get; init; }

@@ -1,7 +1,9 @@
+using Read.Domain.Persistence;
+
 namespace Read.Domain.Webhooks;
 
 /// <summary>A tenant's URL that hears about job state changes, signed with its own secret.</summary>
-public sealed class WebhookEndpoint
+public sealed class WebhookEndpoint : ITenantListed
 {
     public required string Id { get; init; }
     public required Guid TenantId { get; init; }
