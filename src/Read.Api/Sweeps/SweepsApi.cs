@@ -164,7 +164,9 @@ internal static class SweepsApi
         }
         for (var i = 0; i < jobs.Count; i++)
             jobs[i].HangfireJobId = hangfireIds[i];
-        await db.SaveChangesAsync(ct);
+        // Not the request's token: the trials are enqueued already, and without their ids saved the job sweep would
+        // enqueue each trial again on its own (all at once, each missing the shared cache).
+        await db.SaveChangesAsync(CancellationToken.None);
         return TypedResults.Created($"/v1/fine-tuning/sweeps/{sweep.Id}", await DescribeAsync(db, sweep, ct));
     }
 

@@ -219,7 +219,6 @@ public sealed class FineTuneJobRunner(
         return (null, TrainingCheckpoint.Read(initial));
     }
 
-    /// <summary>Moves a queued (or interrupted running) job to running; returns null when there is nothing to do.</summary>
     /// <summary>
     /// queued → running, or running with a lapsed (or no) lease → running again (its worker died), in one conditional
     /// UPDATE that takes the lease. A running job with a live lease is someone else's: a duplicate delivery gets null.

@@ -99,6 +99,8 @@ public sealed class JobMeasurementListener : IJobStageListener, IDisposable
         }
         using var db = dbFactory.CreateDbContext();
         var job = db.Jobs.AsNoTracking().Where(j => j.Id == jobId).Select(j => new { j.TenantId }).Single();
+        // A retried job replaces its receipt: the delete and the insert commit together, so it never has none.
+        using var tx = db.Database.BeginTransaction();
         db.JobMeasurements.Where(m => m.JobId == jobId).ExecuteDelete();
         db.JobMeasurements.Add(new JobMeasurement
         {
@@ -112,6 +114,7 @@ public sealed class JobMeasurementListener : IJobStageListener, IDisposable
             MeasuredAt = DateTime.UtcNow,
         });
         db.SaveChanges();
+        tx.Commit();
     }
 
     /// <summary>Tokens after truncation of train followed by validation: what the cache holds and a miss runs through the backbone.</summary>
