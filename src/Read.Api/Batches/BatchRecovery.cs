@@ -20,7 +20,7 @@ internal static class BatchRecovery
         var db = services.GetRequiredService<ReadDbContext>();
         var client = services.GetRequiredService<IBackgroundJobClient>();
         var createdBefore = DateTime.UtcNow - (embedded ? TimeSpan.Zero : GraceAge);
-        var query = db.Batches.Where(b => b.Status != BatchStatus.Completed && b.Status != BatchStatus.Failed && b.Status != BatchStatus.Cancelled
+        var query = db.Batches.Where(b => !BatchStatus.Terminal.Contains(b.Status)
                                           && b.CreatedAt <= createdBefore);
         if (!embedded)
             query = query.Where(b => b.HangfireJobId == null);

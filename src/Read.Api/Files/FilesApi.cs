@@ -204,10 +204,13 @@ internal static class FilesApi
         return TypedResults.Created($"/v1/files/{file.Id}", FileResponse.From(file));
     }
 
-    internal static async Task<Results<FileContentHttpResult, ProblemHttpResult>> Content(string id, ClaimsPrincipal user, ReadDbContext db, CancellationToken ct)
+    /// <summary>Streams the file's chunks to the client one at a time: a batch's output file has no size cap.</summary>
+    internal static async Task<Results<FileStreamHttpResult, ProblemHttpResult>> Content(string id, ClaimsPrincipal user, ReadDbContext db, CancellationToken ct)
     {
-        var content = await BatchFileStore.ReadAsync(db, user.GetTenantId(), id, ct);
-        return content is null ? ApiProblems.NotFound("file", id) : TypedResults.File(content, "application/jsonl", $"{id}.jsonl");
+        var tenant = user.GetTenantId();
+        if (!await db.Files.AnyAsync(f => f.Id == id && f.TenantId == tenant, ct))
+            return ApiProblems.NotFound("file", id);
+        return TypedResults.Stream(await FileContentStore.OpenReadAsync(db, id, ct), "application/jsonl", $"{id}.jsonl");
     }
 
     private static ProblemHttpResult TooLarge(long limit) =>
@@ -237,12 +240,15 @@ internal static class FilesApi
         var inUse = await db.Jobs.AnyAsync(j => j.TenantId == tenant && (j.TrainingFileId == id || j.ValidationFileId == id)
                                                 && (j.Status == JobStatus.Queued || j.Status == JobStatus.Running), ct);
         inUse = inUse || await db.Batches.AnyAsync(b => b.TenantId == tenant && b.InputFileId == id
-                                                        && b.Status != BatchStatus.Completed && b.Status != BatchStatus.Failed && b.Status != BatchStatus.Cancelled, ct);
+                                                        && !BatchStatus.Terminal.Contains(b.Status), ct);
         if (inUse)
             return ApiProblems.Problem(StatusCodes.Status409Conflict, "file_in_use", "Conflict", $"File '{id}' is used by a queued or running job.");
+        // The row and its chunks go together: a failure in between must not leave chunks that no file owns.
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
         var deleted = await db.Files.Where(f => f.Id == id && f.TenantId == tenant).ExecuteDeleteAsync(ct);
         if (deleted > 0)
             await FileContentStore.DeleteAsync(db, id, ct);
+        await tx.CommitAsync(ct);
         return deleted == 0 ? ApiProblems.NotFound("file", id) : TypedResults.NoContent();
     }
 }

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Microsoft.EntityFrameworkCore;
 using Read.Domain.Files;
 using Read.Domain.Persistence;

@@ -245,7 +245,7 @@ public sealed class BatchJobRunner(
         await using var db = await dbFactory.CreateDbContextAsync();
         var errors = JsonSerializer.Serialize(new[] { new BatchError(code, message, line) }, JsonDefaults.SnakeCase);
         var now = DateTime.UtcNow;
-        await db.Batches.Where(b => b.Id == batchId && b.RunOwner == owner && !BatchStatusTerminal.Contains(b.Status))
+        await db.Batches.Where(b => b.Id == batchId && b.RunOwner == owner && !BatchStatus.Terminal.Contains(b.Status))
             .ExecuteUpdateAsync(s => s
                 .SetProperty(b => b.Status, BatchStatus.Failed)
                 .SetProperty(b => b.FailedAt, now)
@@ -253,7 +253,6 @@ public sealed class BatchJobRunner(
                 .SetProperty(b => b.RunOwner, (string?)null));
     }
 
-    private static readonly string[] BatchStatusTerminal = [BatchStatus.Completed, BatchStatus.Failed, BatchStatus.Cancelled];
 
     /// <summary>
     /// Polls the row: the user cancelling (cancelling) or another run taking the batch over both stop this run. Between

@@ -11,5 +11,8 @@ public static class BatchStatus
     public const string Cancelling = "cancelling";
     public const string Cancelled = "cancelled";
 
-    public static bool IsTerminal(string status) => status is Completed or Failed or Cancelled;
+    /// <summary>The statuses a batch ends in; an array so queries can use it (<c>!Terminal.Contains(b.Status)</c>).</summary>
+    public static readonly string[] Terminal = [Completed, Failed, Cancelled];
+
+    public static bool IsTerminal(string status) => Terminal.Contains(status);
 }
