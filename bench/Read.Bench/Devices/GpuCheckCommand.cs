@@ -14,8 +14,9 @@ namespace Read.Bench.Devices;
 /// <summary>
 /// `read-bench gpu-check` (scripts/gpu-check.sh): one end-to-end READ job — precompute, train, evaluate, predict — on
 /// the Read:Device this process resolves, through the same registry and trainer the worker uses. Prints the device,
-/// precompute tokens/s, seconds per epoch and peak GPU memory (nvidia-smi's per-process figure, sampled: TorchSharp
-/// 0.107 has no torch.cuda.max_memory_allocated), or peak RSS on the CPU. Needs no network: the data is generated.
+/// precompute tokens/s, seconds per epoch and peak GPU memory (the device's memory.used from nvidia-smi, sampled, with
+/// its value before the job: TorchSharp 0.107 has no torch.cuda.max_memory_allocated), and peak RSS. Needs no network:
+/// the data is generated.
 /// </summary>
 internal static class GpuCheckCommand
 {
@@ -41,7 +42,9 @@ internal static class GpuCheckCommand
                 return 2;
             }
 
-            using var gpu = resolved.IsCuda ? new GpuMemorySampler() : null;
+            using var gpu = resolved.IsCuda ? new GpuMemorySampler(resolved.Index) : null;
+            if (gpu is not null)
+                Console.WriteLine($"sampling memory.used of nvidia-smi GPU {gpu.Gpu}: {gpu.Description}; {gpu.BaselineMb:N0} MB in use before the job");
             using var registry = new BackboneRegistry(new BackboneOptions { DataDirectory = parse.GetValue(data)! }, device: resolved);
             var backbone = registry.Get(parse.GetValue(backboneId)!);
             Console.WriteLine($"backbone {backbone.Id} on {backbone.Device}: weights {backbone.StorageDtype.Name()}, compute {backbone.ComputeDtype.Name()}");
@@ -76,7 +79,8 @@ internal static class GpuCheckCommand
             Console.WriteLine($"{"validation accuracy",-34} {m.ValidationAccuracy,14:F3}");
             Console.WriteLine($"{"predict 256 inputs s",-34} {predictSeconds,14:F3}");
             Console.WriteLine($"{"predict accuracy (same inputs)",-34} {agree,14:F3}");
-            Console.WriteLine($"{"peak GPU memory MB (nvidia-smi)",-34} {(gpu is null ? "n/a (cpu)" : gpu.PeakMb.ToString("N0", CultureInfo.InvariantCulture)),14}");
+            Console.WriteLine($"{"peak GPU memory.used MB (device)",-34} {(gpu is null ? "n/a (cpu)" : gpu.PeakMb.ToString("N0", CultureInfo.InvariantCulture)),14}");
+            Console.WriteLine($"{"  of which above the start",-34} {(gpu is null ? "n/a (cpu)" : (gpu.PeakMb - gpu.BaselineMb).ToString("N0", CultureInfo.InvariantCulture)),14}");
             Console.WriteLine($"{"peak RSS MB",-34} {ProcessStats.PeakRssMb(),14:N0}");
             return 0;
         });
@@ -117,50 +121,80 @@ internal static class GpuCheckCommand
         public void EpochCompleted(EpochMetrics metrics) => seconds.Add(metrics.Seconds);
     }
 
-    /// <summary>Polls nvidia-smi every 200 ms for this process's GPU memory and keeps the peak.</summary>
+    /// <summary>
+    /// Polls nvidia-smi every 200 ms for memory.used of the GPU behind CUDA ordinal <c>N</c> and keeps the peak. The whole
+    /// device's figure, not this process's: in a container nvidia-smi lists host PIDs, so matching our own PID finds
+    /// nothing. <see cref="BaselineMb"/> (before the backbone is loaded) is printed beside it, and the difference is the
+    /// job's when nothing else runs on the GPU. The GPU is found as CUDA numbers it: the N-th entry of
+    /// CUDA_VISIBLE_DEVICES when set (an index or a UUID, both of which <c>nvidia-smi -i</c> takes), else N, which is
+    /// nvidia-smi's index under CUDA_DEVICE_ORDER=PCI_BUS_ID (set by scripts/gpu-check.sh and Dockerfile.gpu).
+    /// </summary>
     private sealed class GpuMemorySampler : IDisposable
     {
         private readonly CancellationTokenSource stop = new();
         private readonly Task loop;
         private double peak;
 
-        public GpuMemorySampler() => loop = Task.Run(async () =>
+        public GpuMemorySampler(int ordinal)
         {
-            var pid = Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
-            while (!stop.IsCancellationRequested)
+            var visible = Environment.GetEnvironmentVariable("CUDA_VISIBLE_DEVICES");
+            var entries = string.IsNullOrWhiteSpace(visible) ? [] : visible.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+            Gpu = ordinal < entries.Length ? entries[ordinal] : ordinal.ToString(CultureInfo.InvariantCulture);
+            var order = Environment.GetEnvironmentVariable("CUDA_DEVICE_ORDER");
+            Description = (Query("index,name,uuid") ?? "nvidia-smi not found") +
+                (entries.Length == 0 && order != "PCI_BUS_ID" ? " (CUDA_DEVICE_ORDER is not PCI_BUS_ID: on a mixed-GPU host this may be another GPU)" : "");
+            BaselineMb = UsedMb() ?? double.NaN;
+            peak = BaselineMb;
+            loop = Task.Run(async () =>
             {
-                try
+                while (!stop.IsCancellationRequested)
                 {
-                    using var smi = Process.Start(new ProcessStartInfo("nvidia-smi", "--query-compute-apps=pid,used_memory --format=csv,noheader,nounits")
+                    if (UsedMb() is { } mb)
+                        peak = Math.Max(peak, mb);
+                    try
                     {
-                        RedirectStandardOutput = true, RedirectStandardError = true,
-                    })!;
-                    var text = await smi.StandardOutput.ReadToEndAsync();
-                    await smi.WaitForExitAsync();
-                    foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+                        await Task.Delay(200, stop.Token);
+                    }
+                    catch (OperationCanceledException)
                     {
-                        var parts = line.Split(',', StringSplitOptions.TrimEntries);
-                        if (parts.Length == 2 && parts[0] == pid && double.TryParse(parts[1], CultureInfo.InvariantCulture, out var mb))
-                            peak = Math.Max(peak, mb);
+                        return;
                     }
                 }
-                catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException)
-                {
-                    return; // no nvidia-smi: the figure stays 0
-                }
+            });
+        }
 
-                try
-                {
-                    await Task.Delay(200, stop.Token);
-                }
-                catch (OperationCanceledException)
-                {
-                    return;
-                }
-            }
-        });
+        /// <summary>What <c>nvidia-smi -i</c> is given.</summary>
+        public string Gpu { get; }
+
+        /// <summary>nvidia-smi's index, name and UUID of that GPU.</summary>
+        public string Description { get; }
+
+        /// <summary>memory.used before the job (every process on the GPU).</summary>
+        public double BaselineMb { get; }
 
         public double PeakMb => peak;
+
+        private double? UsedMb() =>
+            double.TryParse(Query("memory.used"), NumberStyles.Float, CultureInfo.InvariantCulture, out var mb) ? mb : null;
+
+        /// <summary>One GPU's <paramref name="fields"/> as nvidia-smi prints them (csv, no header, no units), or null without nvidia-smi.</summary>
+        private string? Query(string fields)
+        {
+            try
+            {
+                using var smi = Process.Start(new ProcessStartInfo("nvidia-smi", ["-i", Gpu, $"--query-gpu={fields}", "--format=csv,noheader,nounits"])
+                {
+                    RedirectStandardOutput = true, RedirectStandardError = true,
+                })!;
+                var text = smi.StandardOutput.ReadToEnd();
+                smi.WaitForExit();
+                return smi.ExitCode == 0 ? text.Trim() : null;
+            }
+            catch (System.ComponentModel.Win32Exception)
+            {
+                return null; // no nvidia-smi
+            }
+        }
 
         public void Dispose()
         {

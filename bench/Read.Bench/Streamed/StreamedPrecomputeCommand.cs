@@ -14,7 +14,7 @@ using Read.Domain.FineTuning;
 namespace Read.Bench.Streamed;
 
 /// <summary>
-/// `read-bench streamed-precompute`: writes a random Llama-shaped BF16 checkpoint in shards (or takes --checkpoint),
+/// `read-bench streamed-precompute`: writes a random Llama-shaped BF16 (or --storage F32) checkpoint in shards (or takes --checkpoint),
 /// registers it under a memory budget it does not fit — so the registry keeps it on disk — and fine-tunes READ on a
 /// small dataset through ReadFineTuner, whose auto precompute then streams one layer at a time. Reports peak RSS, the
 /// precompute's tokens/s, weight read throughput and seconds per layer, beside the memory LoRA and full fine-tuning
@@ -34,6 +34,12 @@ internal static class StreamedPrecomputeCommand
         var maxLengthOption = new Option<int>("--max-length") { DefaultValueFactory = _ => 16 };
         var epochsOption = new Option<int>("--epochs") { DefaultValueFactory = _ => 3 };
         var budgetOption = new Option<double>("--memory-budget-gb") { Description = "Read:Training:MemoryBudgetBytes for the run (default 4).", DefaultValueFactory = _ => 4 };
+        var storageOption = new Option<string>("--storage")
+        {
+            Description = "Storage dtype of the written checkpoint: BF16 (default, as published) or F32 (twice the bytes on disk for the same compute).",
+            DefaultValueFactory = _ => "BF16",
+        };
+        storageOption.AcceptOnlyFromAmong("BF16", "F32");
         var shardOption = new Option<double>("--shard-gb") { Description = "Shard size of the written checkpoint (default 4).", DefaultValueFactory = _ => 4 };
         var dataOption = new Option<string>("--data") { DefaultValueFactory = _ => Path.Combine(Path.GetTempPath(), "read-bench-streamed") };
         var keepOption = new Option<bool>("--keep") { Description = "Keep the written checkpoint (it is deleted by default: tens of GB)." };
@@ -44,7 +50,7 @@ internal static class StreamedPrecomputeCommand
         var postgresOption = new Option<string?>("--postgres") { Description = "Postgres connection string for --through-worker (a database of its own is created in it); default $READ_BENCH_POSTGRES.", DefaultValueFactory = _ => Environment.GetEnvironmentVariable("READ_BENCH_POSTGRES") };
         var command = new Command("streamed-precompute", "READ on a Llama-shaped checkpoint larger than memory: layer-streamed precompute + training, peak RSS.")
         {
-            shapeOption, checkpointOption, examplesOption, maxLengthOption, epochsOption, budgetOption, shardOption, dataOption, keepOption, outOption,
+            shapeOption, checkpointOption, examplesOption, maxLengthOption, epochsOption, budgetOption, storageOption, shardOption, dataOption, keepOption, outOption,
             noReportOption, resultOption, throughWorkerOption, postgresOption,
         };
         command.SetAction(async (parse, ct) =>
@@ -60,8 +66,8 @@ internal static class StreamedPrecomputeCommand
                 var clock = Stopwatch.StartNew();
                 if (given is null)
                 {
-                    Console.WriteLine($"== {shape.Name}: {shape.Parameters / 1e9:F2}B parameters; writing BF16 shards to {directory}");
-                    written = RandomDecoderCheckpoint.EnsureWritten(directory, shape, "BF16", seed: 0, (long)(parse.GetValue(shardOption) * 1e9));
+                    Console.WriteLine($"== {shape.Name}: {shape.Parameters / 1e9:F2}B parameters; writing {parse.GetValue(storageOption)} shards to {directory}");
+                    written = RandomDecoderCheckpoint.EnsureWritten(directory, shape, parse.GetValue(storageOption)!, seed: 0, (long)(parse.GetValue(shardOption) * 1e9));
                 }
 
                 var writeSeconds = clock.Elapsed.TotalSeconds;
@@ -196,7 +202,7 @@ internal static class StreamedPrecomputeCommand
 
     private static MarkdownTable SummaryTable(Summary s)
     {
-        var table = new MarkdownTable("shape", "params (B)", "checkpoint GB (bf16, disk)", "weights GB (fp32 compute)", "memory budget GiB", "resident", "peak RSS MB",
+        var table = new MarkdownTable("shape", "params (B)", "checkpoint GB (disk)", "weights GB (fp32 compute)", "memory budget GiB", "resident", "peak RSS MB",
             "tokens", "precompute s", "precompute tok/s", "weight load MB/s", "s / layer", "train s", "validation accuracy",
             "LoRA GB (computed)", "full FT GB (computed)");
         table.Add(s.Shape, s.Parameters / 1e9, s.CheckpointGb, s.WeightGbFp32, s.BudgetGb, s.Resident ? "yes" : "no (streamed)", s.PeakRssMb,

@@ -61,7 +61,8 @@ internal static class PredictPipeline
                 if (!leases[^1].Backbone.IsResident)
                     throw new BackboneTooLargeException(BackboneTooLargeException.OnlinePredict,
                         $"Backbone '{group.BackboneId}' is registered layer-streamed: its weights do not fit the memory budget " +
-                        "(Read:Training:MemoryBudgetBytes), so it cannot answer online predictions.");
+                        "(Read:Training:MemoryBudgetBytes), so it cannot answer online predictions. Send the same request body as a line of " +
+                        "a batch instead (POST /v1/batches): batches run it layer-streamed.");
             }
 
             var tenantKey = tenant.ToString("N");

@@ -20,7 +20,10 @@ namespace Read.Api.Batches;
 /// </summary>
 internal static class BatchesApi
 {
+    /// <summary>The only completion window accepted (OpenAI's); recorded, shown as expires_at, not enforced.</summary>
     public const string CompletionWindow = "24h";
+
+    public static readonly TimeSpan CompletionWindowLength = TimeSpan.FromHours(24);
 
     public static IEndpointRouteBuilder MapBatchesApi(this IEndpointRouteBuilder app)
     {

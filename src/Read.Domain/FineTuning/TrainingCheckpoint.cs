@@ -73,7 +73,10 @@ public sealed record TrainingCheckpoint(int Epoch, int BestEpoch, bool Stopped, 
         }
     }
 
-    /// <summary>Reads what <see cref="WriteWeights"/> wrote; every tensor the model has must be present with its shape.</summary>
+    /// <summary>
+    /// Reads what <see cref="WriteWeights"/> wrote, as CPU tensors (named, not the default device): <see cref="Load"/> and
+    /// the trainer's restore copy them onto the model's device (Read:Device).
+    /// </summary>
     internal static Dictionary<string, Tensor> ReadWeights(BinaryReader reader)
     {
         var count = reader.ReadInt32();
@@ -86,7 +89,7 @@ public sealed record TrainingCheckpoint(int Epoch, int BestEpoch, bool Stopped, 
                 shape[d] = reader.ReadInt64();
             var values = new float[shape.Aggregate(1L, (a, b) => a * b)];
             reader.BaseStream.ReadExactly(System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()));
-            result[name] = tensor(values).reshape(shape);
+            result[name] = tensor(values, device: CPU).reshape(shape);
         }
 
         return result;

@@ -32,7 +32,22 @@ internal static class BatchCalls
         Assert.True(response.StatusCode == HttpStatusCode.OK, json.ToString());
         Assert.Equal("batch", json.GetProperty("object").GetString());
         Assert.Equal("validating", json.GetProperty("status").GetString());
+        AssertOpenAiBatchObject(json);
         return json;
+    }
+
+    /// <summary>Every field of OpenAI's Batch object is present; expires_at is created_at + the 24 h window, never expired.</summary>
+    public static void AssertOpenAiBatchObject(JsonElement batch)
+    {
+        string[] fields =
+        [
+            "id", "object", "endpoint", "errors", "input_file_id", "completion_window", "status", "output_file_id", "error_file_id",
+            "created_at", "in_progress_at", "expires_at", "finalizing_at", "completed_at", "failed_at", "expired_at", "cancelling_at",
+            "cancelled_at", "request_counts", "metadata",
+        ];
+        Assert.All(fields, f => Assert.True(batch.TryGetProperty(f, out _), $"no '{f}' in {batch}"));
+        Assert.Equal(batch.GetProperty("created_at").GetInt64() + 24 * 3600, batch.GetProperty("expires_at").GetInt64());
+        Assert.Equal(JsonValueKind.Null, batch.GetProperty("expired_at").ValueKind);
     }
 
     public static Task<JsonElement> WaitForBatchAsync(this HttpClient client, string batchId, Func<string, bool>? until = null, TimeSpan? timeout = null) =>
@@ -47,7 +62,11 @@ internal static class BatchCalls
             var batch = await (await client.GetAsync($"/v1/batches/{batchId}")).JsonAsync();
             var status = batch.GetProperty("status").GetString()!;
             if (until(batch))
+            {
+                AssertOpenAiBatchObject(batch);
                 return batch;
+            }
+
             if (DateTime.UtcNow > deadline)
                 Assert.Fail($"Batch {batchId} still {status} after the timeout: {batch}");
             await Task.Delay(100);

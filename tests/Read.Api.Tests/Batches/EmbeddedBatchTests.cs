@@ -5,7 +5,9 @@ using Read.Domain.Adapters;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Read.Domain.Backbones;
+using Read.Domain.Backbones.Llama;
 using Read.Domain.Persistence;
+using Read.Domain.SideNetwork;
 
 namespace Read.Api.Tests.Batches;
 
@@ -34,6 +36,7 @@ public sealed class EmbeddedBatchTests : IDisposable
 
         var online = await client.PostAsJsonAsync($"/v1/adapters/{adapterId}/predict", new { inputs = new[] { new { text = texts[0] } } });
         await online.AssertProblemAsync(HttpStatusCode.UnprocessableEntity, "backbone_too_large_for_online_predict");
+        Assert.Contains("POST /v1/batches", (await online.JsonAsync()).GetProperty("detail").GetString()); // where to go instead
 
         // Chunks of 3 distinct texts: the streamed precompute runs three times, every layer read from disk each time.
         var fileId = await client.UploadBatchFileOkAsync(texts.Select((t, i) => BatchCalls.Line($"r{i}", $"/v1/adapters/{adapterId}/predict", new { inputs = new[] { new { text = t } } })));
@@ -52,6 +55,52 @@ public sealed class EmbeddedBatchTests : IDisposable
             Assert.Equal(expected[i].Label, prediction.GetProperty("label").GetString());
             foreach (var p in prediction.GetProperty("probabilities").EnumerateObject())
                 Assert.InRange(p.Value.GetDouble(), expected[i].Probabilities[p.Name] - 1e-5, expected[i].Probabilities[p.Name] + 1e-5);
+        }
+    }
+
+    [Fact]
+    public async Task Batch_OnLayerStreamedLlama_MatchesOnlinePredictOnTheResidentBackbone()
+    {
+        // A decoder over the budget: causal mask, rotary positions and right padding must come out of the streamed steps
+        // (two shards, chunks of 3 distinct texts of different lengths) as they do from the resident forward.
+        var checkpoint = Path.Combine(_dataDirectory, "checkpoints", "tiny-llama");
+        TinyLlamaCheckpoint.Write(checkpoint, new TinyLlamaCheckpoint.Options { Shards = 2 }, seed: 11);
+        await using var app = ReadApplication.Start(_dataDirectory, postgres: null, new Dictionary<string, string?>
+        {
+            ["Read:DevelopmentApiKey"] = DevelopmentKey, ["Read:Training:MemoryBudgetBytes"] = "1", ["Read:Batches:ChunkTexts"] = "3",
+            ["Read:Backbones:Checkpoints:tiny-llama"] = checkpoint,
+        });
+        using var client = app.CreateClient(DevelopmentKey);
+        var streamed = app.Service<BackboneRegistry>().Get("tiny-llama");
+        Assert.False(streamed.IsResident);
+        var tenant = await DevelopmentTenantAsync(app);
+        // Two poolings: two precompute groups, the last real token and the mean over every real one.
+        var artifacts = new[] { TestAdapters.Artifact(streamed, 72, labels: 3, pooling: Pooling.Last), TestAdapters.Artifact(streamed, 73, pooling: Pooling.Mean) };
+        var ids = new List<string>();
+        foreach (var artifact in artifacts)
+            ids.Add(await TestAdapters.PublishAsync(app, tenant, artifact, "tiny-llama"));
+        var texts = TestAdapters.Texts;
+        var fileId = await client.UploadBatchFileOkAsync(ids.Select((id, n) =>
+            BatchCalls.Line($"a{n}", $"/v1/adapters/{id}/predict", new { inputs = texts.Select(t => new { text = t }).ToArray() })));
+
+        var batch = await client.WaitForBatchAsync((await client.CreateBatchOkAsync(fileId, "/v1/adapters/{id}/predict")).GetProperty("id").GetString()!);
+
+        Assert.True(batch.GetProperty("status").GetString() == "completed", batch.ToString());
+        var output = await client.ResultLinesAsync(batch.GetProperty("output_file_id").GetString()!);
+        // Reference: online predict's own path (AdapterPredictor) on the same checkpoint loaded resident by the real loader.
+        using var resident = HuggingFaceCheckpoint.Load("tiny-llama", checkpoint);
+        Assert.Equal(streamed.WeightsHash, resident.WeightsHash);
+        for (var n = 0; n < artifacts.Length; n++)
+        {
+            using var adapter = AdapterArtifact.Load(artifacts[n], resident);
+            var expected = AdapterPredictor.Predict(resident, adapter, texts, null);
+            var predictions = output[$"a{n}"].GetProperty("response").GetProperty("body").GetProperty("predictions");
+            for (var i = 0; i < texts.Length; i++)
+            {
+                Assert.Equal(expected[i].Label, predictions[i].GetProperty("label").GetString());
+                foreach (var p in predictions[i].GetProperty("probabilities").EnumerateObject())
+                    Assert.InRange(p.Value.GetDouble(), expected[i].Probabilities[p.Name] - 1e-4, expected[i].Probabilities[p.Name] + 1e-4);
+            }
         }
     }
 

@@ -3,6 +3,7 @@ using Read.Domain.Adapters;
 using Read.Domain.Backbones;
 using Read.Domain.Backbones.Bert;
 using Read.Domain.Backbones.Llama;
+using Read.Domain.Batches;
 using Read.Domain.FineTuning;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -119,6 +120,145 @@ public sealed class DevicePlacementTests
         Assert.Equal(reference.FinalTrainLoss, placed!.FinalTrainLoss, Tolerance);
         Assert.Equal(reference.ValidationLoss!.Value, placed.ValidationLoss!.Value, Tolerance);
         Assert.Equal(reference.ValidationAccuracy, placed.ValidationAccuracy);
+    }
+
+    [Fact]
+    public void Resume_FromACheckpointWithBestWeights_UnderMetaDefault_EqualsTheOrdinaryResume()
+    {
+        // A resumed run reads the side network's weights, the best epoch's weights and AdamW's moments back from bytes:
+        // each of those tensors must land on Read:Device (or be copied there), not on the default device.
+        using var temp = new TempDirectory();
+        var directory = temp.Sub("tiny");
+        TinyBertCheckpoint.Write(directory, BertConfig.Tiny(vocabSize: 1), seed: 1, SyntheticSentiment.Words);
+        using var backbone = HuggingFaceCheckpoint.Load("tiny", directory, device: ReadDevice.Cpu);
+        var train = SyntheticSentiment.Generate(48, seed: 1);
+        var validation = SyntheticSentiment.Generate(24, seed: 2);
+        var hp = Short with { Epochs = 8, LearningRate = 1e-1, EarlyStoppingPatience = 8 };
+        var cache = temp.Sub("cache");
+        var checkpoints = new List<TrainingCheckpoint>();
+        new ReadFineTuner { CheckpointSaved = checkpoints.Add }.Run(backbone, train, validation, hp, cache, new RecordingProgress(backbone), CancellationToken.None);
+        // One written after an epoch that was not the best: it carries the best epoch's weights as well as the last ones.
+        var from = checkpoints.First(c => c.BestEpoch < c.Epoch && c.Epoch < hp.Epochs);
+
+        FineTuneResult Resume() => new ReadFineTuner { ResumeFrom = TrainingCheckpoint.Read(from.State) }
+            .Run(backbone, train, validation, hp, cache, new RecordingProgress(backbone), CancellationToken.None);
+        FineTuneResult Continue() => new ReadFineTuner { InitialWeights = TrainingCheckpoint.Read(from.State) }
+            .Run(backbone, train, validation, hp with { Epochs = 2 }, cache, new RecordingProgress(backbone), CancellationToken.None);
+
+        var (resumed, continued) = (Resume(), Continue());
+        FineTuneResult? placedResume = null, placedContinue = null;
+        WithMetaDefault(() => (placedResume, placedContinue) = (Resume(), Continue()));
+
+        foreach (var (want, got) in new[] { (resumed, placedResume!), (continued, placedContinue!) })
+        {
+            Assert.Equal(want.Metrics.FinalTrainLoss, got.Metrics.FinalTrainLoss, Tolerance);
+            Assert.Equal(want.Metrics.ValidationLoss!.Value, got.Metrics.ValidationLoss!.Value, Tolerance);
+            Assert.Equal((want.Metrics.EpochsRun, want.Metrics.BestEpoch), (got.Metrics.EpochsRun, got.Metrics.BestEpoch));
+        }
+
+        Assert.True(from.Epoch < resumed.Metrics.EpochsRun, "the resumed run trained further epochs (AdamW stepped from its restored state)");
+    }
+
+    [Theory]
+    [InlineData("bert", false)]
+    [InlineData("bert", true)]
+    [InlineData("llama", true)]
+    public void BatchForward_UnderMetaDefault_EqualsTheOrdinaryRun(string architecture, bool streamed)
+    {
+        // Batch prediction's own path (BatchJobRunner's BatchForward): index tensors, each adapter's rows, resident or
+        // layer-streamed states.
+        using var temp = new TempDirectory();
+        var directory = WriteCheckpoint(temp, architecture);
+        var pooling = architecture == "bert" ? Pooling.Mean : Pooling.Last;
+        byte[][] artifacts;
+        using (var probe = HuggingFaceCheckpoint.Load("tiny", directory, device: ReadDevice.Cpu))
+            artifacts = [SeededArtifact(probe, 1, 2, pooling), SeededArtifact(probe, 2, 5, pooling)];
+        var texts = SyntheticSentiment.Generate(14, seed: 4).Select(e => e.Text).ToList();
+
+        Prediction[] Predict(string scratch)
+        {
+            using var backbone = streamed
+                ? HuggingFaceCheckpoint.LoadStreamed("tiny", directory, device: ReadDevice.Cpu)
+                : HuggingFaceCheckpoint.Load("tiny", directory, device: ReadDevice.Cpu);
+            using var first = AdapterArtifact.Load(artifacts[0], backbone);
+            using var second = AdapterArtifact.Load(artifacts[1], backbone);
+            // Both adapters on every text, one text twice: shared precompute, per-adapter rows, repeated inputs.
+            var items = texts.Select(t => new BatchForward.Item(first, t, null)).Concat(texts.Take(9).Select(t => new BatchForward.Item(second, t, null)))
+                .Append(new BatchForward.Item(first, texts[0], null)).ToList();
+            return BatchForward.Predict(backbone, items, chunkTexts: 5, Directory.CreateDirectory(scratch).FullName, null, null, CancellationToken.None);
+        }
+
+        var reference = Predict(temp.Sub("scratch-ref"));
+        Prediction[]? placed = null;
+        WithMetaDefault(() => placed = Predict(temp.Sub("scratch-meta")));
+
+        AssertSamePredictions(reference, placed!);
+    }
+
+    [Theory]
+    [InlineData("bert")]
+    [InlineData("llama")]
+    public void SharedForward_UnderMetaDefault_EqualsTheOrdinaryRun(string architecture)
+    {
+        // The API's online predict: InferenceBatcher hands each gathered batch to SharedForwardPredictor, which runs the
+        // union in length-sorted chunks (a few rows each here, so the chunked path with its stitched tensors runs).
+        using var temp = new TempDirectory();
+        var directory = WriteCheckpoint(temp, architecture);
+        var poolings = architecture == "bert" ? new[] { Pooling.Cls, Pooling.Mean } : [Pooling.Last, Pooling.Mean];
+        byte[][] artifacts;
+        using (var probe = HuggingFaceCheckpoint.Load("tiny", directory, device: ReadDevice.Cpu))
+            artifacts = [SeededArtifact(probe, 1, 2, poolings[0]), SeededArtifact(probe, 2, 3, poolings[1])];
+        var texts = SyntheticSentiment.Generate(13, seed: 5).Select(e => e.Text).ToList();
+
+        Prediction[] Predict()
+        {
+            using var backbone = HuggingFaceCheckpoint.Load("tiny", directory, device: ReadDevice.Cpu);
+            using var first = AdapterArtifact.Load(artifacts[0], backbone);
+            using var second = AdapterArtifact.Load(artifacts[1], backbone);
+            var outcomes = SharedForwardPredictor.PredictEach(backbone,
+                [new SharedForwardPredictor.Segment(first, texts[..8], null), new SharedForwardPredictor.Segment(second, texts[5..], null)],
+                new SharedForwardTimings(), forwardRows: 3);
+            return outcomes.SelectMany(o => o.Predictions ?? throw o.Error!).ToArray();
+        }
+
+        var reference = Predict();
+        Prediction[]? placed = null;
+        WithMetaDefault(() => placed = Predict());
+
+        AssertSamePredictions(reference, placed!);
+    }
+
+    private static string WriteCheckpoint(TempDirectory temp, string architecture)
+    {
+        var directory = temp.Sub(architecture);
+        if (architecture == "bert")
+            TinyBertCheckpoint.Write(directory, BertConfig.Tiny(vocabSize: 1), seed: 1, SyntheticSentiment.Words);
+        else
+            TinyLlamaCheckpoint.Write(directory, new TinyLlamaCheckpoint.Options { Shards = 2 }, seed: 11);
+        return directory;
+    }
+
+    /// <summary>An adapter artifact from a seeded, untrained side network (non-zero output layer), written by the real writer.</summary>
+    private static byte[] SeededArtifact(Backbone backbone, int seed, int labels, Pooling pooling)
+    {
+        var d = backbone.Shape.HiddenSize;
+        torch.manual_seed(seed);
+        using var classifier = new ReadClassifier(new ReadSideNetwork(d, 8, zeroInitOutput: false), d, labels, pooling);
+        var config = new AdapterConfig(backbone.Id, backbone.WeightsHash, d, RecurrentCell.Gru, 8, LayerAggregation.Mean,
+            Enumerable.Range(1, backbone.Shape.NumHiddenLayers).ToArray(), Enumerable.Range(0, labels).Select(i => $"label-{i}").ToArray(), 32,
+            AdapterTokenizerConfig.From(backbone.TokenizerSettings), Pooling: pooling, Architecture: backbone.Architecture, ModelType: backbone.ModelType);
+        return AdapterArtifact.Write(config, classifier, new { });
+    }
+
+    private static void AssertSamePredictions(IReadOnlyList<Prediction> expected, IReadOnlyList<Prediction> actual)
+    {
+        Assert.Equal(expected.Count, actual.Count);
+        foreach (var (want, got) in expected.Zip(actual))
+        {
+            Assert.Equal(want.Label, got.Label);
+            foreach (var (label, p) in want.Probabilities)
+                Assert.Equal(p, got.Probabilities[label], Tolerance);
+        }
     }
 
     private sealed record Run(FineTuneMetrics Metrics, IReadOnlyList<Prediction> Live, IReadOnlyList<Prediction> Cached, EvaluationMetrics Evaluation);

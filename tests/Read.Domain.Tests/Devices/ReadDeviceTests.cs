@@ -37,10 +37,14 @@ public sealed class ReadDeviceTests
     }
 
     [Fact]
-    public void CpuBuild_ReportsNoCuda_SoAutoIsTheCpu()
+    public void Auto_IsCuda0ExactlyWhenTorchSharpReportsCuda()
     {
-        // This repository's default build links libtorch-cpu (ReadTorchBackend=cpu).
-        Assert.Equal(0, ReadDevice.CudaDeviceCount());
-        Assert.Equal("cpu", ReadDevice.Resolve("auto").Name);
+        // True on either build: this repository's default links libtorch-cpu (no CUDA, so auto is the CPU); a
+        // -p:ReadTorchBackend=cuda build on a GPU host resolves auto to cuda:0. TorchSharp itself is the reference.
+        var available = torch.cuda.is_available();
+        var auto = ReadDevice.Resolve("auto");
+        Assert.Equal(available ? "cuda:0" : "cpu", auto.Name);
+        Assert.Equal(available, auto.IsCuda);
+        Assert.Equal(available ? torch.cuda.device_count() : 0, ReadDevice.CudaDeviceCount());
     }
 }

@@ -46,16 +46,21 @@ public sealed class StreamedPrecomputeTests
         AssertSameCache(backbone, temp, pooling, [0, 1, 2, 3], CacheDtype.Bf16);
     }
 
-    [Fact]
-    public void Run_FromStreamedOrResidentCache_GivesTheSameMetrics()
+    [Theory]
+    [InlineData("llama", Pooling.Last)]
+    [InlineData("bert", Pooling.Mean)] // every real position cached: the packed layout
+    public void Run_FromStreamedOrResidentCache_GivesTheSameMetrics(string architecture, Pooling pooling)
     {
         using var temp = new TempDirectory();
-        var directory = temp.Sub("llama");
-        TinyLlamaCheckpoint.Write(directory, new TinyLlamaCheckpoint.Options { Shards = 2 }, seed: 11);
-        using var backbone = HuggingFaceCheckpoint.Load("tiny-llama", directory);
+        var directory = temp.Sub(architecture);
+        if (architecture == "bert")
+            TinyBertCheckpoint.Write(directory, BertConfig.Tiny(vocabSize: 1), seed: 5, SyntheticSentiment.Words);
+        else
+            TinyLlamaCheckpoint.Write(directory, new TinyLlamaCheckpoint.Options { Shards = 2 }, seed: 11);
+        using var backbone = HuggingFaceCheckpoint.Load("tiny-" + architecture, directory);
         var train = SyntheticSentiment.Generate(80, seed: 1);
         var validation = SyntheticSentiment.Generate(40, seed: 2);
-        var hp = new ReadHyperparameters { Epochs = 5, BatchSize = 16, LearningRate = 3e-2, SideHiddenSize = 16, MaxLength = 32, Pooling = Pooling.Last, Seed = 3 };
+        var hp = new ReadHyperparameters { Epochs = 5, BatchSize = 16, LearningRate = 3e-2, SideHiddenSize = 16, MaxLength = 32, Pooling = pooling, Seed = 3 };
         var steps = new List<StreamedPrecomputeStep>();
 
         var resident = new ReadFineTuner().Run(backbone, train, validation, hp with { Precompute = PrecomputeMode.Resident }, temp.Sub("a"),
@@ -65,7 +70,7 @@ public sealed class StreamedPrecomputeTests
             temp.Sub("b"), new RecordingProgress(backbone), CancellationToken.None);
 
         Assert.Equal(calls, backbone.ForwardCalls); // the streamed run never used the resident model
-        Assert.Equal([0, 1, 2], steps.Select(s => s.Step));
+        Assert.Equal(Enumerable.Range(0, backbone.Shape.NumHiddenLayers + 1), steps.Select(s => s.Step)); // embeddings, then every layer
         Assert.All(steps, s => Assert.True(s.WeightBytesRead > 0));
         Assert.Equal(resident.Metrics.CacheBytes, streamed.Metrics.CacheBytes);
         Assert.Equal(resident.Metrics.ValidationAccuracy, streamed.Metrics.ValidationAccuracy);
