@@ -141,6 +141,33 @@ public sealed class InferenceBatcherTests : IDisposable
     }
 
     [Fact]
+    public async Task TenantArrivingBesideABacklog_GoesFirst_AndTheBacklogsShareOfEachBatchIsCapped()
+    {
+        var adapter = Adapter(19);
+        var floodTexts = Enumerable.Range(0, 200).Select(i => TestAdapters.Texts[i % TestAdapters.Texts.Length]).ToArray();
+        await using var batcher = Batcher(new InferenceOptions { MaxBatchDelayMs = 0, MaxTenantBatchRows = 4 });
+        Task<BatchedPrediction> flood;
+        await using (var forward = await LongForward.StartAsync(backbone))
+        {
+            // The flooder is alone: its first batch is a whole one (64 rows), stuck in the long forward; the rest is its backlog.
+            flood = batcher.PredictAsync("flooder", backbone, adapter, floodTexts, null, default);
+            await WaitUntilAsync(() => batcher.BatchesRun == 1);
+            var light = batcher.PredictAsync("light", backbone, adapter, ["a light request"], null, default);
+            forward.Release();
+
+            // It used to queue behind the backlog's next 64-row part, a whole batch later.
+            Assert.Equal(2, (await light).Batch);
+        }
+
+        // For a second after the light tenant was answered, the flood's batches carry 4 of its rows each (its last 132
+        // rows take 33 such batches, or full ones once the second is over): whole 64-row parts would be done by batch 4.
+        var result = await flood;
+        Assert.Equal(200, result.Predictions.Length);
+        Assert.True(result.Batch >= 12, $"the flood ended in batch {result.Batch}");
+        AssertClose(AdapterPredictor.Predict(backbone, adapter, floodTexts, null), result.Predictions);
+    }
+
+    [Fact]
     public async Task Admission_IsBoundedAndGivenBackOnce()
     {
         await using var batcher = Batcher(new InferenceOptions { MaxQueuedRequests = 2 });

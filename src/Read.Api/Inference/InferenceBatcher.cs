@@ -16,6 +16,9 @@ namespace Read.Api.Inference;
 /// </summary>
 internal sealed class InferenceBatcher : IAsyncDisposable
 {
+    /// <summary>How long a tenant counts as sharing a backbone after it last queued work (see <see cref="InferenceOptions.MaxTenantBatchRows"/>).</summary>
+    private static readonly TimeSpan ContentionWindow = TimeSpan.FromSeconds(1);
+
     private readonly InferenceOptions options;
     private readonly InferenceMetrics metrics;
     private readonly ILogger<InferenceBatcher> logger;
@@ -69,9 +72,9 @@ internal sealed class InferenceBatcher : IAsyncDisposable
     {
         ct.ThrowIfCancellationRequested();
         var key = SharedForwardPredictor.EncodingKey(adapter);
-        // Batching on: a request larger than a batch is split; its parts queue like separate requests of the same tenant.
-        // Batching off: the request is one part, run alone.
-        var chunk = options.Batching ? RowsPerBatch(key.MaxLength) : Math.Max(1, texts.Count);
+        // Batching on: a request is split into parts of at most a tenant's share of a batch; its parts queue like separate
+        // requests of the same tenant. Batching off: the request is one part, run alone.
+        var chunk = options.Batching ? Math.Min(RowsPerBatch(key.MaxLength), options.MaxTenantBatchRows) : Math.Max(1, texts.Count);
         var parts = new WorkItem[(texts.Count + chunk - 1) / chunk];
         for (var n = 0; n < parts.Length; n++)
         {
@@ -198,7 +201,9 @@ internal sealed class InferenceBatcher : IAsyncDisposable
         private readonly CancellationToken stopping;
         private readonly Channel<WorkItem[]> channel = Channel.CreateUnbounded<WorkItem[]>(new UnboundedChannelOptions { SingleReader = true });
         private readonly Dictionary<string, Queue<WorkItem>> pending = new(StringComparer.Ordinal);
-        private readonly Queue<string> ring = new();
+        private readonly Dictionary<string, long> lastSeen = new(StringComparer.Ordinal); // when each tenant last queued work or was answered
+        private Queue<string> ring = new(); // tenants with queued work, in serving order
+        private Queue<string> arrivals = new(); // tenants that had nothing queued until the last drain: served first
         private int pendingRows;
         private int cancelled; // items cancelled since the last sweep
 
@@ -231,11 +236,11 @@ internal sealed class InferenceBatcher : IAsyncDisposable
             {
                 while (true)
                 {
-                    if (ring.Count == 0 && !await reader.WaitToReadAsync(stopping))
+                    if (pending.Count == 0 && !await reader.WaitToReadAsync(stopping))
                         break;
                     Drain(reader);
                     Sweep();
-                    if (ring.Count == 0)
+                    if (pending.Count == 0)
                         continue; // everything that arrived was cancelled already
                     await GatherAsync(reader);
                     Sweep();
@@ -298,8 +303,10 @@ internal sealed class InferenceBatcher : IAsyncDisposable
                     if (!pending.TryGetValue(item.Tenant, out var queue))
                     {
                         pending[item.Tenant] = queue = new Queue<WorkItem>();
-                        ring.Enqueue(item.Tenant);
+                        arrivals.Enqueue(item.Tenant);
                     }
+
+                    lastSeen[item.Tenant] = Stopwatch.GetTimestamp();
 
                     queue.Enqueue(item);
                     pendingRows += item.Texts.Count;
@@ -330,21 +337,40 @@ internal sealed class InferenceBatcher : IAsyncDisposable
                     pending[tenant] = kept;
             }
 
-            for (var n = ring.Count; n > 0; n--)
-            {
-                var tenant = ring.Dequeue();
-                if (pending.ContainsKey(tenant))
-                    ring.Enqueue(tenant);
-            }
+            ring = new Queue<string>(ring.Where(pending.ContainsKey));
+            arrivals = new Queue<string>(arrivals.Where(pending.ContainsKey));
         }
 
-        // Round-robin: one request per tenant per turn, so a tenant with a long queue waits behind itself. A tenant whose
-        // next request does not fit is skipped and goes first next time. Only work that tokenizes like the first pick
-        // joins (one tokenization per forward); the rest waits for a later batch. With batching off a batch is one request.
+        // Whether another tenant shares the backbone now: more than one has work queued, or queued some or was answered
+        // within the last second (a light tenant's next request is on its way while its last one runs or was just answered).
+        private bool Contended()
+        {
+            if (pending.Count > 1)
+                return true;
+            var now = Stopwatch.GetTimestamp();
+            foreach (var (tenant, seen) in lastSeen.ToList())
+            {
+                if (Stopwatch.GetElapsedTime(seen, now) > ContentionWindow)
+                    lastSeen.Remove(tenant);
+            }
+
+            return lastSeen.Count > 1;
+        }
+
+        // Round-robin: one request (part) per tenant per turn, so a tenant with a long queue waits behind itself. Tenants
+        // that had nothing queued go first, ahead of any backlog; while tenants share the backbone, one tenant takes at
+        // most MaxTenantBatchRows rows of a batch. A tenant whose next part does not fit is skipped and goes first next
+        // time. Only work that tokenizes like the first pick joins (one tokenization per batch); the rest waits for a
+        // later batch. With batching off a batch is one request.
         private List<WorkItem> Form()
         {
+            foreach (var tenant in ring)
+                arrivals.Enqueue(tenant);
+            (ring, arrivals) = (arrivals, new Queue<string>());
             var batch = new List<WorkItem>();
             var skipped = new List<string>();
+            var taken = new Dictionary<string, int>(StringComparer.Ordinal); // rows per tenant in this batch
+            var share = Contended() ? owner.options.MaxTenantBatchRows : int.MaxValue;
             (int MaxLength, TokenizerSettings Tokenizer)? key = null;
             var rows = 0;
             var limit = int.MaxValue;
@@ -353,7 +379,8 @@ internal sealed class InferenceBatcher : IAsyncDisposable
                 var tenant = ring.Dequeue();
                 var queue = pending[tenant];
                 var item = queue.Peek();
-                if (key is null || (item.Key == key && rows + item.Texts.Count <= limit))
+                var mine = taken.GetValueOrDefault(tenant);
+                if (key is null || (item.Key == key && rows + item.Texts.Count <= limit && mine + item.Texts.Count <= share))
                 {
                     queue.Dequeue();
                     pendingRows -= item.Texts.Count;
@@ -361,6 +388,7 @@ internal sealed class InferenceBatcher : IAsyncDisposable
                     {
                         batch.Add(item);
                         rows += item.Texts.Count;
+                        taken[tenant] = mine + item.Texts.Count;
                         key ??= item.Key;
                         limit = owner.RowsPerBatch(item.Key.MaxLength);
                     }
@@ -402,6 +430,12 @@ internal sealed class InferenceBatcher : IAsyncDisposable
                 foreach (var item in batch)
                     item.Result.TrySetException(e);
             }
+            finally
+            {
+                var now = Stopwatch.GetTimestamp();
+                foreach (var item in batch)
+                    lastSeen[item.Tenant] = now;
+            }
         }
 
         // Batching off: the request's own forward(s), the lone path, as before the batcher.
@@ -415,10 +449,13 @@ internal sealed class InferenceBatcher : IAsyncDisposable
 
         private void RunShared(List<WorkItem> batch, long number)
         {
+            // One segment per adapter: its side network runs once on the rows of all its parts in the batch.
+            var byAdapter = batch.GroupBy(i => i.Adapter).Select(g => g.ToList()).ToList();
+            var segments = byAdapter.Select(items => new SharedForwardPredictor.Segment(
+                items[0].Adapter, items.SelectMany(i => i.Texts).ToList(),
+                items.Any(i => i.Pairs is not null) ? items.SelectMany(i => i.Pairs ?? Enumerable.Repeat<string?>(null, i.Texts.Count)).ToList() : null)).ToList();
             var timings = new SharedForwardTimings();
-            var outcomes = SharedForwardPredictor.PredictEach(
-                backbone, batch.Select(i => new SharedForwardPredictor.Segment(i.Adapter, i.Texts, i.Pairs)).ToList(), timings,
-                owner.options.MaxForwardRows, owner.options.MaxForwardTokens);
+            var outcomes = SharedForwardPredictor.PredictEach(backbone, segments, timings, owner.options.MaxForwardRows, owner.options.MaxForwardTokens);
             var rows = batch.Sum(i => i.Texts.Count);
             owner.metrics.Batch(backbone.Id, rows, batch.Count, timings.TokenizeSeconds + timings.ForwardSeconds);
             owner.metrics.Stages(backbone.Id, timings.TokenizeSeconds, timings.ForwardSeconds, timings.HeadsSeconds, timings.Width);
@@ -428,14 +465,22 @@ internal sealed class InferenceBatcher : IAsyncDisposable
                     "tokenize {Tokenize:F1} ms, forward {Forward:F1} ms, heads {Heads:F1} ms; thread {Thread}, torch threads {TorchThreads}",
                     number, rows, batch.Count, timings.Width, timings.Forwards, timings.PaddedTokens, timings.TokenizeSeconds * 1000, timings.ForwardSeconds * 1000,
                     timings.HeadsSeconds * 1000, Environment.CurrentManagedThreadId, TorchSharp.torch.get_num_threads());
-            for (var i = 0; i < batch.Count; i++)
+            for (var n = 0; n < byAdapter.Count; n++)
             {
-                if (outcomes[i].Predictions is { } predictions)
-                    batch[i].Result.TrySetResult(new BatchedPrediction(predictions, number));
+                if (outcomes[n].Predictions is { } predictions)
+                {
+                    var offset = 0;
+                    foreach (var item in byAdapter[n])
+                    {
+                        item.Result.TrySetResult(new BatchedPrediction(predictions[offset..(offset + item.Texts.Count)], number));
+                        offset += item.Texts.Count;
+                    }
+                }
                 else
                 {
-                    owner.logger.LogError(outcomes[i].Error, "Predict batch {Batch} on backbone {Backbone}: one adapter's side network failed", number, backbone.Id);
-                    batch[i].Result.TrySetException(outcomes[i].Error!);
+                    owner.logger.LogError(outcomes[n].Error, "Predict batch {Batch} on backbone {Backbone}: one adapter's side network failed", number, backbone.Id);
+                    foreach (var item in byAdapter[n])
+                        item.Result.TrySetException(outcomes[n].Error!);
                 }
             }
         }
