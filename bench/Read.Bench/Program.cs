@@ -19,5 +19,6 @@ var root = new RootCommand("Read benchmarks: each prints a table and writes mark
     Read.Bench.Devices.GpuCheckCommand.Create(),
     Read.Bench.Load.LoadTestCommand.Create(),
     Read.Bench.Load.SharedForwardCommand.Create(),
+    Read.Bench.Load.FairnessCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();

@@ -141,22 +141,107 @@ public sealed class InferenceBatcherTests : IDisposable
     }
 
     [Fact]
-    public async Task FullQueue_RefusesWithQueueFull_AndServesWhatItAdmitted()
+    public async Task TenantArrivingBesideABacklog_GoesFirst_AndTheBacklogsShareOfEachBatchIsCapped()
     {
-        var adapter = Adapter(10);
-        await using var batcher = Batcher(new InferenceOptions { MaxQueuedRequests = 2, MaxBatchDelayMs = 1000 });
-
-        // Both wait in the gather window: the queue is full until it ends.
-        var admitted = new[]
+        var adapter = Adapter(19);
+        var floodTexts = Enumerable.Range(0, 200).Select(i => TestAdapters.Texts[i % TestAdapters.Texts.Length]).ToArray();
+        await using var batcher = Batcher(new InferenceOptions { MaxBatchDelayMs = 0, MaxTenantBatchRows = 4 });
+        Task<BatchedPrediction> flood;
+        await using (var forward = await LongForward.StartAsync(backbone))
         {
-            batcher.PredictAsync("t1", backbone, adapter, ["a"], null, default),
-            batcher.PredictAsync("t2", backbone, adapter, ["b"], null, default),
-        };
-        Assert.Equal(2, batcher.QueueDepth);
-        await Assert.ThrowsAsync<InferenceQueueFullException>(() => batcher.PredictAsync("t3", backbone, adapter, ["c"], null, default));
+            // The flooder is alone: its first batch is a whole one (64 rows), stuck in the long forward; the rest is its backlog.
+            flood = batcher.PredictAsync("flooder", backbone, adapter, floodTexts, null, default);
+            await WaitUntilAsync(() => batcher.BatchesRun == 1);
+            var light = batcher.PredictAsync("light", backbone, adapter, ["a light request"], null, default);
+            forward.Release();
 
-        Assert.All(await Task.WhenAll(admitted), r => Assert.Single(r.Predictions));
-        Assert.Equal(0, batcher.QueueDepth);
+            // It used to queue behind the backlog's next 64-row part, a whole batch later.
+            Assert.Equal(2, (await light).Batch);
+        }
+
+        // For a second after the light tenant was answered, the flood's batches carry 4 of its rows each (its last 132
+        // rows take 33 such batches, or full ones once the second is over): whole 64-row parts would be done by batch 4.
+        var result = await flood;
+        Assert.Equal(200, result.Predictions.Length);
+        Assert.True(result.Batch >= 12, $"the flood ended in batch {result.Batch}");
+        AssertClose(AdapterPredictor.Predict(backbone, adapter, floodTexts, null), result.Predictions);
+    }
+
+    [Fact]
+    public async Task Admission_IsBoundedAndGivenBackOnce()
+    {
+        await using var batcher = Batcher(new InferenceOptions { MaxQueuedRequests = 2 });
+
+        var first = batcher.Admit();
+        using var second = batcher.Admit();
+        Assert.Equal(2, batcher.QueueDepth);
+        Assert.Throws<InferenceQueueFullException>(() => batcher.Admit());
+        Assert.Equal(2, batcher.QueueDepth); // a refusal takes no place
+
+        first.Dispose();
+        first.Dispose(); // twice gives back one place, not two
+        Assert.Equal(1, batcher.QueueDepth);
+        using var third = batcher.Admit();
+        Assert.Equal(2, batcher.QueueDepth);
+    }
+
+    [Fact]
+    public async Task CancelledRequest_BehindAnotherOfItsTenant_LeavesTheQueueAtOnce()
+    {
+        var adapter = Adapter(15);
+        await using var batcher = Batcher(new InferenceOptions { MaxBatchRows = 2, MaxBatchDelayMs = 0 });
+        await using var forward = await LongForward.StartAsync(backbone);
+
+        // One request runs (stuck in the forward); "t2" queues two behind it, and the second of them is cancelled. Only the
+        // head of a tenant's queue used to be checked, after the running forward ended: the second waited for both.
+        var running = batcher.PredictAsync("t1", backbone, adapter, ["a"], null, default);
+        await WaitUntilAsync(() => batcher.BatchesRun == 1); // its forward started, and waits on the lock
+        using var cancel = new CancellationTokenSource();
+        var head = batcher.PredictAsync("t2", backbone, adapter, ["b"], null, default);
+        var behind = batcher.PredictAsync("t2", backbone, adapter, ["c"], null, cancel.Token);
+        await cancel.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => behind.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.False(running.IsCompleted);
+        Assert.False(head.IsCompleted);
+        forward.Release();
+        Assert.Single((await running).Predictions);
+        Assert.Single((await head).Predictions);
+    }
+
+    [Fact]
+    public async Task CancelledRequest_WithAPartInARunningForward_ReturnsOnlyOnceThatPartIsDone()
+    {
+        // The caller's lease must outlive every use of its adapter: a part already in a forward cannot be called back.
+        var adapter = Adapter(16);
+        await using var batcher = Batcher(new InferenceOptions { MaxBatchRows = 2, MaxBatchDelayMs = 0 });
+        await using var forward = await LongForward.StartAsync(backbone);
+        using var cancel = new CancellationTokenSource();
+
+        var split = batcher.PredictAsync("t1", backbone, adapter, TestAdapters.Texts[..6], null, cancel.Token); // parts of 2, 2 and 2 rows
+        await WaitUntilAsync(() => batcher.BatchesRun == 1); // the first part's forward started, and waits on the lock
+        await cancel.CancelAsync();
+        await Task.Delay(300);
+
+        Assert.False(split.IsCompleted);
+        forward.Release();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => split);
+        Assert.Equal(1, batcher.BatchesRun); // the queued parts never ran
+    }
+
+    [Fact]
+    public async Task AfterDispose_NewAndQueuedRequestsFailAsUnavailable_WithoutHanging()
+    {
+        var adapter = Adapter(17);
+        var batcher = Batcher(new InferenceOptions { MaxBatchDelayMs = 60_000 });
+        var queued = batcher.PredictAsync("t1", backbone, adapter, ["a"], null, default); // waits in the gather window
+
+        await batcher.DisposeAsync();
+
+        await Assert.ThrowsAsync<InferenceUnavailableException>(() => queued.WaitAsync(TimeSpan.FromSeconds(10)));
+        // A lane created after the batcher stopped used to start on its disposed token and never answer.
+        var other = Adapter(18);
+        await Assert.ThrowsAsync<InferenceUnavailableException>(() => batcher.PredictAsync("t1", backbone, other, ["b"], null, default).WaitAsync(TimeSpan.FromSeconds(10)));
     }
 
     [Fact]
@@ -232,8 +317,41 @@ public sealed class InferenceBatcherTests : IDisposable
         var bad = batcher.PredictAsync("t2", backbone, broken, TestAdapters.Texts[3..5], null, default);
 
         AssertClose(AdapterPredictor.Predict(backbone, sound, TestAdapters.Texts[..3], null), (await good).Predictions);
-        await Assert.ThrowsAnyAsync<Exception>(() => bad);
+        var error = await Assert.ThrowsAsync<ObjectDisposedException>(() => bad);
+        Assert.Equal(typeof(LoadedAdapter).FullName, error.ObjectName); // the disposed side network, not some other failure
         Assert.Equal(1, batcher.BatchesRun); // they did share the forward
+    }
+
+    [Fact]
+    public async Task OnADecoderBackbone_LengthSortedForwardsOverManyRows_MatchTheUnbatchedPath()
+    {
+        // More rows than one forward holds (3 per forward here, 16 rows in the batch): the union runs as several
+        // length-sorted forwards whose states go back in row order, and a decoder's last-token and mean heads must still
+        // read exactly their own rows' real tokens.
+        var checkpoint = Path.Combine(directory, "tiny-llama-sorted");
+        Read.Domain.Backbones.Llama.TinyLlamaCheckpoint.Write(checkpoint, new Read.Domain.Backbones.Llama.TinyLlamaCheckpoint.Options(), seed: 4);
+        using var llamas = new BackboneRegistry(new BackboneOptions
+        {
+            DataDirectory = directory, ImportBundledBackbones = false, GenerateTinyBackbone = false,
+            Checkpoints = new Dictionary<string, string> { ["tiny-llama"] = checkpoint },
+        });
+        var llama = llamas.Get("tiny-llama");
+        using var a = AdapterArtifact.Load(TestAdapters.Artifact(llama, 23, pooling: Pooling.Last), llama);
+        using var b = AdapterArtifact.Load(TestAdapters.Artifact(llama, 24, labels: 3, pooling: Pooling.Mean), llama);
+        var first = TestAdapters.Texts.Concat(TestAdapters.Texts.Select(t => t + ", said nobody")).ToArray(); // 16 rows of many lengths
+        var second = TestAdapters.Texts.Reverse().ToArray();
+        await using var batcher = Batcher(new InferenceOptions { MaxBatchDelayMs = 500, MaxForwardRows = 3 });
+
+        var results = await Task.WhenAll(
+            batcher.PredictAsync("t1", llama, a, first, null, default),
+            batcher.PredictAsync("t2", llama, b, second, null, default));
+
+        Assert.Equal(1, batcher.BatchesRun);
+        AssertClose(AdapterPredictor.Predict(llama, a, first, null), results[0].Predictions);
+        AssertClose(AdapterPredictor.Predict(llama, b, second, null), results[1].Predictions);
+        var timings = new SharedForwardTimings();
+        SharedForwardPredictor.PredictEach(llama, [new SharedForwardPredictor.Segment(a, first, null), new SharedForwardPredictor.Segment(b, second, null)], timings, forwardRows: 3);
+        Assert.Equal(8, timings.Forwards); // 24 rows, 3 per forward: the chunked path did run
     }
 
     [Fact]
@@ -256,6 +374,13 @@ public sealed class InferenceBatcherTests : IDisposable
         SharedForwardPredictor.PredictEach(backbone, [new SharedForwardPredictor.Segment(a, TestAdapters.Texts, null)], timings, forwardRows: 2);
         Assert.True(timings.Forwards > 1, $"{timings.Forwards} forwards"); // the sorted path did run
         Assert.True(timings.PaddedTokens <= (long)TestAdapters.Texts.Length * timings.Width);
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        for (var i = 0; i < 500 && !condition(); i++)
+            await Task.Delay(20);
+        Assert.True(condition(), "timed out waiting");
     }
 
     public void Dispose()

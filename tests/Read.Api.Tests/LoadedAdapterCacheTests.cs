@@ -100,25 +100,34 @@ public sealed class LoadedAdapterCacheTests : IDisposable
     {
         using var cache = Cache();
         var loads = 0;
-        var gate = new TaskCompletionSource<byte[]?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var gate = new ManualResetEventSlim();
+        // A loader that blocks its thread, as embedded mode's SQLite read does (Microsoft.Data.Sqlite's async methods run
+        // synchronously): run inline, it would block the request thread, and AcquireAsync would not return until it ends.
         Task<byte[]?> Load()
         {
             Interlocked.Increment(ref loads);
-            return gate.Task; // the database read, still in flight
+            gate.Wait();
+            return Task.FromResult<byte[]?>(artifact);
         }
 
-        // If acquiring blocked on the read, this call would not return before the gate opens (and WaitAsync times out).
-        var first = await Task.Run(() => Task.FromResult(cache.AcquireAsync("slow", BackboneRegistry.TinyBackboneId, Load))).WaitAsync(TimeSpan.FromSeconds(30));
-        Assert.False(first.IsCompleted);
-        var others = Enumerable.Range(0, 15).Select(_ => Task.Run(() => cache.AcquireAsync("slow", BackboneRegistry.TinyBackboneId, Load))).ToList();
-        await Task.Delay(50); // give the others every chance to start loads of their own (none may)
-        gate.SetResult(artifact);
+        try
+        {
+            var first = await Task.Run(() => Task.FromResult(cache.AcquireAsync("slow", BackboneRegistry.TinyBackboneId, Load))).WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.False(first.IsCompleted);
+            var others = Enumerable.Range(0, 15).Select(_ => Task.Run(() => cache.AcquireAsync("slow", BackboneRegistry.TinyBackboneId, Load))).ToList();
+            await Task.Delay(50); // give the others every chance to start loads of their own (none may)
+            gate.Set();
 
-        var leases = await Task.WhenAll(others.Prepend(first));
-        Assert.Equal(1, loads);
-        Assert.All(leases, l => Assert.Same(leases[0].Adapter, l.Adapter));
-        foreach (var lease in leases)
-            lease.Dispose();
+            var leases = await Task.WhenAll(others.Prepend(first));
+            Assert.Equal(1, loads);
+            Assert.All(leases, l => Assert.Same(leases[0].Adapter, l.Adapter));
+            foreach (var lease in leases)
+                lease.Dispose();
+        }
+        finally
+        {
+            gate.Set(); // never leave a loader blocked, also when an assertion failed
+        }
     }
 
     [Fact]

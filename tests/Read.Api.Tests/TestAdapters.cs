@@ -40,11 +40,13 @@ internal static class TestAdapters
         var id = "adapter-test-" + Guid.NewGuid().ToString("N")[..12];
         await using var scope = app.Services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<ReadDbContext>();
-        var backbone = app.Service<BackboneRegistry>().Get(backboneId);
+        // A backbone id the deployment does not register (one removed from its configuration since) has no weights to hash.
+        var registry = app.Service<BackboneRegistry>();
+        var weightsHash = registry.Contains(backboneId) ? registry.Get(backboneId).WeightsHash : new string('0', 64);
         db.Adapters.Add(new AdapterRecord
         {
             Id = id, TenantId = tenant, JobId = "ftjob-test-" + Guid.NewGuid().ToString("N"), BackboneId = backboneId,
-            BackboneWeightsHash = backbone.WeightsHash, ConfigJson = "{}", MetricsJson = "{}", Artifact = artifact,
+            BackboneWeightsHash = weightsHash, ConfigJson = "{}", MetricsJson = "{}", Artifact = artifact,
             SizeBytes = artifact.Length, Sha256 = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(artifact)),
             CreatedAt = DateTime.UtcNow,
         });

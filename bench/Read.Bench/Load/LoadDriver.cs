@@ -14,7 +14,27 @@ internal sealed record LoadResult(
 {
     public double TextsPerSecond => Texts / Seconds;
 
-    public string Errors => ErrorsByStatus.Count == 0 ? "0" : string.Join(" ", ErrorsByStatus.OrderBy(e => e.Key).Select(e => $"{e.Key}×{e.Value}"));
+    public string Errors => LoadErrors.Describe(ErrorsByStatus);
+}
+
+/// <summary>The keys of an errors-by-status table that are no HTTP status: the request got no answer.</summary>
+internal static class LoadErrors
+{
+    /// <summary>Connection refused or reset.</summary>
+    public const int Connection = 0;
+
+    /// <summary>The client's timeout ran out before the answer came.</summary>
+    public const int ClientTimeout = -1;
+
+    public static string Describe(IReadOnlyDictionary<int, int> errors) => errors.Count == 0 ? "0" :
+        string.Join(" ", errors.OrderBy(e => e.Key).Select(e => $"{Name(e.Key)}×{e.Value}"));
+
+    private static string Name(int key) => key switch
+    {
+        Connection => "connection",
+        ClientTimeout => "timeout",
+        _ => key.ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
 }
 
 /// <summary>
@@ -47,17 +67,7 @@ internal static class LoadDriver
                 var adapter = adapters[(int)((uint)Interlocked.Increment(ref next) % adapters.Count)];
                 var body = new { inputs = Enumerable.Range(0, textsPerRequest).Select(_ => new { text = corpus[random.Next(corpus.Length)] }).ToArray(), top_k = 2 };
                 var started = clock.Elapsed;
-                HttpStatusCode status;
-                try
-                {
-                    using var response = await clients[adapter.ApiKey].PostAsJsonAsync($"/v1/adapters/{adapter.Id}/predict", body, ct);
-                    await response.Content.ReadAsByteArrayAsync(ct);
-                    status = response.StatusCode;
-                }
-                catch (HttpRequestException)
-                {
-                    status = 0; // connection refused or reset: counted as status 0
-                }
+                var status = await SendAsync(() => clients[adapter.ApiKey].PostAsJsonAsync($"/v1/adapters/{adapter.Id}/predict", body, ct), ct);
 
                 var elapsed = (clock.Elapsed - started).TotalMilliseconds;
                 if (status == HttpStatusCode.OK)
@@ -82,6 +92,28 @@ internal static class LoadDriver
         return new LoadResult(concurrency, seconds, requests, texts, errors, Percentile(all, 0.50), Percentile(all, 0.99), rssBefore, api.RssMb());
     }
 
-    private static double Percentile(double[] sorted, double q) =>
+    /// <summary>
+    /// Sends one request and reads its answer through: its status, or <see cref="LoadErrors.Connection"/> /
+    /// <see cref="LoadErrors.ClientTimeout"/> when none came. Only the run's own cancellation propagates.
+    /// </summary>
+    public static async Task<HttpStatusCode> SendAsync(Func<Task<HttpResponseMessage>> send, CancellationToken ct)
+    {
+        try
+        {
+            using var response = await send();
+            await response.Content.ReadAsByteArrayAsync(ct);
+            return response.StatusCode;
+        }
+        catch (HttpRequestException)
+        {
+            return (HttpStatusCode)LoadErrors.Connection;
+        }
+        catch (TaskCanceledException) when (!ct.IsCancellationRequested)
+        {
+            return (HttpStatusCode)LoadErrors.ClientTimeout; // HttpClient.Timeout: an error of the point, not the end of the run
+        }
+    }
+
+    internal static double Percentile(double[] sorted, double q) =>
         sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(q * sorted.Length) - 1)];
 }

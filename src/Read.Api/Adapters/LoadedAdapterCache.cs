@@ -25,8 +25,9 @@ internal sealed class LoadedAdapterCache(BackboneRegistry backbones, IOptions<In
 
     /// <summary>
     /// Leases the loaded adapter for <paramref name="adapterId"/>; <paramref name="artifact"/> is called only on a
-    /// miss, once however many requests miss together, and returns null when the adapter no longer exists
-    /// (<see cref="AdapterGoneException"/>). Dispose the lease when the predict is done.
+    /// miss, once however many requests miss together, on a thread-pool thread, and returns null when the adapter no longer
+    /// exists (<see cref="AdapterGoneException"/>); an adapter whose backbone is not registered throws
+    /// <see cref="BackboneUnavailableException"/>. Dispose the lease when the predict is done.
     /// </summary>
     public async Task<Lease> AcquireAsync(string adapterId, string backboneId, Func<Task<byte[]?>> artifact, CancellationToken ct = default)
     {
@@ -44,7 +45,7 @@ internal sealed class LoadedAdapterCache(BackboneRegistry backbones, IOptions<In
 
             metrics?.CacheLookup(hit: !loader);
             if (loader)
-                entry.Start(LoadAsync(backboneId, artifact));
+                entry.Start(LoadAsync(adapterId, backboneId, artifact));
             entry.LastUsed = Interlocked.Increment(ref _clock);
             Loaded loaded;
             try
@@ -65,16 +66,33 @@ internal sealed class LoadedAdapterCache(BackboneRegistry backbones, IOptions<In
         }
     }
 
-    // Off the request thread: the backbone may load from disk the first time, and deserialising builds tensors.
-    private async Task<Loaded> LoadAsync(string backboneId, Func<Task<byte[]?>> artifact)
+    /// <summary>
+    /// Tests only: awaited on the load's thread before the artifact is read, to land a delete between a request's lookup
+    /// and its load.
+    /// </summary>
+    internal Func<string, Task>? BeforeArtifactRead { get; set; }
+
+    // Wholly off the request thread: embedded mode's SQLite reads synchronously even when called async, the backbone may
+    // load from disk the first time, and deserialising builds tensors.
+    private Task<Loaded> LoadAsync(string adapterId, string backboneId, Func<Task<byte[]?>> artifact) => Task.Run(async () =>
     {
-        var bytes = await artifact() ?? throw new AdapterGoneException();
-        return await Task.Run(() =>
+        if (!backbones.Contains(backboneId))
+            throw new BackboneUnavailableException(adapterId, backboneId);
+        if (BeforeArtifactRead is { } hook)
+            await hook(adapterId);
+        var bytes = await artifact() ?? throw new AdapterGoneException(adapterId);
+        Backbone backbone;
+        try
         {
-            var backbone = backbones.Get(backboneId);
-            return new Loaded(backbone, AdapterArtifact.Load(bytes, backbone), bytes.LongLength);
-        });
-    }
+            backbone = backbones.Get(backboneId);
+        }
+        catch (KeyNotFoundException e)
+        {
+            throw new BackboneUnavailableException(adapterId, backboneId, e);
+        }
+
+        return new Loaded(backbone, AdapterArtifact.Load(bytes, backbone), bytes.LongLength);
+    });
 
     /// <summary>Drops the adapter (deleted): disposed now if unleased, else when its last lease ends.</summary>
     public void Remove(string adapterId)

@@ -16,7 +16,7 @@ internal static class PredictApi
 {
     public static IEndpointRouteBuilder MapPredictApi(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/v1/predict", Predict).WithTags("Adapters").RequireAuthorization(AuthPolicies.Tenant)
+        app.MapPost("/v1/predict", Predict).AdmittedAsPredict().WithTags("Adapters").RequireAuthorization(AuthPolicies.Tenant)
             .WithSummary("Predictions for inputs that each name one of the caller's adapters ({adapter, text, text_pair}), in input order.");
         return app;
     }
@@ -42,8 +42,7 @@ internal static class PredictApi
         {
             // Another tenant's adapter is as unknown as a missing one: the answer must not reveal that it exists.
             if (!backbones.ContainsKey(inputs[i]!.Adapter!))
-                return ApiProblems.Problem(StatusCodes.Status404NotFound, "not_found", "Not found",
-                    $"inputs[{i}]: no adapter '{inputs[i]!.Adapter}'.", PredictPipeline.Index(i));
+                return NoAdapter(inputs, i);
         }
 
         var groups = inputs.Select((input, i) => (input!.Adapter!, i)).GroupBy(x => x.Item1, StringComparer.Ordinal)
@@ -54,16 +53,18 @@ internal static class PredictApi
             predictions = await PredictPipeline.RunAsync(tenant, groups, inputs.Select(i => i!.Text!).ToList(), inputs.Select(i => i!.TextPair).ToList(),
                 db, cache, batcher, ct);
         }
-        catch (Exception e) when (PredictPipeline.Failure(e, context, "", inference.Value) is not null)
+        catch (Exception e) when (PredictPipeline.Failure(e, context, inference.Value,
+            gone => NoAdapter(inputs, inputs.ToList().FindIndex(input => input!.Adapter == gone.AdapterId))) is { } failure)
         {
-            // AdapterGoneException carries no id: name the request's adapters instead.
-            return e is AdapterGoneException
-                ? ApiProblems.Problem(StatusCodes.Status404NotFound, "not_found", "Not found", $"An adapter of this request was deleted while it ran ({string.Join(", ", ids)}).")
-                : PredictPipeline.Failure(e, context, "", inference.Value)!;
+            // Deleted while the request ran: the same 404 as one unknown from the start, naming the first input that used it.
+            return failure;
         }
 
         var topK = request.TopK ?? inference.Value.DefaultTopK;
         return TypedResults.Ok(new MixedPredictResponse(predictions.Select((p, i) =>
             new MixedPredictionResponse(inputs[i]!.Adapter!, p.Label, PredictPipeline.TopK(p, topK), p.Value)).ToList()));
     }
+
+    private static ProblemHttpResult NoAdapter(IReadOnlyList<MixedPredictInput?> inputs, int i) =>
+        ApiProblems.Problem(StatusCodes.Status404NotFound, "not_found", "Not found", $"inputs[{i}]: no adapter '{inputs[i]!.Adapter}'.", PredictPipeline.Index(i));
 }

@@ -41,8 +41,10 @@ internal static class PredictPipeline
 
     /// <summary>
     /// Predictions in input order: each group's adapter leased (loaded once if needed), its inputs sent to the batcher,
-    /// every group at once so they can share forwards. Throws <see cref="InferenceQueueFullException"/> and
-    /// <see cref="AdapterGoneException"/> (see <see cref="Failure"/>).
+    /// every group at once so they can share forwards. The request was admitted once already (<see cref="PredictAdmission"/>).
+    /// Throws <see cref="AdapterGoneException"/>, <see cref="BackboneUnavailableException"/>, <see cref="BackboneTooLargeException"/>
+    /// and <see cref="InferenceUnavailableException"/> (see <see cref="Failure"/>). The leases end only after every group's
+    /// batcher call has settled, so no part still queued or running can meet a disposed side network.
     /// </summary>
     public static async Task<Prediction[]> RunAsync(
         Guid tenant, IReadOnlyList<Group> groups, IReadOnlyList<string> texts, IReadOnlyList<string?> pairs,
@@ -68,7 +70,7 @@ internal static class PredictPipeline
             var tenantKey = tenant.ToString("N");
             var runs = groups.Select((g, n) => batcher.PredictAsync(tenantKey, leases[n].Backbone, leases[n].Adapter,
                 g.Indices.Select(i => texts[i]).ToList(), pairs.Any(p => p is not null) ? g.Indices.Select(i => pairs[i]).ToList() : null, ct)).ToList();
-            var results = await Task.WhenAll(runs);
+            var results = await Task.WhenAll(runs); // waits for every group, also when one fails
             var predictions = new Prediction[texts.Count];
             for (var n = 0; n < groups.Count; n++)
                 for (var k = 0; k < groups[n].Indices.Length; k++)
@@ -82,19 +84,24 @@ internal static class PredictPipeline
         }
     }
 
-    /// <summary>The answer for an exception <see cref="RunAsync"/> may throw, or null to let it propagate.</summary>
-    public static ProblemHttpResult? Failure(Exception exception, HttpContext context, string adapterId, InferenceOptions options) => exception switch
+    /// <summary>
+    /// The answer for an exception <see cref="RunAsync"/> may throw, or null to let it propagate. <paramref name="gone"/>
+    /// words the 404 for an adapter deleted while the request ran (the mixed endpoint names the input's index).
+    /// </summary>
+    public static ProblemHttpResult? Failure(Exception exception, HttpContext context, InferenceOptions options, Func<AdapterGoneException, ProblemHttpResult> gone) => exception switch
     {
-        InferenceQueueFullException full => QueueFull(full, context, options),
-        AdapterGoneException => ApiProblems.NotFound("adapter", adapterId),
+        AdapterGoneException deleted => gone(deleted),
+        // A deployment's configuration, not a passing state: no Retry-After.
+        BackboneUnavailableException unavailable => ApiProblems.Problem(StatusCodes.Status503ServiceUnavailable, BackboneUnavailableException.Code, "Backbone unavailable", unavailable.Message),
+        InferenceUnavailableException stopped => RetryLater(context, options, stopped),
         BackboneTooLargeException tooLarge => ApiProblems.Problem(StatusCodes.Status422UnprocessableEntity, tooLarge.Code, "Backbone too large for online predict", tooLarge.Message),
         _ => null,
     };
 
-    private static ProblemHttpResult QueueFull(InferenceQueueFullException full, HttpContext context, InferenceOptions options)
+    private static ProblemHttpResult RetryLater(HttpContext context, InferenceOptions options, InferenceUnavailableException stopped)
     {
         context.Response.Headers.RetryAfter = options.QueueFullRetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        return ApiProblems.Problem(StatusCodes.Status429TooManyRequests, "inference_queue_full", "Too many requests", full.Message);
+        return ApiProblems.Problem(StatusCodes.Status503ServiceUnavailable, "inference_unavailable", "Inference unavailable", stopped.Message);
     }
 
     /// <summary>The top_k most probable labels (ties in label order), most probable first.</summary>

@@ -15,6 +15,7 @@ using Read.Api.Batches;
 using Read.Api.Files;
 using Read.Api.FineTuning;
 using Read.Api.Health;
+using Read.Api.Inference;
 using Read.Api.Problems;
 using Read.Api.Receipts;
 using Read.Api.Sweeps;
@@ -128,6 +129,7 @@ internal static class ReadApiExtensions
         app.UseAuthentication();
         app.UseReadRateLimits();
         app.UseAuthorization();
+        app.UseReadPredictAdmission();
         app.UseAdminDashboard();
 
         app.MapHealthApi();

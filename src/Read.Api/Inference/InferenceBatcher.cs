@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Threading.Channels;
 using Microsoft.Extensions.Options;
@@ -10,16 +9,23 @@ namespace Read.Api.Inference;
 /// <summary>
 /// Gathers concurrent predicts (any tenant, any adapter) per backbone for up to <see cref="InferenceOptions.MaxBatchDelayMs"/>
 /// into one backbone forward, then runs each adapter's side network on its own rows (see <see cref="SharedForwardPredictor"/>).
-/// Admission is bounded (<see cref="InferenceOptions.MaxQueuedRequests"/>; past it <see cref="InferenceQueueFullException"/>),
-/// and batches are formed round-robin over tenants so one tenant's flood waits behind itself, not in front of others.
+/// Admission is bounded and taken once per HTTP request (<see cref="Admit"/>; past <see cref="InferenceOptions.MaxQueuedRequests"/>
+/// <see cref="InferenceQueueFullException"/>), and batches are formed round-robin over tenants so one tenant's flood waits
+/// behind itself, not in front of others. With batching off each request still queues here, and runs alone: forwards
+/// run on the lane's one thread in both modes, so waiting requests hold no thread-pool thread.
 /// </summary>
 internal sealed class InferenceBatcher : IAsyncDisposable
 {
+    /// <summary>How long a tenant counts as sharing a backbone after it last queued work (see <see cref="InferenceOptions.MaxTenantBatchRows"/>).</summary>
+    private static readonly TimeSpan ContentionWindow = TimeSpan.FromSeconds(1);
+
     private readonly InferenceOptions options;
     private readonly InferenceMetrics metrics;
     private readonly ILogger<InferenceBatcher> logger;
-    private readonly ConcurrentDictionary<Backbone, Lane> lanes = new();
+    private readonly Lock gate = new(); // lanes and disposed: a lane is created, removed or stopped under it
+    private readonly Dictionary<Backbone, Lane> lanes = new();
     private readonly CancellationTokenSource stopping = new();
+    private bool disposed;
     private int admitted;
     private long batches;
 
@@ -33,15 +39,15 @@ internal sealed class InferenceBatcher : IAsyncDisposable
     /// <summary>Requests admitted and not yet answered.</summary>
     public int QueueDepth => Volatile.Read(ref admitted);
 
-    /// <summary>Shared forwards run so far (all backbones).</summary>
+    /// <summary>Shared forwards run so far (all backbones; with batching off, one per request).</summary>
     public long BatchesRun => Interlocked.Read(ref batches);
 
     /// <summary>
-    /// The predictions a lone <see cref="AdapterPredictor.Predict(Backbone, LoadedAdapter, IReadOnlyList{string}, IReadOnlyList{string?}?)"/>
-    /// would give, and the (highest) batch number that served them. The caller keeps its lease until this completes.
+    /// Admits one predict request, whatever its number of adapters or parts, or throws
+    /// <see cref="InferenceQueueFullException"/> when <see cref="InferenceOptions.MaxQueuedRequests"/> are admitted and not
+    /// yet answered. Dispose the admission once the request is answered (or abandoned).
     /// </summary>
-    public async Task<BatchedPrediction> PredictAsync(
-        string tenant, Backbone backbone, LoadedAdapter adapter, IReadOnlyList<string> texts, IReadOnlyList<string?>? pairs, CancellationToken ct)
+    public Admission Admit()
     {
         if (Interlocked.Increment(ref admitted) > options.MaxQueuedRequests)
         {
@@ -51,44 +57,60 @@ internal sealed class InferenceBatcher : IAsyncDisposable
         }
 
         metrics.Queued(1);
-        try
-        {
-            if (!options.Batching)
-            {
-                var timings = new PredictionTimings();
-                var alone = await Task.Run(() => AdapterPredictor.Predict(backbone, adapter, texts, pairs, timings), ct);
-                metrics.Batch(backbone.Id, texts.Count, 1, timings.Backbone.TotalSeconds);
-                return new BatchedPrediction(alone.ToArray(), Interlocked.Increment(ref batches));
-            }
+        return new Admission(this);
+    }
 
-            return await EnqueueAsync(tenant, backbone, adapter, texts, pairs, ct);
-        }
-        finally
+    /// <summary>
+    /// The predictions a lone <see cref="AdapterPredictor.Predict(Backbone, LoadedAdapter, IReadOnlyList{string}, IReadOnlyList{string?}?)"/>
+    /// would give, and the (highest) batch number that served them. Returns (or throws) only once no part of the request is
+    /// queued or running, so the caller's lease on <paramref name="adapter"/> outlives every use of it. Cancelling
+    /// <paramref name="ct"/> takes the request's queued parts out at once; a part already in a running forward finishes
+    /// first. Throws <see cref="InferenceUnavailableException"/> when the batcher is stopping or the lane failed.
+    /// </summary>
+    public async Task<BatchedPrediction> PredictAsync(
+        string tenant, Backbone backbone, LoadedAdapter adapter, IReadOnlyList<string> texts, IReadOnlyList<string?>? pairs, CancellationToken ct)
+    {
+        ct.ThrowIfCancellationRequested();
+        var key = SharedForwardPredictor.EncodingKey(adapter);
+        // Batching on: a request is split into parts of at most a tenant's share of a batch; its parts queue like separate
+        // requests of the same tenant. Batching off: the request is one part, run alone.
+        var chunk = options.Batching ? Math.Min(RowsPerBatch(key.MaxLength), options.MaxTenantBatchRows) : Math.Max(1, texts.Count);
+        var parts = new WorkItem[(texts.Count + chunk - 1) / chunk];
+        for (var n = 0; n < parts.Length; n++)
         {
-            Interlocked.Decrement(ref admitted);
-            metrics.Queued(-1);
+            var start = n * chunk;
+            var count = Math.Min(chunk, texts.Count - start);
+            parts[n] = new WorkItem(tenant, adapter, key, Slice(texts, start, count), pairs is null ? null : Slice(pairs, start, count));
+        }
+
+        // All parts in one write: they are queued together or not at all, so a refusal leaves nothing of the request running.
+        if (!LaneFor(backbone).TryQueue(parts))
+            throw new InferenceUnavailableException("The inference queue for this backbone is not accepting work (shutting down or restarting); retry shortly.");
+        BatchedPrediction[] results;
+        using (ct.Register(() => { foreach (var part in parts) part.Cancel(ct); }))
+            results = await Task.WhenAll(parts.Select(p => p.Result.Task)); // every part settled: none still uses the adapter
+        return new BatchedPrediction(results.SelectMany(r => r.Predictions).ToArray(), results.Max(r => r.Batch));
+    }
+
+    private Lane LaneFor(Backbone backbone)
+    {
+        lock (gate)
+        {
+            if (disposed)
+                throw new InferenceUnavailableException("The inference service is shutting down.");
+            if (!lanes.TryGetValue(backbone, out var lane))
+                lanes[backbone] = lane = new Lane(this, backbone, stopping.Token);
+            return lane;
         }
     }
 
-    private async Task<BatchedPrediction> EnqueueAsync(
-        string tenant, Backbone backbone, LoadedAdapter adapter, IReadOnlyList<string> texts, IReadOnlyList<string?>? pairs, CancellationToken ct)
+    private void Forget(Backbone backbone, Lane lane)
     {
-        var key = SharedForwardPredictor.EncodingKey(adapter);
-        var chunk = RowsPerBatch(key.MaxLength);
-        var lane = lanes.GetOrAdd(backbone, b => new Lane(this, b));
-        // A request larger than a batch is split; its parts queue like separate requests of the same tenant.
-        var parts = new List<WorkItem>();
-        for (var start = 0; start < texts.Count; start += chunk)
+        lock (gate)
         {
-            var count = Math.Min(chunk, texts.Count - start);
-            var item = new WorkItem(tenant, adapter, key, Slice(texts, start, count), pairs is null ? null : Slice(pairs, start, count), ct);
-            parts.Add(item);
-            if (!lane.Writer.TryWrite(item))
-                throw new ObjectDisposedException(nameof(InferenceBatcher));
+            if (lanes.TryGetValue(backbone, out var current) && ReferenceEquals(current, lane))
+                lanes.Remove(backbone);
         }
-
-        var results = await Task.WhenAll(parts.Select(p => p.Result.Task));
-        return new BatchedPrediction(results.SelectMany(r => r.Predictions).ToArray(), results.Max(r => r.Batch));
     }
 
     private int RowsPerBatch(int maxLength) => Math.Max(1, Math.Min(options.MaxBatchRows, options.MaxBatchTokens / Math.Max(1, maxLength)));
@@ -98,20 +120,77 @@ internal sealed class InferenceBatcher : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        List<Lane> open;
+        lock (gate)
+        {
+            if (disposed)
+                return;
+            disposed = true; // no lane is created from here on, so none can start on the token disposed below
+            open = lanes.Values.ToList();
+            lanes.Clear();
+        }
+
         await stopping.CancelAsync();
-        foreach (var lane in lanes.Values)
-            lane.Writer.TryComplete();
-        await Task.WhenAll(lanes.Values.Select(l => l.Loop));
+        foreach (var lane in open)
+            lane.Close();
+        await Task.WhenAll(open.Select(l => l.Loop));
         stopping.Dispose();
     }
 
-    private sealed record WorkItem(
-        string Tenant, LoadedAdapter Adapter, (int MaxLength, TokenizerSettings Tokenizer) Key, IReadOnlyList<string> Texts,
-        IReadOnlyList<string?>? Pairs, CancellationToken Cancellation)
+    /// <summary>One admitted request's place in the inference queue; disposing it (once) gives the place back.</summary>
+    public sealed class Admission : IDisposable
     {
+        private InferenceBatcher? owner;
+
+        internal Admission(InferenceBatcher owner) => this.owner = owner;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref owner, null) is { } batcher)
+            {
+                Interlocked.Decrement(ref batcher.admitted);
+                batcher.metrics.Queued(-1);
+            }
+        }
+    }
+
+    /// <summary>One part of a request. Queued until the lane takes it into a batch (then it runs to the end) or it is cancelled.</summary>
+    private sealed class WorkItem(
+        string tenant, LoadedAdapter adapter, (int MaxLength, TokenizerSettings Tokenizer) key, IReadOnlyList<string> texts, IReadOnlyList<string?>? pairs)
+    {
+        private const int Queued = 0, Taken = 1, Cancelled = 2;
+        private int state;
+
+        public string Tenant => tenant;
+
+        public LoadedAdapter Adapter => adapter;
+
+        public (int MaxLength, TokenizerSettings Tokenizer) Key => key;
+
+        public IReadOnlyList<string> Texts => texts;
+
+        public IReadOnlyList<string?>? Pairs => pairs;
+
         public TaskCompletionSource<BatchedPrediction> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public long Enqueued { get; } = Stopwatch.GetTimestamp();
+
+        /// <summary>Set when queued: told when the item is cancelled, so it leaves the queue (and frees its memory) soon.</summary>
+        public Lane? Lane { get; set; }
+
+        public bool IsCancelled => Volatile.Read(ref state) == Cancelled;
+
+        /// <summary>The lane takes it into a batch; false when it was cancelled first.</summary>
+        public bool TryTake() => Interlocked.CompareExchange(ref state, Taken, Queued) == Queued;
+
+        /// <summary>Cancels it unless a batch has taken it (a running forward cannot give the adapter back early).</summary>
+        public void Cancel(CancellationToken ct)
+        {
+            if (Interlocked.CompareExchange(ref state, Cancelled, Queued) != Queued)
+                return;
+            Result.TrySetCanceled(ct);
+            Lane?.NoteCancelled();
+        }
     }
 
     /// <summary>One backbone's queue and the loop that drains it: pending work per tenant, and the tenants in serving order.</summary>
@@ -119,41 +198,58 @@ internal sealed class InferenceBatcher : IAsyncDisposable
     {
         private readonly InferenceBatcher owner;
         private readonly Backbone backbone;
-        private readonly Channel<WorkItem> channel = Channel.CreateUnbounded<WorkItem>(new UnboundedChannelOptions { SingleReader = true });
+        private readonly CancellationToken stopping;
+        private readonly Channel<WorkItem[]> channel = Channel.CreateUnbounded<WorkItem[]>(new UnboundedChannelOptions { SingleReader = true });
         private readonly Dictionary<string, Queue<WorkItem>> pending = new(StringComparer.Ordinal);
-        private readonly Queue<string> ring = new();
+        private readonly Dictionary<string, long> lastSeen = new(StringComparer.Ordinal); // when each tenant last queued work or was answered
+        private Queue<string> ring = new(); // tenants with queued work, in serving order
+        private Queue<string> arrivals = new(); // tenants that had nothing queued until the last drain: served first
         private int pendingRows;
+        private int cancelled; // items cancelled since the last sweep
 
-        public Lane(InferenceBatcher owner, Backbone backbone)
+        public Lane(InferenceBatcher owner, Backbone backbone, CancellationToken stopping)
         {
             this.owner = owner;
             this.backbone = backbone;
+            this.stopping = stopping;
             Loop = Task.Run(RunAsync);
         }
 
-        public ChannelWriter<WorkItem> Writer => channel.Writer;
-
         public Task Loop { get; }
+
+        public bool TryQueue(WorkItem[] parts)
+        {
+            foreach (var part in parts)
+                part.Lane = this;
+            return channel.Writer.TryWrite(parts);
+        }
+
+        public void Close() => channel.Writer.TryComplete();
+
+        public void NoteCancelled() => Interlocked.Increment(ref cancelled);
 
         private async Task RunAsync()
         {
-            var ct = owner.stopping.Token;
             var reader = channel.Reader;
             Exception? failure = null;
             try
             {
                 while (true)
                 {
-                    if (ring.Count == 0 && !await reader.WaitToReadAsync(ct))
+                    if (pending.Count == 0 && !await reader.WaitToReadAsync(stopping))
                         break;
                     Drain(reader);
-                    await GatherAsync(reader, ct);
+                    Sweep();
+                    if (pending.Count == 0)
+                        continue; // everything that arrived was cancelled already
+                    await GatherAsync(reader);
+                    Sweep();
                     var batch = Form();
                     if (batch.Count > 0)
                         Run(batch);
                 }
             }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
             {
             }
             catch (Exception e)
@@ -162,78 +258,140 @@ internal sealed class InferenceBatcher : IAsyncDisposable
                 // requests fail at once instead of waiting on a loop that is gone; the queued ones fail below.
                 owner.logger.LogCritical(e, "Inference lane stopped by an unexpected error");
                 channel.Writer.TryComplete(e);
-                owner.lanes.TryRemove(new KeyValuePair<Backbone, Lane>(backbone, this)); // the next request starts a fresh lane
+                owner.Forget(backbone, this); // the next request starts a fresh lane
                 failure = e;
             }
 
-            // Stopping (or stopped): whatever is still queued fails rather than hangs.
+            // Stopping (or stopped): whatever is still queued fails rather than hangs. Nothing is running here: Run
+            // completes every item it took before it returns.
+            channel.Writer.TryComplete();
             Drain(reader);
+            var refusal = new InferenceUnavailableException(
+                failure is null ? "The inference service is shutting down." : "The inference queue for this backbone stopped on an internal error; retry shortly.",
+                failure);
             foreach (var item in pending.Values.SelectMany(q => q))
-                item.Result.TrySetException(failure ?? new ObjectDisposedException(nameof(InferenceBatcher)));
+            {
+                if (item.TryTake())
+                    item.Result.TrySetException(refusal);
+            }
         }
 
         // The gather window: more requests may join until the batch is full or the delay since the first one ran out.
-        private async Task GatherAsync(ChannelReader<WorkItem> reader, CancellationToken ct)
+        private async Task GatherAsync(ChannelReader<WorkItem[]> reader)
         {
-            var delay = owner.options.MaxBatchDelayMs;
+            var delay = owner.options.Batching ? owner.options.MaxBatchDelayMs : 0;
             if (delay == 0 || pendingRows >= owner.options.MaxBatchRows)
                 return;
-            using var window = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            using var window = CancellationTokenSource.CreateLinkedTokenSource(stopping);
             window.CancelAfter(delay);
             try
             {
                 while (pendingRows < owner.options.MaxBatchRows && await reader.WaitToReadAsync(window.Token))
                     Drain(reader);
             }
-            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
             {
             }
         }
 
-        private void Drain(ChannelReader<WorkItem> reader)
+        private void Drain(ChannelReader<WorkItem[]> reader)
         {
-            while (reader.TryRead(out var item))
+            while (reader.TryRead(out var parts))
             {
-                if (!pending.TryGetValue(item.Tenant, out var queue))
+                foreach (var item in parts)
                 {
-                    pending[item.Tenant] = queue = new Queue<WorkItem>();
-                    ring.Enqueue(item.Tenant);
+                    if (!pending.TryGetValue(item.Tenant, out var queue))
+                    {
+                        pending[item.Tenant] = queue = new Queue<WorkItem>();
+                        arrivals.Enqueue(item.Tenant);
+                    }
+
+                    lastSeen[item.Tenant] = Stopwatch.GetTimestamp();
+
+                    queue.Enqueue(item);
+                    pendingRows += item.Texts.Count;
+                }
+            }
+        }
+
+        // Cancelled items leave their tenant's queue wherever they stand in it (not only at its head), so a disconnected
+        // client's texts are not kept until its turn comes.
+        private void Sweep()
+        {
+            if (Interlocked.Exchange(ref cancelled, 0) == 0)
+                return;
+            foreach (var (tenant, queue) in pending.ToList())
+            {
+                var kept = new Queue<WorkItem>(queue.Count);
+                foreach (var item in queue)
+                {
+                    if (item.IsCancelled)
+                        pendingRows -= item.Texts.Count;
+                    else
+                        kept.Enqueue(item);
                 }
 
-                queue.Enqueue(item);
-                pendingRows += item.Texts.Count;
+                if (kept.Count == 0)
+                    pending.Remove(tenant);
+                else if (kept.Count != queue.Count)
+                    pending[tenant] = kept;
             }
+
+            ring = new Queue<string>(ring.Where(pending.ContainsKey));
+            arrivals = new Queue<string>(arrivals.Where(pending.ContainsKey));
         }
 
-        // Round-robin: one request per tenant per turn, so a tenant with a long queue waits behind itself. A tenant whose
-        // next request does not fit is skipped and goes first next time. Only work that tokenizes like the first pick
-        // joins (one tokenization per forward); the rest waits for a later batch.
+        // Whether another tenant shares the backbone now: more than one has work queued, or queued some or was answered
+        // within the last second (a light tenant's next request is on its way while its last one runs or was just answered).
+        private bool Contended()
+        {
+            if (pending.Count > 1)
+                return true;
+            var now = Stopwatch.GetTimestamp();
+            foreach (var (tenant, seen) in lastSeen.ToList())
+            {
+                if (Stopwatch.GetElapsedTime(seen, now) > ContentionWindow)
+                    lastSeen.Remove(tenant);
+            }
+
+            return lastSeen.Count > 1;
+        }
+
+        // Round-robin: one request (part) per tenant per turn, so a tenant with a long queue waits behind itself. Tenants
+        // that had nothing queued go first, ahead of any backlog; while tenants share the backbone, one tenant takes at
+        // most MaxTenantBatchRows rows of a batch. A tenant whose next part does not fit is skipped and goes first next
+        // time. Only work that tokenizes like the first pick joins (one tokenization per batch); the rest waits for a
+        // later batch. With batching off a batch is one request.
         private List<WorkItem> Form()
         {
+            foreach (var tenant in ring)
+                arrivals.Enqueue(tenant);
+            (ring, arrivals) = (arrivals, new Queue<string>());
             var batch = new List<WorkItem>();
             var skipped = new List<string>();
+            var taken = new Dictionary<string, int>(StringComparer.Ordinal); // rows per tenant in this batch
+            var share = Contended() ? owner.options.MaxTenantBatchRows : int.MaxValue;
             (int MaxLength, TokenizerSettings Tokenizer)? key = null;
             var rows = 0;
             var limit = int.MaxValue;
-            while (ring.Count > 0)
+            while (ring.Count > 0 && (owner.options.Batching || batch.Count == 0))
             {
                 var tenant = ring.Dequeue();
                 var queue = pending[tenant];
                 var item = queue.Peek();
-                if (item.Cancellation.IsCancellationRequested)
+                var mine = taken.GetValueOrDefault(tenant);
+                if (key is null || (item.Key == key && rows + item.Texts.Count <= limit && mine + item.Texts.Count <= share))
                 {
                     queue.Dequeue();
                     pendingRows -= item.Texts.Count;
-                    item.Result.TrySetCanceled(item.Cancellation);
-                }
-                else if (key is null || (item.Key == key && rows + item.Texts.Count <= limit))
-                {
-                    queue.Dequeue();
-                    pendingRows -= item.Texts.Count;
-                    batch.Add(item);
-                    rows += item.Texts.Count;
-                    key ??= item.Key;
-                    limit = owner.RowsPerBatch(item.Key.MaxLength);
+                    if (item.TryTake()) // else cancelled just now: dropped
+                    {
+                        batch.Add(item);
+                        rows += item.Texts.Count;
+                        taken[tenant] = mine + item.Texts.Count;
+                        key ??= item.Key;
+                        limit = owner.RowsPerBatch(item.Key.MaxLength);
+                    }
                 }
                 else
                 {
@@ -260,29 +418,10 @@ internal sealed class InferenceBatcher : IAsyncDisposable
                 var now = Stopwatch.GetTimestamp();
                 foreach (var item in batch)
                     owner.metrics.Waited(Stopwatch.GetElapsedTime(item.Enqueued, now).TotalSeconds);
-                var timings = new SharedForwardTimings();
-                var outcomes = SharedForwardPredictor.PredictEach(
-                    backbone, batch.Select(i => new SharedForwardPredictor.Segment(i.Adapter, i.Texts, i.Pairs)).ToList(), timings,
-                    owner.options.MaxForwardRows, owner.options.MaxForwardTokens);
-                var rows = batch.Sum(i => i.Texts.Count);
-                owner.metrics.Batch(backbone.Id, rows, batch.Count, timings.TokenizeSeconds + timings.ForwardSeconds);
-                owner.metrics.Stages(backbone.Id, timings.TokenizeSeconds, timings.ForwardSeconds, timings.HeadsSeconds, timings.Width);
-                if (owner.logger.IsEnabled(LogLevel.Debug))
-                    owner.logger.LogDebug(
-                        "Batch {Batch}: {Rows} rows of {Requests} requests, width {Width}, {Forwards} forwards over {PaddedTokens} padded tokens; " +
-                        "tokenize {Tokenize:F1} ms, forward {Forward:F1} ms, heads {Heads:F1} ms; thread {Thread}, torch threads {TorchThreads}",
-                        number, rows, batch.Count, timings.Width, timings.Forwards, timings.PaddedTokens, timings.TokenizeSeconds * 1000, timings.ForwardSeconds * 1000,
-                        timings.HeadsSeconds * 1000, Environment.CurrentManagedThreadId, TorchSharp.torch.get_num_threads());
-                for (var i = 0; i < batch.Count; i++)
-                {
-                    if (outcomes[i].Predictions is { } predictions)
-                        batch[i].Result.TrySetResult(new BatchedPrediction(predictions, number));
-                    else
-                    {
-                        owner.logger.LogError(outcomes[i].Error, "Predict batch {Batch} on backbone {Backbone}: one adapter's side network failed", number, backbone.Id);
-                        batch[i].Result.TrySetException(outcomes[i].Error!);
-                    }
-                }
+                if (owner.options.Batching)
+                    RunShared(batch, number);
+                else
+                    RunAlone(batch[0], number);
             }
             catch (Exception e)
             {
@@ -290,6 +429,59 @@ internal sealed class InferenceBatcher : IAsyncDisposable
                 owner.logger.LogError(e, "Predict batch {Batch} on backbone {Backbone} failed", number, backbone.Id);
                 foreach (var item in batch)
                     item.Result.TrySetException(e);
+            }
+            finally
+            {
+                var now = Stopwatch.GetTimestamp();
+                foreach (var item in batch)
+                    lastSeen[item.Tenant] = now;
+            }
+        }
+
+        // Batching off: the request's own forward(s), the lone path, as before the batcher.
+        private void RunAlone(WorkItem item, long number)
+        {
+            var timings = new PredictionTimings();
+            var predictions = AdapterPredictor.Predict(backbone, item.Adapter, item.Texts, item.Pairs, timings);
+            owner.metrics.Batch(backbone.Id, item.Texts.Count, 1, timings.Backbone.TotalSeconds);
+            item.Result.TrySetResult(new BatchedPrediction(predictions.ToArray(), number));
+        }
+
+        private void RunShared(List<WorkItem> batch, long number)
+        {
+            // One segment per adapter: its side network runs once on the rows of all its parts in the batch.
+            var byAdapter = batch.GroupBy(i => i.Adapter).Select(g => g.ToList()).ToList();
+            var segments = byAdapter.Select(items => new SharedForwardPredictor.Segment(
+                items[0].Adapter, items.SelectMany(i => i.Texts).ToList(),
+                items.Any(i => i.Pairs is not null) ? items.SelectMany(i => i.Pairs ?? Enumerable.Repeat<string?>(null, i.Texts.Count)).ToList() : null)).ToList();
+            var timings = new SharedForwardTimings();
+            var outcomes = SharedForwardPredictor.PredictEach(backbone, segments, timings, owner.options.MaxForwardRows, owner.options.MaxForwardTokens);
+            var rows = batch.Sum(i => i.Texts.Count);
+            owner.metrics.Batch(backbone.Id, rows, batch.Count, timings.TokenizeSeconds + timings.ForwardSeconds);
+            owner.metrics.Stages(backbone.Id, timings.TokenizeSeconds, timings.ForwardSeconds, timings.HeadsSeconds, timings.Width);
+            if (owner.logger.IsEnabled(LogLevel.Debug))
+                owner.logger.LogDebug(
+                    "Batch {Batch}: {Rows} rows of {Requests} requests, width {Width}, {Forwards} forwards over {PaddedTokens} padded tokens; " +
+                    "tokenize {Tokenize:F1} ms, forward {Forward:F1} ms, heads {Heads:F1} ms; thread {Thread}, torch threads {TorchThreads}",
+                    number, rows, batch.Count, timings.Width, timings.Forwards, timings.PaddedTokens, timings.TokenizeSeconds * 1000, timings.ForwardSeconds * 1000,
+                    timings.HeadsSeconds * 1000, Environment.CurrentManagedThreadId, TorchSharp.torch.get_num_threads());
+            for (var n = 0; n < byAdapter.Count; n++)
+            {
+                if (outcomes[n].Predictions is { } predictions)
+                {
+                    var offset = 0;
+                    foreach (var item in byAdapter[n])
+                    {
+                        item.Result.TrySetResult(new BatchedPrediction(predictions[offset..(offset + item.Texts.Count)], number));
+                        offset += item.Texts.Count;
+                    }
+                }
+                else
+                {
+                    owner.logger.LogError(outcomes[n].Error, "Predict batch {Batch} on backbone {Backbone}: one adapter's side network failed", number, backbone.Id);
+                    foreach (var item in byAdapter[n])
+                        item.Result.TrySetException(outcomes[n].Error!);
+                }
             }
         }
     }

@@ -26,6 +26,13 @@ internal sealed class InferenceOptions
     /// <summary>Most padded tokens in one backbone forward inside a batch.</summary>
     public int MaxForwardTokens { get; set; } = Read.Domain.Adapters.SharedForwardPredictor.DefaultForwardTokens;
 
+    /// <summary>
+    /// Most rows of one tenant in a batch while another tenant has work on the same backbone (or had, within the last
+    /// second); requests are split into parts of at most this many rows. A tenant alone still fills whole batches. Keeps a
+    /// flood's batches short, since a batch that has started runs to its end before a newly arrived request is served.
+    /// </summary>
+    public int MaxTenantBatchRows { get; set; } = Read.Domain.Adapters.SharedForwardPredictor.DefaultForwardRows;
+
     /// <summary>Predict requests admitted and not yet answered; one more answers 429 with Retry-After.</summary>
     public int MaxQueuedRequests { get; set; } = 256;
 
@@ -45,6 +52,6 @@ internal sealed class InferenceOptions
     public int MaxTopK { get; set; } = 1000;
 
     public bool IsValid() =>
-        MaxBatchDelayMs >= 0 && MaxBatchRows > 0 && MaxForwardRows > 0 && MaxForwardTokens > 0 && MaxBatchTokens > 0 && MaxQueuedRequests > 0 && QueueFullRetryAfterSeconds > 0
+        MaxBatchDelayMs >= 0 && MaxBatchRows > 0 && MaxTenantBatchRows > 0 && MaxForwardRows > 0 && MaxForwardTokens > 0 && MaxBatchTokens > 0 && MaxQueuedRequests > 0 && QueueFullRetryAfterSeconds > 0
         && MaxLoadedAdapters > 0 && MaxLoadedAdapterBytes > 0 && DefaultTopK > 0 && MaxTopK >= DefaultTopK;
 }

@@ -22,6 +22,7 @@ public sealed class LoadedAdapter : IDisposable
     internal ReadClassifier Classifier { get; }
 
     private readonly Lock placement = new();
+    private bool disposed;
 
     /// <summary>
     /// The classifier on <paramref name="device"/> (the backbone's): loaded on the CPU, moved on first use. An adapter
@@ -31,6 +32,8 @@ public sealed class LoadedAdapter : IDisposable
     {
         lock (placement)
         {
+            // A use after dispose (a lease bug) says so, rather than failing on the module's emptied parameter list.
+            ObjectDisposedException.ThrowIf(disposed, this);
             var first = Classifier.parameters().First();
             if (!device.Holds(first))
                 Classifier.to(device.Torch);
@@ -38,5 +41,12 @@ public sealed class LoadedAdapter : IDisposable
         }
     }
 
-    public void Dispose() => Classifier.Dispose();
+    public void Dispose()
+    {
+        lock (placement)
+        {
+            disposed = true;
+            Classifier.Dispose();
+        }
+    }
 }

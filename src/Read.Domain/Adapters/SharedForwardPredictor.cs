@@ -6,9 +6,9 @@ using static TorchSharp.torch;
 namespace Read.Domain.Adapters;
 
 /// <summary>
-/// One backbone forward for several adapters' inputs. A READ adapter only reads the frozen backbone's hidden states,
-/// so rows of different adapters (and tenants) can share a padded batch exactly; each side network then runs on its
-/// own rows. Padding is masked (BERT) or after the real tokens (decoders, causal), so a row's states do not depend
+/// Shared backbone forwards for several adapters' inputs. A READ adapter only reads the frozen backbone's hidden states,
+/// so rows of different adapters (and tenants) can share padded forwards exactly (the union is tokenized once and run
+/// in length-sorted chunks); each side network then runs once on its own rows. Padding is masked (BERT) or after the real tokens (decoders, causal), so a row's states do not depend
 /// on its batch-mates beyond float rounding.
 /// </summary>
 public static class SharedForwardPredictor
@@ -17,8 +17,10 @@ public static class SharedForwardPredictor
     public sealed record Segment(LoadedAdapter Adapter, IReadOnlyList<string> Texts, IReadOnlyList<string?>? Pairs);
 
     /// <summary>
-    /// Predictions per segment, in input order, from one <see cref="Backbone.HiddenStates"/> call. Every segment must
-    /// tokenize alike (same max length and tokenizer settings; see <see cref="EncodingKey"/>); the caller groups them.
+    /// Predictions per segment, in input order, from one tokenization of the segments' union, run in length-sorted
+    /// backbone forwards (<see cref="DefaultForwardRows"/> rows, <see cref="DefaultForwardTokens"/> padded tokens each; see
+    /// <see cref="PredictEach"/>). Every segment must tokenize alike (same max length and tokenizer settings; see
+    /// <see cref="EncodingKey"/>); the caller groups them.
     /// <paramref name="backboneSeconds"/> gets the tokenization + forward time.
     /// </summary>
     public static IReadOnlyList<Prediction[]> Predict(Backbone backbone, IReadOnlyList<Segment> segments, out double backboneSeconds)

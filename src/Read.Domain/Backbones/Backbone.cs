@@ -148,6 +148,17 @@ public sealed class Backbone : IDisposable
         }
     }
 
+    /// <summary>
+    /// Runs <paramref name="action"/> holding the forward lock, as a forward (a training job's, say) does: tests stand in
+    /// a long forward with it to see what waits behind one.
+    /// </summary>
+    internal void WhileForwardsHeld(Action action)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        lock (forwardLock)
+            action();
+    }
+
     internal BackboneTooLargeException NotResident(string code, string what) => new(code,
         $"Backbone '{Id}' is registered layer-streamed: its {WeightBytes} bytes of weights do not fit the memory budget " +
         $"(Read:Training:MemoryBudgetBytes), so {what} cannot run; fine-tuning precomputes it one layer at a time.");
