@@ -280,6 +280,7 @@ internal sealed class ActivationCache : IDisposable
         var texts = examples.Select(e => e.Text).ToList();
         var pairs = examples.Select(e => e.TextPair).ToList();
         var tokens = TokenLengths.Of(backbone, texts, pairs, spec.MaxLength, spec.Tokenizer);
+        precompute.TokensCounted?.Invoke(tokens.Sum(l => (long)l));
         var stored = spec.Pooling.IsSinglePosition() ? tokens.Select(_ => 1).ToArray() : tokens;
         var positions = stored.Sum(l => (long)l);
         var rowBytes = (long)spec.Layers.Count * backbone.Shape.HiddenSize * 2;
