@@ -17,7 +17,8 @@ namespace Read.Domain.Jobs;
 /// <summary>
 /// Runs one fine-tuning job end to end: load data → precompute (or reuse) activations → train → evaluate → publish.
 /// Invoked by Hangfire on queue "training". Safe to run again after a crash: a job already finished is left alone, a job
-/// found "running" starts over (the activation cache makes that cheap), and publishing is one transaction.
+/// found "running" under a lapsed lease resumes from its last checkpoint (the activation cache makes the precompute
+/// cheap), and publishing is one transaction.
 /// </summary>
 public sealed class FineTuneJobRunner(
     IDbContextFactory<ReadDbContext> dbFactory,
@@ -49,7 +50,7 @@ public sealed class FineTuneJobRunner(
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            // Worker shutting down: leave the job "running"; Hangfire hands it to a worker again and we start over.
+            // Worker shutting down: leave the job "running"; Hangfire hands it to a worker again, which resumes it from its last checkpoint.
             logger.LogWarning("Job {JobId} interrupted by shutdown; it will be retried", jobId);
             NotifyRunEnded(jobId, JobStatus.Running);
             await ReleaseLeaseAsync(jobId, leaseOwner); // the retry need not wait for the lease to lapse
@@ -306,6 +307,8 @@ public sealed class FineTuneJobRunner(
             var now = DateTime.UtcNow;
             await db.Jobs.Where(j => j.Id == job.Id && j.Status == JobStatus.Running && j.LeaseOwner == lease.Owner && j.LeaseExpiresAt > now)
                 .ExecuteUpdateAsync(s => s.SetProperty(j => j.LeaseExpiresAt, now), timeout.Token);
+            if (!await db.Jobs.AnyAsync(j => j.Id == job.Id && j.Status == JobStatus.Running, timeout.Token))
+                return; // the next run already finished it
             db.JobEvents.Add(new JobEvent
             {
                 JobId = job.Id, TenantId = job.TenantId, CreatedAt = now, Level = "warning",
