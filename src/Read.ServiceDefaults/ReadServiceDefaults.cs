@@ -24,13 +24,26 @@ public static class ReadServiceDefaults
             .UseSimpleAssemblyNameTypeSerializer()
             .UseRecommendedSerializerSettings();
 
+    /// <summary>
+    /// How often an idle worker asks the queue for a job. Hangfire.PostgreSql's default is 15 s, which on top of the lease
+    /// (30 s) and the sweep (15 s) let a dead worker's job wait up to a minute; at 1 s the worst case is 46 s
+    /// (docs/decisions/014-checkpoints-leases.md), and a new job starts within a second of being enqueued. The cost is one
+    /// small query per idle Hangfire worker thread per second.
+    /// </summary>
+    public static readonly TimeSpan QueuePollInterval = TimeSpan.FromSeconds(1);
+
     /// <summary>Hangfire's Postgres storage as the API (enqueueing) and the workers (running) share it.</summary>
     public static IGlobalConfiguration UseReadPostgresStorage(this IGlobalConfiguration hangfire, string connectionString) =>
-        hangfire.UsePostgreSqlStorage(o => o.UseNpgsqlConnection(connectionString), new PostgreSqlStorageOptions
-        {
-            // A worker that dies mid-job stops extending its claim; after this long another worker takes the job
-            // (the runner starts it over). Sliding, so long jobs on a live worker are never handed out twice.
-            InvisibilityTimeout = TimeSpan.FromMinutes(5),
-            UseSlidingInvisibilityTimeout = true,
-        });
+        hangfire.UsePostgreSqlStorage(o => o.UseNpgsqlConnection(connectionString), StorageOptions());
+
+    /// <summary>The storage options <see cref="UseReadPostgresStorage"/> applies.</summary>
+    public static PostgreSqlStorageOptions StorageOptions() => new()
+    {
+        // A worker that dies mid-job stops extending its claim; after this long another worker takes the job
+        // (the runner resumes it). Sliding, so long jobs on a live worker are never handed out twice. The lease sweep
+        // hands a dead worker's job out long before this (Read:JobLeaseDuration + Read:JobSweepInterval).
+        InvisibilityTimeout = TimeSpan.FromMinutes(5),
+        UseSlidingInvisibilityTimeout = true,
+        QueuePollInterval = QueuePollInterval,
+    };
 }

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Options;
 using Read.Domain.Backbones;
 using Read.Domain.Backbones.Bert;
 using Read.Domain.Configuration;
+using Read.Domain.FineTuning;
 using Read.Domain.Jobs;
 
 namespace Read.Api.Tests;
@@ -137,6 +138,81 @@ public sealed class FineTuneJobRunnerTests : IAsyncLifetime
         }
     }
 
-    private FineTuneJobRunner Runner() => new(_db.Factory, _backbones,
-        Options.Create(new ReadOptions { DataDirectory = _directory }), [], NullLogger<FineTuneJobRunner>.Instance);
+    [Fact]
+    public async Task Resume_FromACheckpointThatNoLongerMatches_IsSetAsideWithAReason_AndTrainingStartsOverOnTheCachedActivations()
+    {
+        var train = TestData.Sentiment(16, seed: 43);
+        var fileId = await _db.InsertFileAsync(TestData.Jsonl(train), ["negative", "positive"], train.Count);
+        const string hyperparameters = "{\"epochs\":2,\"max_length\":32,\"early_stopping_patience\":0";
+        // A finished run writes the cache and a checkpoint; its state is what an older version (other hyperparameter
+        // fields, hence another fingerprint) would have left for the jobs below.
+        var earlier = await _db.InsertJobAsync(JobStatus.Queued, backboneId: BackboneRegistry.TinyBackboneId, trainingFileId: fileId,
+            hyperparametersJson: hyperparameters + ",\"learning_rate\":0.02}");
+        await Runner().RunAsync(earlier, CancellationToken.None);
+        byte[] otherRun;
+        await using (var db = await _db.Factory.CreateDbContextAsync())
+            otherRun = await db.JobCheckpoints.Where(c => c.JobId == earlier).OrderByDescending(c => c.Epoch).Select(c => c.State).FirstAsync();
+        using var unreadable = new MemoryStream();
+        using (var writer = new BinaryWriter(unreadable))
+        {
+            writer.Write("READCKPT");
+            writer.Write(99); // a format this version does not know
+        }
+
+        foreach (var (state, reason) in new[] { (otherRun, "other hyperparameters"), (unreadable.ToArray(), "cannot be read") })
+        {
+            // The job's worker died after epoch 1; the version that resumes it cannot use that checkpoint.
+            var jobId = await _db.InsertJobAsync(JobStatus.Running, backboneId: BackboneRegistry.TinyBackboneId, trainingFileId: fileId,
+                hyperparametersJson: hyperparameters + ",\"learning_rate\":0.01}", leaseOwner: "dead-worker", leaseExpiresAt: DateTime.UtcNow.AddMinutes(-1));
+            var stale = "ftckpt-" + Guid.NewGuid().ToString("N");
+            await using (var db = await _db.Factory.CreateDbContextAsync())
+            {
+                db.JobCheckpoints.Add(new JobCheckpoint
+                {
+                    Id = stale, JobId = jobId, TenantId = _db.TenantId, Epoch = 1, MetricsJson = "{}", IsBest = true, State = state, CreatedAt = DateTime.UtcNow,
+                });
+                await db.SaveChangesAsync();
+            }
+
+            await Runner().RunAsync(jobId, CancellationToken.None);
+
+            var job = await _db.JobAsync(jobId);
+            Assert.True(job.Status == JobStatus.Succeeded, $"{reason}: {job.ErrorCode} {job.ErrorMessage}");
+            Assert.True(job.CacheHit, reason); // the earlier job's activations, not a second backbone pass
+            await using var read = await _db.Factory.CreateDbContextAsync();
+            var messages = await read.JobEvents.Where(e => e.JobId == jobId).OrderBy(e => e.Id).Select(e => e.Message).ToListAsync();
+            var setAside = Assert.Single(messages, m => m.StartsWith($"Checkpoint {stale} (epoch 1) set aside: ", StringComparison.Ordinal));
+            Assert.Contains(reason, setAside);
+            Assert.DoesNotContain(messages, m => m.StartsWith("Resumed by ", StringComparison.Ordinal));
+            // Both epochs trained afresh; the set-aside checkpoint is replaced by this run's.
+            Assert.Equal(["Epoch 1", "Epoch 2"], messages.Where(m => m.StartsWith("Epoch ", StringComparison.Ordinal)).Select(m => m[..m.IndexOf(':')]));
+            Assert.Equal([2], await read.JobCheckpoints.Where(c => c.JobId == jobId).Select(c => c.Epoch).ToListAsync());
+        }
+    }
+
+    [Fact]
+    public async Task Claim_ClearsTheEstimatedFinishAnEarlierAttemptLeft_UntilThisAttemptsFirstEpoch()
+    {
+        var train = TestData.Sentiment(16, seed: 44);
+        var fileId = await _db.InsertFileAsync(TestData.Jsonl(train), ["negative", "positive"], train.Count);
+        var jobId = await _db.InsertJobAsync(JobStatus.Running, backboneId: BackboneRegistry.TinyBackboneId, trainingFileId: fileId,
+            hyperparametersJson: "{\"epochs\":2,\"max_length\":32}", leaseOwner: "dead-worker", leaseExpiresAt: DateTime.UtcNow.AddMinutes(-1));
+        var stale = DateTime.UtcNow.AddHours(1); // the dead attempt's pace
+        await using (var db = await _db.Factory.CreateDbContextAsync())
+            await db.Jobs.Where(j => j.Id == jobId).ExecuteUpdateAsync(s => s.SetProperty(j => j.EstimatedFinishAt, stale));
+        using var held = new BlockingStageListener(FineTuneStage.Train);
+
+        var run = Task.Run(() => Runner(held).RunAsync(jobId, CancellationToken.None));
+        await held.Entered.WaitAsync(TimeSpan.FromMinutes(2));
+        Assert.Null((await _db.JobAsync(jobId)).EstimatedFinishAt);
+        held.Release();
+        await run;
+
+        var job = await _db.JobAsync(jobId);
+        Assert.True(job.Status == JobStatus.Succeeded, job.ErrorMessage);
+        Assert.InRange(job.EstimatedFinishAt!.Value, job.StartedAt!.Value, job.FinishedAt!.Value);
+    }
+
+    private FineTuneJobRunner Runner(params IJobStageListener[] listeners) => new(_db.Factory, _backbones,
+        Options.Create(new ReadOptions { DataDirectory = _directory }), listeners, NullLogger<FineTuneJobRunner>.Instance);
 }

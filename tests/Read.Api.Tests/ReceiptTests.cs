@@ -1,7 +1,10 @@
 using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
+using Microsoft.EntityFrameworkCore;
+using Npgsql;
 using Read.Domain.Backbones;
+using Read.Domain.Persistence;
 
 namespace Read.Api.Tests;
 
@@ -124,6 +127,52 @@ public sealed class ReceiptTests(PostgresServiceFixture service)
         Assert.Equal(rss * Ratio("lora", "peak RSS MB"), estimates.GetProperty("lora").GetProperty("peak_rss_bytes").GetInt64(), 1.0);
         Assert.Equal(rss * Ratio("full", "peak RSS MB"), estimates.GetProperty("full_fine_tuning").GetProperty("peak_rss_bytes").GetInt64(), 1.0);
         Assert.StartsWith("docs/benchmarks/compare.md", estimates.GetProperty("source").GetString());
+    }
+
+    [Fact]
+    public async Task Receipt_MeasurementsTheDatabaseRefused_SucceededJobStillHasOne_WithThoseFiguresAbsent()
+    {
+        using var client = await service.Api.CreateTenantClientAsync("receipts-unwritable");
+        var fileId = await client.UploadOkAsync(TestData.Jsonl(TestData.Sentiment(16, seed: 45)));
+        Guid tenantId;
+        await using (var db = service.Api.Service<IDbContextFactory<ReadDbContext>>().CreateDbContext())
+            tenantId = await db.Files.Where(f => f.Id == fileId).Select(f => f.TenantId).SingleAsync();
+        // A real write failure: the database rejects every measurement row of this tenant.
+        var trigger = "reject_measurements_" + Guid.NewGuid().ToString("N")[..8];
+        await ExecuteAsync($$"""
+            CREATE FUNCTION {{trigger}}() RETURNS trigger LANGUAGE plpgsql AS $body$
+            BEGIN
+                IF NEW."TenantId" = '{{tenantId}}' THEN RAISE EXCEPTION 'measurements refused (test)'; END IF;
+                RETURN NEW;
+            END $body$;
+            CREATE TRIGGER {{trigger}} BEFORE INSERT OR UPDATE ON job_measurements FOR EACH ROW EXECUTE FUNCTION {{trigger}}();
+            """);
+        try
+        {
+            var jobId = (await client.CreateJobOkAsync(new { backbone = "tiny-bert", training_file = fileId, hyperparameters = new { epochs = 1, max_length = 32 } }))
+                .GetProperty("id").GetString()!;
+            var job = await client.WaitForJobAsync(jobId);
+            Assert.Equal("succeeded", job.GetProperty("status").GetString());
+
+            var receipt = await ReceiptAsync(client, jobId); // not 409 receipt_not_available, now or ever
+            Assert.Equal("succeeded", receipt.GetProperty("status").GetString());
+            Assert.Equal(job.GetProperty("metrics").GetProperty("cache_hit").GetBoolean(), receipt.GetProperty("cache_hit").GetBoolean());
+            Assert.True(receipt.GetProperty("cache_bytes").GetInt64() > 0);
+            foreach (var unmeasured in new[] { "cpu_seconds", "peak_rss_bytes", "dataset_tokens", "backbone_tokens_processed", "train_seconds", "worker", "estimates" })
+                Assert.True(!receipt.TryGetProperty(unmeasured, out var value) || value.ValueKind == JsonValueKind.Null, $"{unmeasured}: {receipt}");
+        }
+        finally
+        {
+            await ExecuteAsync($"DROP TRIGGER {trigger} ON job_measurements; DROP FUNCTION {trigger}();");
+        }
+    }
+
+    private async Task ExecuteAsync(string sql)
+    {
+        await using var connection = new NpgsqlConnection(service.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
     }
 
     private static async Task<JsonElement> ReceiptAsync(HttpClient client, string jobId)

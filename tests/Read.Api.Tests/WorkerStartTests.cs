@@ -1,3 +1,8 @@
+using Hangfire;
+using Hangfire.PostgreSql;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Read.Domain.Configuration;
 using Read.Worker;
 
 namespace Read.Api.Tests;
@@ -23,6 +28,40 @@ public sealed class WorkerStartTests(PostgresServiceFixture service)
                 [$"--ConnectionStrings:Postgres={service.ConnectionString}", $"--Read:DataDirectory={dataDirectory}"]);
 
             Assert.False(File.Exists(stale));
+        }
+        finally
+        {
+            try { Directory.Delete(dataDirectory, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    [Fact]
+    public async Task DeadWorkersJob_WorstCaseBeforeAnotherWorkerFetchesIt_IsUnderAMinute_AsDecision014States()
+    {
+        var dataDirectory = Directory.CreateTempSubdirectory("read-worker-settings-").FullName;
+        try
+        {
+            // The worker as deployed: no overrides.
+            using var worker = await WorkerHost.BuildAsync([$"--ConnectionStrings:Postgres={service.ConnectionString}", $"--Read:DataDirectory={dataDirectory}"]);
+            var read = worker.Services.GetRequiredService<IOptions<ReadOptions>>().Value;
+            // The storage the worker's Hangfire server fetches with (its options are internal to Hangfire.PostgreSql).
+            var storage = (PostgreSqlStorage)worker.Services.GetRequiredService<JobStorage>();
+            var options = (PostgreSqlStorageOptions)typeof(PostgreSqlStorage)
+                .GetProperty("Options", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.NonPublic)!
+                .GetValue(storage)!;
+            var poll = options.QueuePollInterval;
+
+            // A worker dies just after renewing: its lease lapses a full lease later, the next sweep finds it at most one
+            // sweep interval after that and enqueues it, and an idle worker fetches it at most one queue poll later.
+            var worstCase = read.JobLeaseDuration + read.JobSweepInterval + poll;
+            Assert.True(worstCase < TimeSpan.FromSeconds(50), $"worst case {worstCase}");
+            var root = AppContext.BaseDirectory;
+            while (!File.Exists(Path.Combine(root, "Read.sln")))
+                root = Path.GetDirectoryName(root)!;
+            var decision = await File.ReadAllTextAsync(Path.Combine(root, "docs", "decisions", "014-checkpoints-leases.md"));
+            var stated = $"{read.JobLeaseDuration.TotalSeconds:0} s lease + {read.JobSweepInterval.TotalSeconds:0} s sweep interval + "
+                + $"{poll.TotalSeconds:0} s queue poll = {worstCase.TotalSeconds:0} s";
+            Assert.Contains(stated, decision);
         }
         finally
         {

@@ -31,7 +31,9 @@ public sealed class ReadOptions
 
     /// <summary>
     /// How long a worker's claim on a running job lasts without renewal (renewed every third of it). A duplicate
-    /// delivery meets a live lease and exits; a job whose worker died is claimable again once the lease lapses.
+    /// delivery meets a live lease and exits; a job whose worker died is claimable again once the lease lapses. A run
+    /// that cannot renew (its database unreachable) stops a sixth of it before the expiry, so it never trains beside the
+    /// worker that takes the job next.
     /// </summary>
     public TimeSpan JobLeaseDuration { get; set; } = TimeSpan.FromSeconds(30);
 
@@ -41,8 +43,10 @@ public sealed class ReadOptions
     /// </summary>
     public string Device { get; set; } = Backbones.ReadDevice.Auto;
 
+    /// <summary>
     /// How often a worker looks for running jobs whose lease lapsed (their worker died) and queued jobs that never reached
-    /// Hangfire, and enqueues them again: a dead worker's job resumes within about lease + sweep interval.
+    /// Hangfire, and enqueues them again: a dead worker's job is fetched again within lease + sweep interval + Hangfire's
+    /// queue poll (30 + 15 + 1 = 46 s by default; docs/decisions/014-checkpoints-leases.md).
     /// </summary>
     public TimeSpan JobSweepInterval { get; set; } = TimeSpan.FromSeconds(15);
 

@@ -212,22 +212,28 @@ internal sealed class ActivationCache : IDisposable
 
         Directory.CreateDirectory(directory);
         var temporary = path + ".tmp-" + Guid.NewGuid().ToString("N");
+        SafeFileHandle? reader = null;
         try
         {
             Write(backbone, examples, spec, expected, temporary, progress, precompute ?? PrecomputeRequest.Default, cancellationToken);
+            // The reader's handle (and its shared lock, which eviction respects) is taken before the file gets its final
+            // name, so no eviction can come between the rename and the open; the access time is set now too, since it
+            // would otherwise be the temporary file's creation time, the start of the precompute.
+            reader = File.OpenHandle(temporary, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
+            ActivationCacheStore.Touch(temporary);
             File.Move(temporary, path, overwrite: true);
+            var written = Verify(path, reader, expected, verifyPayload: false, cancellationToken)
+                ?? throw new InvalidDataException($"The activation cache just written to {path} does not read back.");
+            reader = null; // the cache owns it now
+            written.Device = backbone.Device;
+            return (written, false);
         }
         finally
         {
+            reader?.Dispose();
             if (File.Exists(temporary))
                 File.Delete(temporary);
         }
-
-        var written = TryOpen(path, expected, verifyPayload: false, cancellationToken)
-            ?? throw new InvalidDataException($"The activation cache just written to {path} does not read back.");
-        written.Device = backbone.Device;
-        ActivationCacheStore.Touch(path);
-        return (written, false);
     }
 
     // fp16 tops out at 65504; bf16 has float32's range. One reduction per batch, not a loop in C#.
@@ -280,6 +286,7 @@ internal sealed class ActivationCache : IDisposable
         var texts = examples.Select(e => e.Text).ToList();
         var pairs = examples.Select(e => e.TextPair).ToList();
         var tokens = TokenLengths.Of(backbone, texts, pairs, spec.MaxLength, spec.Tokenizer);
+        precompute.TokensCounted?.Invoke(tokens.Sum(l => (long)l));
         var stored = spec.Pooling.IsSinglePosition() ? tokens.Select(_ => 1).ToArray() : tokens;
         var positions = stored.Sum(l => (long)l);
         var rowBytes = (long)spec.Layers.Count * backbone.Shape.HiddenSize * 2;
@@ -387,15 +394,8 @@ internal sealed class ActivationCache : IDisposable
     /// <summary>Opens and verifies a cache file; null when it is not a sound cache for <paramref name="expected"/>.</summary>
     private static ActivationCache? TryOpen(string path, ActivationCacheHeader expected, bool verifyPayload, CancellationToken cancellationToken)
     {
-        SafeFileHandle handle;
-        try
-        {
-            handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
-        }
-        catch (IOException)
-        {
+        if (OpenShared(path) is not { } handle)
             return null;
-        }
 
         try
         {
@@ -410,6 +410,37 @@ internal sealed class ActivationCache : IDisposable
             throw;
         }
     }
+
+    /// <summary>
+    /// A read handle with the shared lock that marks the cache in use. Eviction and the cache listing probe "in use" by
+    /// taking the exclusive lock for an instant; an open that meets that instant fails with a sharing violation, which is
+    /// not a missing cache, so it is tried again (a cache evicted meanwhile is then missing indeed, and rebuilt).
+    /// </summary>
+    private static SafeFileHandle? OpenShared(string path)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
+            }
+            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+            {
+                return null;
+            }
+            catch (IOException) when (attempt < OpenRetries)
+            {
+                Thread.Sleep(OpenRetryDelay * (attempt + 1));
+            }
+            catch (IOException)
+            {
+                return null;
+            }
+        }
+    }
+
+    private const int OpenRetries = 5;
+    private static readonly TimeSpan OpenRetryDelay = TimeSpan.FromMilliseconds(10);
 
     private static ActivationCache? Verify(string path, SafeFileHandle handle, ActivationCacheHeader expected, bool verifyPayload, CancellationToken cancellationToken)
     {

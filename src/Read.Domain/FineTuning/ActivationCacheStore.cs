@@ -5,7 +5,9 @@ namespace Read.Domain.FineTuning;
 /// "Last used" is the file's access time, which <see cref="Touch"/> sets explicitly on every open (so relatime/noatime
 /// mounts do not matter). "In use" is the reader's own open handle: readers open with FileShare.Read, which .NET backs
 /// with a shared flock on Unix (a share mode on Windows), so the exclusive open tried here fails while any job, in any
-/// process on the host, holds the cache. Setting DOTNET_SYSTEM_IO_DISABLEFILELOCKING turns that protection off.
+/// process on the host, holds the cache. Setting DOTNET_SYSTEM_IO_DISABLEFILELOCKING turns that protection off. The probe
+/// holds the exclusive lock for an instant; a job opening the cache in that instant retries its open rather than take the
+/// cache for missing. A writer opens its new cache before renaming it into place, so it is held from the moment it exists.
 /// </summary>
 public static class ActivationCacheStore
 {

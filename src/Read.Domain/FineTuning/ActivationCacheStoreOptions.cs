@@ -9,8 +9,9 @@ public sealed class ActivationCacheStoreOptions
     public long? CacheDiskBudgetBytes { get; set; }
 
     /// <summary>
-    /// A cache used this recently is never evicted, even when no reader holds it: it covers the moment between a writer
-    /// renaming its file into place and opening it, when no handle says "in use" yet.
+    /// A cache used this recently is never evicted, even when no reader holds it: the job that just closed it is likely
+    /// followed by another on the same data (a sweep's next trial, a retry, an evaluation). A cache being written needs no
+    /// such grace: its writer holds it open from before it is renamed into place.
     /// </summary>
     public TimeSpan CacheMinimumIdle { get; set; } = TimeSpan.FromMinutes(5);
 }

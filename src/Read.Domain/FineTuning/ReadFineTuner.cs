@@ -44,6 +44,19 @@ public sealed class ReadFineTuner
     /// <summary>A checkpoint of an earlier run whose weights start this one (optimizer and schedule start afresh): training further.</summary>
     public TrainingCheckpoint? InitialWeights { get; init; }
 
+    /// <summary>Called with the epoch <see cref="ResumeFrom"/> continues after, once the checkpoint has been checked and loaded.</summary>
+    public Action<int>? Resumed { get; init; }
+
+    /// <summary>
+    /// Called with the reason when <see cref="ResumeFrom"/> no longer matches this run (written by another version, or for
+    /// other hyperparameters, split or labels): it is set aside and training starts over from epoch 1, from
+    /// <see cref="InitialWeights"/> when given. The activation cache is reused all the same.
+    /// </summary>
+    public Action<string>? ResumeDiscarded { get; init; }
+
+    /// <summary>Called once the activation cache is open: hit or miss, and the tokens for the receipt.</summary>
+    public Action<PrecomputeOutcome>? Precomputed { get; init; }
+
     /// <summary>Sequence classification; see the overload taking a <see cref="FineTuneTask"/>.</summary>
     public FineTuneResult Run(
         Backbone backbone, IReadOnlyList<LabeledExample> train, IReadOnlyList<LabeledExample>? validation, ReadHyperparameters hyperparameters,
@@ -86,10 +99,12 @@ public sealed class ReadFineTuner
 
         progress.StageStarted(FineTuneStage.Precompute);
         var clock = Stopwatch.StartNew();
+        long? tokensRun = null;
         var (cache, hit) = ActivationCache.GetOrCreate(backbone, all, spec, cacheDirectory, f => progress.Progress(FineTuneStage.Precompute, f), cancellationToken,
-            new PrecomputeRequest(hp.Precompute, StreamedStepCompleted));
+            new PrecomputeRequest(hp.Precompute, StreamedStepCompleted, tokens => tokensRun = tokens));
         using var cacheScope = cache;
         var precomputeSeconds = clock.Elapsed.TotalSeconds;
+        Precomputed?.Invoke(new PrecomputeOutcome(hit, hit ? 0 : tokensRun ?? 0, DatasetTokens(backbone, all, hp, spec, cache, hit ? null : tokensRun)));
 
         progress.StageStarted(FineTuneStage.Train);
         clock.Restart();
@@ -191,6 +206,21 @@ public sealed class ReadFineTuner
         return ActivationCache.GetOrCreate(backbone, examples, spec, cacheDirectory, null, CancellationToken.None);
     }
 
+    /// <summary>
+    /// The dataset's tokens after truncation: counted by the precompute on a miss, the cache's positions with all-token
+    /// pooling, else a tokenization pass beside training (no backbone forward, and no second read of the data).
+    /// </summary>
+    private static Task<long> DatasetTokens(Backbone backbone, IReadOnlyList<LabeledExample> examples, ReadHyperparameters hp, ActivationCacheSpec spec, ActivationCache cache, long? counted)
+    {
+        if (counted is { } tokens)
+            return Task.FromResult(tokens);
+        if (!hp.Pooling.IsSinglePosition())
+            return Task.FromResult(cache.Header.Positions);
+        var texts = examples.Select(e => e.Text).ToList();
+        var pairs = examples.Select(e => e.TextPair).ToList();
+        return Task.Run(() => TokenLengths.Of(backbone, texts, pairs, spec.MaxLength, spec.Tokenizer).Sum(l => (long)l));
+    }
+
     private static ReadClassifier CreateModel(int hiddenSize, ReadHyperparameters hp, LayerLayout layout, TaskTargets targets)
     {
         lock (SeedLock)
@@ -229,7 +259,18 @@ public sealed class ReadFineTuner
         try
         {
             if (ResumeFrom is not null)
-                (epoch, step, lastLoss, best, bestEpoch, stopped, bestWeights) = Resume(ResumeFrom, model, optimizer, shuffle, order, fingerprint);
+            {
+                var problem = ResumeProblem(ResumeFrom, model, fingerprint);
+                if (problem is null)
+                {
+                    (epoch, step, lastLoss, best, bestEpoch, stopped, bestWeights) = Resume(ResumeFrom, model, optimizer, shuffle, order);
+                    Resumed?.Invoke(epoch);
+                }
+                else
+                {
+                    ResumeDiscarded?.Invoke(problem);
+                }
+            }
 
             while (!stopped && epoch < hp.Epochs)
             {
@@ -303,14 +344,50 @@ public sealed class ReadFineTuner
         return new TrainOutcome(lastLoss, epoch, bestEpoch);
     }
 
-    /// <summary>Loads a checkpoint of this same run and replays what it does not store (schedule, shuffles).</summary>
+    /// <summary>
+    /// Why <paramref name="checkpoint"/> cannot continue this run, checked before anything is loaded (so a mismatch leaves
+    /// the model as it was); null when it can. Its format, its fingerprint (hyperparameters, split, labels: a version that
+    /// adds a hyperparameter changes it) and every tensor's name and shape must match.
+    /// </summary>
+    private static string? ResumeProblem(TrainingCheckpoint checkpoint, ReadClassifier model, string fingerprint)
+    {
+        try
+        {
+            using var reader = new BinaryReader(new MemoryStream(checkpoint.State));
+            var header = TrainingCheckpoint.ReadHeader(reader);
+            if (header.Fingerprint != fingerprint)
+                return "it was written for other hyperparameters, data split or labels (or by a version that hashes them differently)";
+            var weights = TrainingCheckpoint.ReadWeights(reader);
+            try
+            {
+                var expected = model.state_dict();
+                foreach (var (name, parameter) in expected)
+                {
+                    if (!weights.TryGetValue(name, out var value))
+                        return $"it has no tensor '{name}'";
+                    if (!value.shape.SequenceEqual(parameter.shape))
+                        return $"its '{name}' has shape [{string.Join(", ", value.shape)}], the model's is [{string.Join(", ", parameter.shape)}]";
+                }
+            }
+            finally
+            {
+                Dispose(weights);
+            }
+
+            return null;
+        }
+        catch (Exception e) when (e is InvalidDataException or EndOfStreamException or System.Text.Json.JsonException)
+        {
+            return $"it cannot be read ({e.Message})";
+        }
+    }
+
+    /// <summary>Loads a checkpoint of this same run (checked by <see cref="ResumeProblem"/>) and replays what it does not store (schedule, shuffles).</summary>
     private static (int Epoch, int Step, double LastLoss, EvaluationMetrics? Best, int BestEpoch, bool Stopped, Dictionary<string, Tensor>? BestWeights) Resume(
-        TrainingCheckpoint checkpoint, ReadClassifier model, AdamWSchedule optimizer, Random shuffle, long[] order, string fingerprint)
+        TrainingCheckpoint checkpoint, ReadClassifier model, AdamWSchedule optimizer, Random shuffle, long[] order)
     {
         using var reader = new BinaryReader(new MemoryStream(checkpoint.State));
         var header = TrainingCheckpoint.ReadHeader(reader);
-        if (header.Fingerprint != fingerprint)
-            throw new ArgumentException("The checkpoint belongs to a run with other data or hyperparameters; it cannot be resumed here.", nameof(checkpoint));
         var weights = TrainingCheckpoint.ReadWeights(reader);
         try
         {

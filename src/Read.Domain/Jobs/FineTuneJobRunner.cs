@@ -17,7 +17,8 @@ namespace Read.Domain.Jobs;
 /// <summary>
 /// Runs one fine-tuning job end to end: load data → precompute (or reuse) activations → train → evaluate → publish.
 /// Invoked by Hangfire on queue "training". Safe to run again after a crash: a job already finished is left alone, a job
-/// found "running" starts over (the activation cache makes that cheap), and publishing is one transaction.
+/// found "running" under a lapsed lease resumes from its last checkpoint (the activation cache makes the precompute
+/// cheap), and publishing is one transaction.
 /// </summary>
 public sealed class FineTuneJobRunner(
     IDbContextFactory<ReadDbContext> dbFactory,
@@ -41,23 +42,27 @@ public sealed class FineTuneJobRunner(
         logger.LogInformation("Job {JobId} started (attempt {Attempt}) on backbone {BackboneId}", jobId, job.Attempts, job.BackboneId);
         // Cancelled either by the worker shutting down (Hangfire's token) or by the user (the row says so).
         using var cancellation = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var lease = new LeaseState();
-        var watcher = WatchForCancellationAsync(jobId, leaseOwner, lease, cancellation);
+        var lease = new JobLease(leaseOwner, options.Value.JobLeaseDuration, job.LeaseExpiresAt!.Value);
+        var watcher = WatchLeaseAsync(jobId, lease, cancellation);
         try
         {
-            await ExecuteAsync(job, cancellation.Token);
+            await ExecuteAsync(job, lease, cancellation.Token);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            // Worker shutting down: leave the job "running"; Hangfire hands it to a worker again and we start over.
+            // Worker shutting down: leave the job "running"; Hangfire hands it to a worker again, which resumes it from its last checkpoint.
             logger.LogWarning("Job {JobId} interrupted by shutdown; it will be retried", jobId);
+            NotifyRunEnded(jobId, JobStatus.Running);
             await ReleaseLeaseAsync(jobId, leaseOwner); // the retry need not wait for the lease to lapse
             throw;
         }
         catch (Exception e) when (lease.Lost || e is JobCheckpointStore.LeaseLostException)
         {
-            // Another worker holds the job now (ours lapsed, e.g. a long pause): it runs and publishes, not us.
-            logger.LogWarning("Job {JobId}: lease lost to another worker; this run stops without publishing", jobId);
+            // Another worker holds the job now, or may at any moment (the lease could not be renewed in time): it runs and
+            // publishes, not us. Its checkpoints are where this run left them, so it resumes from there.
+            logger.LogWarning("Job {JobId}: lease lost (held until {LeaseExpiry:O}); this run stops without publishing", jobId, lease.ConfirmedUntil);
+            NotifyRunEnded(jobId, JobStatus.Running);
+            await HandBackLapsedLeaseAsync(job, lease);
         }
         catch (OperationCanceledException e) when (cancellation.IsCancellationRequested || e is JobCheckpointStore.CancelledByUserException)
         {
@@ -100,7 +105,11 @@ public sealed class FineTuneJobRunner(
             .SetProperty(j => j.HyperparametersJson, json));
     }
 
-    /// <summary>Receipts are issued for failed and cancelled jobs too: the listeners record what the run did.</summary>
+    /// <summary>
+    /// Receipts are issued for failed and cancelled jobs too, and add up every attempt: the listeners record what the run
+    /// did. <paramref name="status"/> is <see cref="JobStatus.Running"/> for a run that stopped while the job goes on (a
+    /// shutdown, a lost lease).
+    /// </summary>
     private void NotifyRunEnded(string jobId, string status)
     {
         foreach (var listener in listeners)
@@ -116,7 +125,22 @@ public sealed class FineTuneJobRunner(
         }
     }
 
-    private async Task ExecuteAsync(FineTuneJob job, CancellationToken ct)
+    private void NotifyPrecomputed(string jobId, PrecomputeOutcome outcome)
+    {
+        foreach (var listener in listeners)
+        {
+            try
+            {
+                listener.OnPrecomputed(jobId, outcome);
+            }
+            catch (Exception e)
+            {
+                logger.LogWarning(e, "Job {JobId}: a listener failed on the precompute's outcome", jobId);
+            }
+        }
+    }
+
+    private async Task ExecuteAsync(FineTuneJob job, JobLease lease, CancellationToken ct)
     {
         var (train, validation) = await LoadDataAsync(job, ct);
         Backbone backbone;
@@ -130,21 +154,44 @@ public sealed class FineTuneJobRunner(
         }
 
         var hyperparameters = JsonSerializer.Deserialize<ReadHyperparameters>(job.HyperparametersJson, JsonDefaults.SnakeCase)!;
-        var (resumeFrom, initialWeights) = await LoadCheckpointsAsync(job, ct);
+        var (last, initialWeights) = await LoadCheckpointsAsync(job, ct);
         // Disposed (flushed) on the way out, so a failure's terminal write comes after the job's last progress and events.
         await using var progress = new JobProgressRecorder(dbFactory, job, listeners, logger);
-        var checkpoints = new JobCheckpointStore(dbFactory, job, options.Value.JobLeaseDuration, hyperparameters.Epochs);
-        var result = await Task.Run(
-            () => new ReadFineTuner
-            {
-                CacheScope = $"tenant:{job.TenantId}",
-                ResumeFrom = resumeFrom,
-                InitialWeights = initialWeights,
-                CheckpointSaved = c => checkpoints.Save(c, ct),
-                AutoResolved = resolved => RecordResolvedHyperparameters(job.Id, resolved),
-                StreamedStepCompleted = progress.StreamedStepCompleted,
-            }.Run(backbone, train, validation, FineTuneTasks.Parse(job.Task), hyperparameters, options.Value.ActivationCacheDirectory, progress, ct),
-            ct);
+        var resumeFrom = ReadResumeCheckpoint(last, progress);
+        var checkpoints = new JobCheckpointStore(dbFactory, job, lease, logger) { PlannedEpochs = hyperparameters.Epochs };
+        FineTuneResult result;
+        try
+        {
+            result = await Task.Run(
+                () => new ReadFineTuner
+                {
+                    CacheScope = $"tenant:{job.TenantId}",
+                    ResumeFrom = resumeFrom,
+                    InitialWeights = initialWeights,
+                    CheckpointSaved = c => checkpoints.Save(c, ct),
+                    AutoResolved = resolved =>
+                    {
+                        checkpoints.PlannedEpochs = resolved.Epochs; // "auto" was −1: the estimate needs the number it became
+                        RecordResolvedHyperparameters(job.Id, resolved);
+                    },
+                    Resumed = epoch => progress.Event("info",
+                        $"Resumed by {lease.Owner} from epoch {epoch} (checkpoint {last!.Id}); epochs 1-{epoch} are not run again"),
+                    ResumeDiscarded = reason =>
+                    {
+                        progress.Event("warning", Discarded(last!, reason));
+                        if (job.FromCheckpointId is not null && initialWeights is null)
+                            throw new JobFailedException(JobErrorCodes.CheckpointUnavailable, $"Checkpoint {job.FromCheckpointId} no longer exists.");
+                    },
+                    Precomputed = outcome => NotifyPrecomputed(job.Id, outcome),
+                    StreamedStepCompleted = progress.StreamedStepCompleted,
+                }.Run(backbone, train, validation, FineTuneTasks.Parse(job.Task), hyperparameters, options.Value.ActivationCacheDirectory, progress, ct),
+                ct);
+        }
+        catch (Exception e) when (lease.Lost || e is JobCheckpointStore.LeaseLostException)
+        {
+            progress.Abandon(); // another worker's run writes this job's log from here on
+            throw;
+        }
 
         progress.StageStarted(FineTuneStage.Publish);
         await progress.CompleteAsync();
@@ -152,37 +199,65 @@ public sealed class FineTuneJobRunner(
         logger.LogInformation("Job {JobId} succeeded: {Metrics}, cache hit {CacheHit}", job.Id, result.Metrics, result.Metrics.CacheHit);
     }
 
+    private static readonly TimeSpan FirstWatchRetryDelay = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan MaxWatchRetryDelay = TimeSpan.FromSeconds(2);
+
     /// <summary>
     /// Polls the job row: cancels <paramref name="cancellation"/> once the user has cancelled the job, renews the lease
-    /// every third of its duration, and cancels too if another worker took the lease over.
+    /// every third of its duration, and cancels too once the lease is lost. A database error does not end the watch: it
+    /// retries with backoff, and gives the job up only when it could not renew before <see cref="JobLease.GiveUpAt"/>
+    /// (another worker may take the job after the expiry) or finds another worker holding it.
     /// </summary>
-    private async Task WatchForCancellationAsync(string jobId, string leaseOwner, LeaseState lease, CancellationTokenSource cancellation)
+    private async Task WatchLeaseAsync(string jobId, JobLease lease, CancellationTokenSource cancellation)
     {
+        var pollInterval = options.Value.CancellationPollInterval < lease.Duration / 3 ? options.Value.CancellationPollInterval : lease.Duration / 3;
+        var retryDelay = FirstWatchRetryDelay;
+        var failures = 0;
         try
         {
-            var renewEvery = options.Value.JobLeaseDuration / 3;
-            var renewed = DateTime.UtcNow;
             while (!cancellation.IsCancellationRequested)
             {
-                await Task.Delay(options.Value.CancellationPollInterval < renewEvery ? options.Value.CancellationPollInterval : renewEvery, cancellation.Token);
-                await using var db = await dbFactory.CreateDbContextAsync(cancellation.Token);
-                if (await db.Jobs.AnyAsync(j => j.Id == jobId && j.Status == JobStatus.Cancelled, cancellation.Token))
+                var untilGiveUp = lease.GiveUpAt - DateTime.UtcNow;
+                var wait = failures > 0 ? retryDelay : pollInterval;
+                await Task.Delay(untilGiveUp < wait ? (untilGiveUp > TimeSpan.Zero ? untilGiveUp : TimeSpan.Zero) : wait, cancellation.Token);
+                if (DateTime.UtcNow >= lease.GiveUpAt)
                 {
+                    logger.LogWarning("Job {JobId}: the lease could not be renewed before {LeaseExpiry:O} ({Failures} failed tries); this run stops so that another worker can take the job",
+                        jobId, lease.ConfirmedUntil, failures);
+                    lease.MarkLost();
                     await cancellation.CancelAsync();
                     return;
                 }
 
-                if (DateTime.UtcNow - renewed < renewEvery)
-                    continue;
-                var expires = DateTime.UtcNow + options.Value.JobLeaseDuration;
-                var kept = await db.Jobs.Where(j => j.Id == jobId && j.Status == JobStatus.Running && j.LeaseOwner == leaseOwner)
-                    .ExecuteUpdateAsync(s => s.SetProperty(j => j.LeaseExpiresAt, expires), cancellation.Token);
-                renewed = DateTime.UtcNow;
-                if (kept == 0 && await db.Jobs.AnyAsync(j => j.Id == jobId && j.Status == JobStatus.Running && j.LeaseOwner != leaseOwner, cancellation.Token))
+                LeaseCheck check;
+                try
                 {
-                    lease.Lost = true;
-                    await cancellation.CancelAsync();
-                    return;
+                    check = await CheckLeaseAsync(jobId, lease, cancellation.Token);
+                }
+                catch (Exception e) when (!cancellation.IsCancellationRequested)
+                {
+                    failures++;
+                    logger.LogWarning(e, "Job {JobId}: the lease watcher could not reach the database (try {Failures}); retrying in {RetryDelay}, lease held until {LeaseExpiry:O}",
+                        jobId, failures, retryDelay, lease.ConfirmedUntil);
+                    retryDelay = TimeSpan.FromTicks(Math.Min(retryDelay.Ticks * 2, Math.Min(MaxWatchRetryDelay.Ticks, lease.Duration.Ticks / 12)));
+                    continue;
+                }
+
+                if (failures > 0)
+                    logger.LogInformation("Job {JobId}: the lease watcher reached the database again after {Failures} failed tries", jobId, failures);
+                failures = 0;
+                retryDelay = FirstWatchRetryDelay;
+                switch (check)
+                {
+                    case LeaseCheck.Cancelled:
+                        await cancellation.CancelAsync();
+                        return;
+                    case LeaseCheck.Lost:
+                        lease.MarkLost();
+                        await cancellation.CancelAsync();
+                        return;
+                    case LeaseCheck.Finished:
+                        return;
                 }
             }
         }
@@ -190,34 +265,99 @@ public sealed class FineTuneJobRunner(
         {
             // The job ended; nothing to watch.
         }
+    }
+
+    private enum LeaseCheck { Held, Cancelled, Lost, Finished }
+
+    private async Task<LeaseCheck> CheckLeaseAsync(string jobId, JobLease lease, CancellationToken ct)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var row = await db.Jobs.AsNoTracking().Where(j => j.Id == jobId).Select(j => new { j.Status, j.LeaseOwner }).SingleOrDefaultAsync(ct);
+        if (row is null)
+            return LeaseCheck.Lost;
+        if (row.Status == JobStatus.Cancelled)
+            return LeaseCheck.Cancelled;
+        if (row.Status != JobStatus.Running)
+            return LeaseCheck.Finished; // this run published or failed it
+        if (row.LeaseOwner != lease.Owner)
+            return LeaseCheck.Lost;
+        if (lease.ConfirmedUntil - DateTime.UtcNow > lease.RenewWhenLeft)
+            return LeaseCheck.Held; // renewed recently (here or by a checkpoint write)
+
+        var expires = lease.NextExpiry();
+        var kept = await db.Jobs.Where(j => j.Id == jobId && j.Status == JobStatus.Running && j.LeaseOwner == lease.Owner)
+            .ExecuteUpdateAsync(s => s.SetProperty(j => j.LeaseExpiresAt, expires), ct);
+        // None kept: the row changed since the read (cancelled, finished, taken over); the next poll says which.
+        if (kept > 0)
+            lease.Confirm(expires);
+        return LeaseCheck.Held;
+    }
+
+    /// <summary>
+    /// A run that gave its job up because it could not renew the lease leaves the expiry where it was; when the database
+    /// answers again and the lease is still this run's, it is marked lapsed now, so the sweep hands the job on at once
+    /// instead of after the expiry. Best effort.
+    /// </summary>
+    private async Task HandBackLapsedLeaseAsync(FineTuneJob job, JobLease lease)
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(lease.Duration / 3);
+            await using var db = await dbFactory.CreateDbContextAsync(timeout.Token);
+            var now = DateTime.UtcNow;
+            await db.Jobs.Where(j => j.Id == job.Id && j.Status == JobStatus.Running && j.LeaseOwner == lease.Owner && j.LeaseExpiresAt > now)
+                .ExecuteUpdateAsync(s => s.SetProperty(j => j.LeaseExpiresAt, now), timeout.Token);
+            if (!await db.Jobs.AnyAsync(j => j.Id == job.Id && j.Status == JobStatus.Running, timeout.Token))
+                return; // the next run already finished it
+            db.JobEvents.Add(new JobEvent
+            {
+                JobId = job.Id, TenantId = job.TenantId, CreatedAt = now, Level = "warning",
+                Message = $"Worker {lease.Owner} stopped: it lost the job's lease (held until {lease.ConfirmedUntil:O}); another worker resumes the job from its last checkpoint",
+            });
+            await db.SaveChangesAsync(timeout.Token);
+        }
         catch (Exception e)
         {
-            logger.LogWarning(e, "Cancellation watcher for job {JobId} stopped", jobId);
+            logger.LogWarning(e, "Job {JobId}: could not record the lost lease; the lease lapses on its own", job.Id);
         }
     }
 
     /// <summary>
     /// The job's own last checkpoint (an earlier attempt got that far: continue at the next epoch), and the weights of the
-    /// checkpoint it was created from (<see cref="FineTuneJob.FromCheckpointId"/>).
+    /// checkpoint it was created from (<see cref="FineTuneJob.FromCheckpointId"/>), needed by a fresh start and by a resume
+    /// whose checkpoint turns out not to match.
     /// </summary>
-    private async Task<(TrainingCheckpoint? Resume, TrainingCheckpoint? Initial)> LoadCheckpointsAsync(FineTuneJob job, CancellationToken ct)
+    private async Task<(JobCheckpoint? Last, TrainingCheckpoint? Initial)> LoadCheckpointsAsync(FineTuneJob job, CancellationToken ct)
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var last = await db.JobCheckpoints.AsNoTracking().Where(c => c.JobId == job.Id).OrderByDescending(c => c.Epoch).FirstOrDefaultAsync(ct);
-        TrainingCheckpoint? resume = null;
-        if (last is not null)
-        {
-            resume = TrainingCheckpoint.Read(last.State);
-            await RecordEventAsync(job.Id, job.TenantId, "info", $"Resumed by {job.LeaseOwner} from epoch {last.Epoch} (checkpoint {last.Id}); epochs 1-{last.Epoch} are not run again");
-        }
-
-        // Resuming restores the weights the initial checkpoint led to, so it is needed only for a fresh start.
-        if (job.FromCheckpointId is null || resume is not null)
-            return (resume, null);
-        var initial = await db.JobCheckpoints.AsNoTracking().Where(c => c.Id == job.FromCheckpointId && c.TenantId == job.TenantId).Select(c => c.State).SingleOrDefaultAsync(ct)
-            ?? throw new JobFailedException(JobErrorCodes.CheckpointUnavailable, $"Checkpoint {job.FromCheckpointId} no longer exists.");
-        return (null, TrainingCheckpoint.Read(initial));
+        if (job.FromCheckpointId is null)
+            return (last, null);
+        var initial = await db.JobCheckpoints.AsNoTracking().Where(c => c.Id == job.FromCheckpointId && c.TenantId == job.TenantId).Select(c => c.State).SingleOrDefaultAsync(ct);
+        // Resuming restores the weights the initial checkpoint led to: only a fresh start cannot do without it.
+        if (initial is null && last is null)
+            throw new JobFailedException(JobErrorCodes.CheckpointUnavailable, $"Checkpoint {job.FromCheckpointId} no longer exists.");
+        return (last, initial is null ? null : TrainingCheckpoint.Read(initial));
     }
+
+    /// <summary>The last checkpoint to resume from; one this version cannot read is set aside (training starts over) with an event saying why.</summary>
+    private static TrainingCheckpoint? ReadResumeCheckpoint(JobCheckpoint? last, JobProgressRecorder progress)
+    {
+        if (last is null)
+            return null;
+        try
+        {
+            return TrainingCheckpoint.Read(last.State);
+        }
+        catch (Exception e) when (e is InvalidDataException or EndOfStreamException or JsonException)
+        {
+            progress.Event("warning", Discarded(last, $"it cannot be read ({e.Message})"));
+            return null;
+        }
+    }
+
+    private static string Discarded(JobCheckpoint checkpoint, string reason) =>
+        $"Checkpoint {checkpoint.Id} (epoch {checkpoint.Epoch}) set aside: {reason}; training starts over from epoch 1 (the activation cache is reused)";
 
     /// <summary>
     /// queued → running, or running with a lapsed (or no) lease → running again (its worker died), in one conditional
@@ -245,6 +385,7 @@ public sealed class FineTuneJobRunner(
                 .SetProperty(j => j.Progress, 0.0)
                 .SetProperty(j => j.Attempts, j => j.Attempts + 1)
                 .SetProperty(j => j.StartedAt, now)
+                .SetProperty(j => j.EstimatedFinishAt, (DateTime?)null) // an earlier attempt's; this one estimates after its first epoch
                 .SetProperty(j => j.LeaseOwner, leaseOwner)
                 .SetProperty(j => j.LeaseExpiresAt, expires), ct);
         if (claimed == 0)
@@ -269,11 +410,6 @@ public sealed class FineTuneJobRunner(
         {
             logger.LogWarning(e, "Job {JobId}: could not release its lease; the retry waits for it to lapse", jobId);
         }
-    }
-
-    private sealed class LeaseState
-    {
-        public volatile bool Lost;
     }
 
     private async Task<(IReadOnlyList<LabeledExample> Train, IReadOnlyList<LabeledExample>? Validation)> LoadDataAsync(FineTuneJob job, CancellationToken ct)

@@ -7,6 +7,13 @@ public interface IJobStageListener
 {
     void OnStageStarted(string jobId, FineTuneStage stage);
 
-    /// <summary>A run ended without publishing because the job failed or was cancelled (<paramref name="status"/>); a throw here is logged, never fails anything.</summary>
+    /// <summary>The run's activation cache is open (hit or built); a throw here is logged, never fails anything.</summary>
+    void OnPrecomputed(string jobId, PrecomputeOutcome outcome) { }
+
+    /// <summary>
+    /// A run ended without publishing: the job failed or was cancelled (<paramref name="status"/>), or the run stopped while
+    /// the job goes on under another attempt (<see cref="JobStatus.Running"/>: a shutdown, a lost lease). A throw here is
+    /// logged, never fails anything.
+    /// </summary>
     void OnRunEnded(string jobId, string status) { }
 }

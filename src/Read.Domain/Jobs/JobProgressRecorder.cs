@@ -92,6 +92,16 @@ internal sealed class JobProgressRecorder : IFineTuneProgress, IAsyncDisposable
             JsonSerializer.Serialize(step, JsonDefaults.SnakeCase));
     }
 
+    /// <summary>An event of the runner's own (resume, checkpoint set aside), in order with the trainer's.</summary>
+    public void Event(string level, string message) => PostEvent(level, message, null);
+
+    /// <summary>
+    /// The run lost its lease: another worker's run now writes the job's progress and events, so what this one has not
+    /// written yet is dropped at once instead of retried (its stage and progress writes were conditional on the lease
+    /// anyway). Call before <see cref="CompleteAsync"/>.
+    /// </summary>
+    public void Abandon() => _abandon.Cancel();
+
     /// <summary>
     /// Writes everything posted so far and stops the writer. Retries keep going for up to 30 seconds; what is still
     /// unsent after that is logged as dropped. Idempotent.

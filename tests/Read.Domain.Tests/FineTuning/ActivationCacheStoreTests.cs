@@ -79,12 +79,74 @@ public sealed class ActivationCacheStoreTests(TinyBackboneFixture fixture)
         Assert.Single(Directory.GetFiles(directory)); // the temporary is StaleCacheCleanup's business, not eviction's
     }
 
+    [Fact]
+    public async Task NewCache_PrecomputeLongerThanTheGrace_IsNeverEvictedBetweenItsRenameAndItsOpen()
+    {
+        var directory = fixture.NewCacheDirectory();
+        var tinyGrace = TimeSpan.FromMilliseconds(1); // every precompute below takes longer
+        using var stop = new CancellationTokenSource();
+        var evicted = 0;
+        // Another job's eviction, over and over: any cache neither held nor used within the grace goes at once.
+        var evictor = Task.Factory.StartNew(() =>
+        {
+            while (!stop.IsCancellationRequested)
+                evicted += ActivationCacheStore.Evict(directory, 0, tinyGrace).EvictedKeys.Count;
+        }, TaskCreationOptions.LongRunning);
+        try
+        {
+            for (var i = 0; i < 40; i++)
+            {
+                var (cache, hit) = ActivationCache.GetOrCreate(
+                    fixture.Backbone, SyntheticSentiment.Generate(4, seed: 200 + i), Spec("fresh"), directory, null, CancellationToken.None);
+                using (cache)
+                {
+                    Assert.False(hit);
+                    Assert.True(File.Exists(cache.Path), $"write {i}: evicted while its writer held it");
+                    using var batch = cache.Read([0, 1, 2, 3]);
+                    Assert.Equal(4, batch.Count);
+                }
+            }
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await evictor;
+        }
+
+        Assert.True(evicted > 0, "the evictor never evicted anything: it did not race with the writes");
+    }
+
+    [Fact]
+    public async Task Open_WhileTheInUseProbeHoldsItsExclusiveLock_IsAHitNotARebuild()
+    {
+        var directory = fixture.NewCacheDirectory();
+        var examples = SyntheticSentiment.Generate(6, seed: 72);
+        var path = Open(directory, "probed", examples);
+        var forwardCalls = fixture.Backbone.ForwardCalls;
+
+        // The in-use probe of eviction and GET /v1/caches: an exclusive open (flock LOCK_EX) of the cache, held for an
+        // instant. Held here for 30 ms rather than microseconds, so the job's open surely falls inside it.
+        (ActivationCache Cache, bool Hit) opened;
+        using (var probe = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.None))
+        {
+            var open = Task.Run(() => ActivationCache.GetOrCreate(fixture.Backbone, examples, Spec("probed"), directory, null, CancellationToken.None));
+            await Task.Delay(30);
+            Assert.False(open.IsCompleted, "the open finished while the probe held the cache (a rebuild)");
+            probe.Dispose();
+            opened = await open;
+        }
+
+        using (opened.Cache)
+            Assert.True(opened.Hit, "the open took the probed cache for missing and rebuilt it");
+        Assert.Equal(forwardCalls, fixture.Backbone.ForwardCalls);
+    }
+
     private ActivationCacheSpec Spec(string scope) => new(32, Pooling.Cls, [0, 4], CacheDtype.Fp16, fixture.Backbone.TokenizerSettings, scope);
 
     /// <summary>Opens (creating or hitting) a cache and closes it again, as a finished job leaves it; returns its path.</summary>
-    private string Open(string directory, string scope)
+    private string Open(string directory, string scope, IReadOnlyList<global::Read.Domain.Datasets.LabeledExample>? examples = null)
     {
-        var (cache, _) = ActivationCache.GetOrCreate(fixture.Backbone, SyntheticSentiment.Generate(6, seed: 70), Spec(scope), directory, null, CancellationToken.None);
+        var (cache, _) = ActivationCache.GetOrCreate(fixture.Backbone, examples ?? SyntheticSentiment.Generate(6, seed: 70), Spec(scope), directory, null, CancellationToken.None);
         using (cache)
             return cache.Path;
     }

@@ -46,8 +46,13 @@ public sealed class TrainingCheckpointTests(TinyBackboneFixture fixture)
         // A fresh trainer (another worker) resumes from the stored bytes only.
         var resumedProgress = new RecordingProgress(fixture.Backbone);
         var resumedCheckpoints = new List<TrainingCheckpoint>();
-        var resumed = new ReadFineTuner { ResumeFrom = TrainingCheckpoint.Read(stored[^1].State.ToArray()), CheckpointSaved = resumedCheckpoints.Add }
-            .Run(fixture.Backbone, train, validation, hp, cache, resumedProgress, CancellationToken.None);
+        int? resumedAfter = null;
+        var resumed = new ReadFineTuner
+        {
+            ResumeFrom = TrainingCheckpoint.Read(stored[^1].State.ToArray()), CheckpointSaved = resumedCheckpoints.Add, Resumed = e => resumedAfter = e,
+            ResumeDiscarded = reason => Assert.Fail($"set aside: {reason}"),
+        }.Run(fixture.Backbone, train, validation, hp, cache, resumedProgress, CancellationToken.None);
+        Assert.Equal(k, resumedAfter);
 
         // Epochs 1..k are not run again, and k+1.. match the uninterrupted run's exactly.
         Assert.Equal(Enumerable.Range(k + 1, uninterruptedProgress.Epochs.Count - k), resumedProgress.Epochs.Select(e => e.Epoch));
@@ -63,15 +68,51 @@ public sealed class TrainingCheckpointTests(TinyBackboneFixture fixture)
     }
 
     [Fact]
-    public void Resume_CheckpointOfOtherHyperparameters_IsRefused()
+    public void Resume_CheckpointOfOtherHyperparameters_IsSetAside_AndTheRunEqualsOneThatNeverHadIt()
     {
         var train = SyntheticSentiment.Generate(24, seed: 13);
         var checkpoints = new List<TrainingCheckpoint>();
         var cache = fixture.NewCacheDirectory();
-        new ReadFineTuner { CheckpointSaved = checkpoints.Add }.Run(fixture.Backbone, train, null, Hp with { Epochs = 1 }, cache, new RecordingProgress(fixture.Backbone), CancellationToken.None);
+        new ReadFineTuner { CheckpointSaved = checkpoints.Add }.Run(fixture.Backbone, train, null, Hp with { Epochs = 2 }, cache, new RecordingProgress(fixture.Backbone), CancellationToken.None);
+        // As after an upgrade that changed what the fingerprint covers: the checkpoint is of "another" run.
+        var hp = Hp with { Epochs = 2, LearningRate = 1e-3 };
+        var fresh = new ReadFineTuner().Run(fixture.Backbone, train, null, hp, cache, new RecordingProgress(fixture.Backbone), CancellationToken.None);
 
-        Assert.Throws<ArgumentException>(() => new ReadFineTuner { ResumeFrom = checkpoints[0] }
-            .Run(fixture.Backbone, train, null, Hp with { Epochs = 1, LearningRate = 1e-3 }, cache, new RecordingProgress(fixture.Backbone), CancellationToken.None));
+        string? reason = null;
+        int? resumedAfter = null;
+        var progress = new RecordingProgress(fixture.Backbone);
+        var restarted = new ReadFineTuner { ResumeFrom = checkpoints[0], ResumeDiscarded = r => reason = r, Resumed = e => resumedAfter = e }
+            .Run(fixture.Backbone, train, null, hp, cache, progress, CancellationToken.None);
+
+        Assert.Contains("other hyperparameters", reason);
+        Assert.Null(resumedAfter);
+        Assert.Equal([1, 2], progress.Epochs.Select(e => e.Epoch));
+        Assert.True(restarted.Metrics.CacheHit);
+        AssertSameWeights(fresh.Artifact, restarted.Artifact);
+    }
+
+    /// <summary>
+    /// Guard for docs/decisions/014-checkpoints-leases.md: a checkpoint stores no random-generator state, because a resume
+    /// replays the only randomness training has (the seeded shuffle). That is exact only while training draws nothing from
+    /// torch's generator (no dropout, no random masking or sampling). Should this fail, training has started to: give the
+    /// run its own torch.Generator and save its state in the checkpoint before changing this test.
+    /// </summary>
+    [Fact]
+    public void Training_DrawsNothingFromTorchsGenerator_SoTheReplayedShuffleIsTheWholeRandomState()
+    {
+        var train = SyntheticSentiment.Generate(48, seed: 16);
+        var validation = SyntheticSentiment.Generate(16, seed: 17);
+        var cache = fixture.NewCacheDirectory();
+        byte[] GeneratorStateAfter(int epochs)
+        {
+            new ReadFineTuner().Run(fixture.Backbone, train, validation, Hp with { Epochs = epochs }, cache, new RecordingProgress(fixture.Backbone), CancellationToken.None);
+            using var state = TorchSharp.torch.random.get_rng_state();
+            return state.data<byte>().ToArray();
+        }
+
+        GeneratorStateAfter(1); // builds the cache, so both runs below are alike but for their epochs
+        // Each run seeds the generator and initialises its model the same way; any draw made while training moves it on.
+        Assert.Equal(GeneratorStateAfter(1), GeneratorStateAfter(4));
     }
 
     [Fact]

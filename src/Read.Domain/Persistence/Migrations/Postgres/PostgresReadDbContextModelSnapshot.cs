@@ -457,6 +457,12 @@ namespace Read.Domain.Persistence.Migrations.Postgres
                         .HasMaxLength(64)
                         .HasColumnType("character varying(64)");
 
+                    b.Property<int?>("Attempts")
+                        .HasColumnType("integer");
+
+                    b.Property<long?>("BackboneTokens")
+                        .HasColumnType("bigint");
+
                     b.Property<int>("ConcurrentJobs")
                         .HasColumnType("integer");
 
@@ -466,14 +472,23 @@ namespace Read.Domain.Persistence.Migrations.Postgres
                     b.Property<long>("DatasetTokens")
                         .HasColumnType("bigint");
 
+                    b.Property<double?>("EvaluateSeconds")
+                        .HasColumnType("double precision");
+
                     b.Property<DateTime>("MeasuredAt")
                         .HasColumnType("timestamp with time zone");
 
                     b.Property<long>("PeakRssBytes")
                         .HasColumnType("bigint");
 
+                    b.Property<double?>("PrecomputeSeconds")
+                        .HasColumnType("double precision");
+
                     b.Property<Guid>("TenantId")
                         .HasColumnType("uuid");
+
+                    b.Property<double?>("TrainSeconds")
+                        .HasColumnType("double precision");
 
                     b.Property<string>("Worker")
                         .IsRequired()

@@ -449,6 +449,12 @@ namespace Read.Domain.Persistence.Migrations.Sqlite
                         .HasMaxLength(64)
                         .HasColumnType("TEXT");
 
+                    b.Property<int?>("Attempts")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long?>("BackboneTokens")
+                        .HasColumnType("INTEGER");
+
                     b.Property<int>("ConcurrentJobs")
                         .HasColumnType("INTEGER");
 
@@ -458,14 +464,23 @@ namespace Read.Domain.Persistence.Migrations.Sqlite
                     b.Property<long>("DatasetTokens")
                         .HasColumnType("INTEGER");
 
+                    b.Property<double?>("EvaluateSeconds")
+                        .HasColumnType("REAL");
+
                     b.Property<DateTime>("MeasuredAt")
                         .HasColumnType("TEXT");
 
                     b.Property<long>("PeakRssBytes")
                         .HasColumnType("INTEGER");
 
+                    b.Property<double?>("PrecomputeSeconds")
+                        .HasColumnType("REAL");
+
                     b.Property<Guid>("TenantId")
                         .HasColumnType("TEXT");
+
+                    b.Property<double?>("TrainSeconds")
+                        .HasColumnType("REAL");
 
                     b.Property<string>("Worker")
                         .IsRequired()
