@@ -4,6 +4,7 @@ using System.Text.Json;
 using Hangfire;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
 using Read.Api.Authentication;
 using Read.Api.Idempotency;
 using Read.Api.Problems;
@@ -12,6 +13,7 @@ using Read.Domain.Configuration;
 using Read.Domain.FineTuning;
 using Read.Domain.Jobs;
 using Read.Domain.Persistence;
+using Read.Domain.Tenants;
 
 namespace Read.Api.FineTuning;
 
@@ -31,7 +33,7 @@ internal static class FineTuningApi
     public static IEndpointRouteBuilder MapFineTuningApi(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/v1/fine-tuning/jobs").WithTags("Fine-tuning").RequireAuthorization(AuthPolicies.Tenant);
-        group.MapPost("/", Create).AddEndpointFilter<Admin.ConcurrentJobQuotaFilter>()
+        group.MapPost("/", Create)
             .WithSummary("Create a READ fine-tuning job; it is queued for a worker.");
         group.MapGet("/", List).WithSummary("The calling tenant's jobs, newest first (limit ≤ 100).");
         group.MapGet("/{id}", Get).WithSummary("A job: status, stage, progress, metrics, error, adapter.");
@@ -43,15 +45,19 @@ internal static class FineTuningApi
 
     internal static async Task<Results<Created<JobResponse>, ProblemHttpResult>> Create(
         CreateJobRequest request, ClaimsPrincipal user, ReadDbContext db, BackboneRegistry backbones,
-        IBackgroundJobClient hangfire, HttpContext http, CancellationToken ct)
+        IBackgroundJobClient hangfire, IOptions<QuotaOptions> quotas, HttpContext http, CancellationToken ct)
     {
         var tenant = user.GetTenantId();
         var (idempotencyKey, keyProblem) = IdempotencyKeys.Read(http.Request);
         if (keyProblem is not null)
             return keyProblem;
         var requestHash = idempotencyKey is null ? "" : IdempotencyKeys.Hash(JsonSerializer.SerializeToUtf8Bytes(request, JsonDefaults.SnakeCase));
+        // A retry gets its first job back whatever the quota says now: that job is what fills the quota.
         if (idempotencyKey is not null && await ReplayAsync(db, tenant, idempotencyKey, requestHash, http, ct) is { } replay)
             return replay;
+        if (await TenantQuotas.ConcurrentJobsExceededAsync(db, tenant, quotas.Value, ct) is { } limit)
+            return ApiProblems.Problem(StatusCodes.Status429TooManyRequests, "concurrent_job_limit", "Too many requests",
+                $"This tenant may have at most {limit} queued or running jobs; wait for one to finish or cancel one.");
         if (MetadataProblem(request.Metadata) is { } metadataProblem)
             return ApiProblems.BadRequest("invalid_metadata", metadataProblem);
         if (string.IsNullOrWhiteSpace(request.Backbone))
