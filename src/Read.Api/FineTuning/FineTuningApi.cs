@@ -130,7 +130,9 @@ internal static class FineTuningApi
         // Enqueue after the row is committed so a fast worker always finds it.
         var jobId = job.Id;
         job.HangfireJobId = hangfire.Enqueue<FineTuneJobRunner>(FineTuneJobRunner.Queue, r => r.RunAsync(jobId, CancellationToken.None));
-        await db.SaveChangesAsync(ct);
+        // Not the request's token: the job is enqueued already, and without its id saved the job sweep would enqueue it
+        // a second time once it is a minute old (a client that hung up right now must not cause that).
+        await db.SaveChangesAsync(CancellationToken.None);
         return TypedResults.Created($"/v1/fine-tuning/jobs/{job.Id}", JobResponse.From(job));
     }
 
