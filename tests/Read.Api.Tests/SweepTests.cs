@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Read.Api.Sweeps;
+using Read.Api.Tests.Batches;
 using System.Text.Json.Nodes;
 
 namespace Read.Api.Tests;
@@ -138,6 +139,15 @@ public sealed class SweepTests(PostgresServiceFixture service)
         await Expect(new { backbone = "tiny-bert", training_file = train, grid = new { seed = Enumerable.Range(0, 17).ToArray() } }, "invalid_sweep");
         await Expect(new { backbone = "tiny-bert", training_file = train, grid = new { seed = new[] { 1 } }, metric = "accuracy" }, "invalid_sweep_metric");
         await Expect(new { backbone = "tiny-bert", training_file = "file-missing", grid = new { seed = new[] { 1 } } }, "file_not_found");
+        // Null where a list or an object of overrides belongs: a 400 that names it, not a 500.
+        await Expect(new { backbone = "tiny-bert", training_file = train, grid = new Dictionary<string, object?> { ["r"] = null } }, "invalid_sweep");
+        await Expect(new { backbone = "tiny-bert", training_file = train, trials = new object?[] { new { seed = 1 }, null } }, "invalid_sweep");
+        await Expect(new { training_file = train, grid = new { seed = new[] { 1 } } }, "missing_backbone");
+        // What a job refuses, a sweep refuses up front: a batch file is no training set, and regression needs numeric labels.
+        var batchFile = await client.UploadBatchFileOkAsync(
+            [BatchCalls.Line("a", "/v1/predict", new { inputs = new[] { new { adapter = "x", text = "y" } } })]);
+        await Expect(new { backbone = "tiny-bert", training_file = batchFile, grid = new { seed = new[] { 1 } } }, "invalid_file_purpose");
+        await Expect(new { backbone = "tiny-bert", training_file = train, task = "regression", grid = new { seed = new[] { 1 } } }, "invalid_regression_label");
     }
 
     [Fact]

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Security.Claims;
 using System.Text.Json;
 using Hangfire;
@@ -60,26 +59,9 @@ internal static class FineTuningApi
                 $"This tenant may have at most {limit} queued or running jobs; wait for one to finish or cancel one.");
         if (MetadataProblem(request.Metadata) is { } metadataProblem)
             return ApiProblems.BadRequest("invalid_metadata", metadataProblem);
-        if (string.IsNullOrWhiteSpace(request.Backbone))
-            return ApiProblems.BadRequest("missing_backbone", "'backbone' is required; GET /v1/backbones lists them.");
-        if (!backbones.Contains(request.Backbone))
-            return ApiProblems.BadRequest("unknown_backbone", $"Backbone '{request.Backbone}' does not exist; GET /v1/backbones lists them.");
         var task = request.Task ?? FineTuneTasks.Classification;
-        if (!FineTuneTasks.IsKnown(task))
-            return ApiProblems.BadRequest("invalid_task", $"task must be '{FineTuneTasks.Classification}' or '{FineTuneTasks.Regression}'.");
-        if (string.IsNullOrWhiteSpace(request.TrainingFile))
-            return ApiProblems.BadRequest("missing_training_file", "'training_file' is required.");
-        foreach (var fileId in new[] { request.TrainingFile, request.ValidationFile }.OfType<string>())
-        {
-            var file = await db.Files.Where(f => f.Id == fileId && f.TenantId == tenant).Select(f => new { f.Labels, f.Purpose }).SingleOrDefaultAsync(ct);
-            if (file is null)
-                return ApiProblems.BadRequest("file_not_found", $"File '{fileId}' does not exist.");
-            if (file.Purpose is Read.Domain.Batches.BatchFileStore.InputPurpose or Read.Domain.Batches.BatchFileStore.OutputPurpose)
-                return ApiProblems.BadRequest("invalid_file_purpose", $"File '{fileId}' has purpose '{file.Purpose}': it holds predict requests or results, not labelled examples.");
-            var labels = file.Labels;
-            if (task == FineTuneTasks.Regression && labels.FirstOrDefault(l => !double.TryParse(l, NumberStyles.Float, CultureInfo.InvariantCulture, out _)) is { } bad)
-                return ApiProblems.BadRequest("invalid_regression_label", $"File '{fileId}' has the non-numeric label '{bad}'; regression needs numbers.");
-        }
+        if (await TrainingInputs.ProblemAsync(db, backbones, tenant, request.Backbone, task, request.TrainingFile, request.ValidationFile, ct) is { } inputProblem)
+            return inputProblem;
         if (request.FromCheckpoint is not null)
         {
             var source = await db.JobCheckpoints.Where(c => c.Id == request.FromCheckpoint && c.TenantId == tenant)
@@ -92,7 +74,7 @@ internal static class FineTuningApi
         }
 
         var hyperparameters = request.Hyperparameters ?? new ReadHyperparameters();
-        var backbone = backbones.Info(request.Backbone);
+        var backbone = backbones.Info(request.Backbone!);
         var errors = hyperparameters.Validate(backbone.MaxPositions, backbone.Layers, backbone.HiddenSize, backbone.Poolings);
         if (errors.Count > 0)
             return ApiProblems.BadRequest("invalid_hyperparameters", string.Join(" ", errors),
@@ -102,9 +84,9 @@ internal static class FineTuningApi
         {
             Id = "ftjob-" + Guid.NewGuid().ToString("N"),
             TenantId = tenant,
-            BackboneId = request.Backbone,
+            BackboneId = request.Backbone!,
             Task = task,
-            TrainingFileId = request.TrainingFile,
+            TrainingFileId = request.TrainingFile!,
             ValidationFileId = request.ValidationFile,
             HyperparametersJson = JsonSerializer.Serialize(hyperparameters, JsonDefaults.SnakeCase),
             MetadataJson = request.Metadata is null ? null : JsonSerializer.Serialize(request.Metadata.ToDictionary(m => m.Key, m => m.Value.GetString())),

@@ -7,6 +7,7 @@ using Hangfire;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Read.Api.Authentication;
+using Read.Api.FineTuning;
 using Read.Api.Problems;
 using Read.Domain.Backbones;
 using Read.Domain.Configuration;
@@ -25,7 +26,7 @@ internal static class SweepsApi
     /// <summary>Body of POST /v1/fine-tuning/sweeps: a base set plus either a grid (every combination) or a list of overrides.</summary>
     public sealed record CreateSweepRequest(
         string? Backbone, string? Task, string? TrainingFile, string? ValidationFile,
-        JsonObject? Hyperparameters, Dictionary<string, JsonArray>? Grid, List<JsonObject>? Trials,
+        JsonObject? Hyperparameters, Dictionary<string, JsonArray?>? Grid, List<JsonObject?>? Trials,
         string? Metric, int? MaxParallel);
 
     public sealed record TrialResponse(string JobId, int Index, string Status, JsonObject Overrides, double? MetricValue, bool? CacheHit);
@@ -68,16 +69,10 @@ internal static class SweepsApi
         Microsoft.Extensions.Options.IOptions<QuotaOptions> quotas, CancellationToken ct)
     {
         var tenant = user.GetTenantId();
-        if (string.IsNullOrWhiteSpace(request.Backbone) || !backbones.Contains(request.Backbone))
-            return ApiProblems.BadRequest("unknown_backbone", "'backbone' must name a backbone; GET /v1/backbones lists them.");
         var task = request.Task ?? FineTuneTasks.Classification;
-        if (!FineTuneTasks.IsKnown(task))
-            return ApiProblems.BadRequest("invalid_task", $"task must be '{FineTuneTasks.Classification}' or '{FineTuneTasks.Regression}'.");
-        if (string.IsNullOrWhiteSpace(request.TrainingFile))
-            return ApiProblems.BadRequest("missing_training_file", "'training_file' is required.");
-        foreach (var fileId in new[] { request.TrainingFile, request.ValidationFile }.OfType<string>())
-            if (!await db.Files.AnyAsync(f => f.Id == fileId && f.TenantId == tenant, ct))
-                return ApiProblems.BadRequest("file_not_found", $"File '{fileId}' does not exist.");
+        // The checks a job makes (files of the right purpose, numeric labels for regression): every trial is a job.
+        if (await TrainingInputs.ProblemAsync(db, backbones, tenant, request.Backbone, task, request.TrainingFile, request.ValidationFile, ct) is { } inputProblem)
+            return inputProblem;
         var metric = request.Metric ?? (task == FineTuneTasks.Regression ? "validation_loss" : "validation_accuracy");
         if (!Metrics.Contains(metric))
             return ApiProblems.BadRequest("invalid_sweep_metric", $"metric must be one of {string.Join(", ", Metrics)}.");
@@ -87,11 +82,17 @@ internal static class SweepsApi
 
         if ((request.Grid is null) == (request.Trials is null))
             return ApiProblems.BadRequest("invalid_sweep", "Give exactly one of 'grid' (name → list of values) or 'trials' (list of overrides).");
-        var overrides = request.Grid is not null ? Combinations(request.Grid) : request.Trials!;
+        if (request.Grid?.FirstOrDefault(g => g.Value is null) is { Key: { } unlisted })
+            return ApiProblems.BadRequest("invalid_sweep", $"grid '{unlisted}' must be a list of values, not null.");
+        if (request.Trials?.IndexOf(null) is >= 0 and var missing)
+            return ApiProblems.BadRequest("invalid_sweep", $"trials[{missing}] must be an object of overrides, not null.");
+        var overrides = request.Grid is not null
+            ? Combinations(request.Grid.ToDictionary(g => g.Key, g => g.Value!))
+            : request.Trials!.Select(t => t!).ToList();
         if (overrides.Count is < 1 or > MaxTrials)
             return ApiProblems.BadRequest("invalid_sweep", $"A sweep has 1 to {MaxTrials} trials (this one has {overrides.Count}).");
 
-        var info = backbones.Info(request.Backbone);
+        var info = backbones.Info(request.Backbone!);
         var trials = new List<(JsonObject Overrides, ReadHyperparameters Hyperparameters)>();
         foreach (var (trialOverrides, index) in overrides.Select((o, i) => (o, i)))
         {
@@ -126,14 +127,14 @@ internal static class SweepsApi
         var sweep = new Sweep
         {
             Id = "sweep-" + Guid.NewGuid().ToString("N"),
-            TenantId = tenant, BackboneId = request.Backbone, TrainingFileId = request.TrainingFile, ValidationFileId = request.ValidationFile,
+            TenantId = tenant, BackboneId = request.Backbone!, TrainingFileId = request.TrainingFile!, ValidationFileId = request.ValidationFile,
             Metric = metric, MaxParallel = maxParallel, TrialJobIds = [], CreatedAt = now,
         };
         var jobs = trials.Select((t, i) => new FineTuneJob
         {
             Id = "ftjob-" + Guid.NewGuid().ToString("N"),
-            TenantId = tenant, BackboneId = request.Backbone, Task = task,
-            TrainingFileId = request.TrainingFile, ValidationFileId = request.ValidationFile,
+            TenantId = tenant, BackboneId = request.Backbone!, Task = task,
+            TrainingFileId = request.TrainingFile!, ValidationFileId = request.ValidationFile,
             HyperparametersJson = JsonSerializer.Serialize(t.Hyperparameters, JsonDefaults.SnakeCase),
             MetadataJson = JsonSerializer.Serialize(new Dictionary<string, string>
             {
