@@ -6,6 +6,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Read.Api.Authentication;
 using Read.Api.Idempotency;
+using Read.Api.Paging;
 using Read.Api.Problems;
 using Read.Domain.Backbones;
 using Read.Domain.Configuration;
@@ -18,8 +19,6 @@ namespace Read.Api.FineTuning;
 
 internal static class FineTuningApi
 {
-    public sealed record JobList(IReadOnlyList<JobResponse> Data, bool HasMore);
-
     public sealed record EventList(IReadOnlyList<JobEventResponse> Data, bool HasMore);
 
     public sealed record CheckpointList(IReadOnlyList<CheckpointResponse> Data, bool HasMore);
@@ -34,7 +33,7 @@ internal static class FineTuningApi
         var group = app.MapGroup("/v1/fine-tuning/jobs").WithTags("Fine-tuning").RequireAuthorization(AuthPolicies.Tenant);
         group.MapPost("/", Create)
             .WithSummary("Create a READ fine-tuning job; it is queued for a worker.");
-        group.MapGet("/", List).WithSummary("The calling tenant's jobs, newest first (limit ≤ 100).");
+        group.MapGet("/", List).WithSummary("The calling tenant's jobs (sweep trials among them), newest first (limit, after).");
         group.MapGet("/{id}", Get).WithSummary("A job: status, stage, progress, metrics, error, adapter.");
         group.MapPost("/{id}/cancel", Cancel).WithSummary("Cancel a queued or running job; a running job stops within about a second.");
         group.MapGet("/{id}/checkpoints", Checkpoints).WithSummary("A job's kept checkpoints (the last epoch and the best), oldest first.");
@@ -149,16 +148,13 @@ internal static class FineTuningApi
         return null;
     }
 
-    internal static async Task<Results<Ok<JobList>, ProblemHttpResult>> List(
-        ClaimsPrincipal user, ReadDbContext db, int? limit, CancellationToken ct)
+    internal static async Task<Results<Ok<Page<JobResponse>>, ProblemHttpResult>> List(
+        ClaimsPrincipal user, ReadDbContext db, int? limit, string? after, CancellationToken ct)
     {
-        var take = limit ?? 20;
-        if (take is < 1 or > 100)
-            return ApiProblems.BadRequest("invalid_limit", "limit must be between 1 and 100.");
-        var tenant = user.GetTenantId();
-        var jobs = await db.Jobs.AsNoTracking().Where(j => j.TenantId == tenant)
-            .OrderByDescending(j => j.CreatedAt).Take(take + 1).ToListAsync(ct);
-        return TypedResults.Ok(new JobList(jobs.Take(take).Select(JobResponse.From).ToList(), jobs.Count > take));
+        var (page, problem) = await PageRequest.NewestFirstAsync(db.Jobs, user.GetTenantId(), limit, after, ct);
+        if (problem is not null)
+            return problem;
+        return TypedResults.Ok(new Page<JobResponse>(page!.Object, page.Data.Select(JobResponse.From).ToList(), page.HasMore));
     }
 
     internal static async Task<Results<Ok<JobResponse>, ProblemHttpResult>> Get(string id, ClaimsPrincipal user, ReadDbContext db, CancellationToken ct)
