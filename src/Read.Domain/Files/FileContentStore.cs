@@ -60,7 +60,7 @@ public static class FileContentStore
 
     private static async Task SaveChunkAsync(ReadDbContext db, string fileId, int index, byte[] buffer, int length, CancellationToken ct)
     {
-        var row = new FileChunk { FileId = fileId, Index = index, Content = buffer.AsSpan(0, length).ToArray() };
+        var row = new FileChunk { FileId = fileId, Index = index, Content = buffer.AsSpan(0, length).ToArray(), CreatedAt = DateTime.UtcNow };
         db.FileChunks.Add(row);
         await db.SaveChangesAsync(ct);
         db.Entry(row).State = EntityState.Detached; // the tracker must not hold every chunk of a large file

@@ -184,7 +184,11 @@ public abstract class ReadDbContext(DbContextOptions options) : DbContext(option
             e.Property(w => w.Id).HasMaxLength(64);
             e.Property(w => w.BackboneId).HasMaxLength(128);
             e.Property(w => w.Metric).HasMaxLength(32);
+            e.Property(w => w.Status).HasMaxLength(16).HasDefaultValue(SweepStatus.Running);
+            e.Property(w => w.BestJobId).HasMaxLength(64);
+            e.Property(w => w.PromotedAdapterId).HasMaxLength(64);
             e.HasIndex(w => new { w.TenantId, w.CreatedAt });
+            e.HasIndex(w => w.Status); // the periodic pass looks for unfinished sweeps
             e.HasOne<Tenant>().WithMany().HasForeignKey(w => w.TenantId);
         });
     }
