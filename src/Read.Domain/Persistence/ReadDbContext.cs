@@ -64,6 +64,8 @@ public abstract class ReadDbContext(DbContextOptions options) : DbContext(option
             e.ToTable("file_chunks");
             e.HasKey(c => new { c.FileId, c.Index });
             e.Property(c => c.FileId).HasMaxLength(64);
+            // Covers the orphan collection (newest chunk per file id) without reading any chunk's bytes.
+            e.HasIndex(c => new { c.FileId, c.CreatedAt });
         });
         model.Entity<FineTuneJob>(e =>
         {

@@ -238,6 +238,8 @@ namespace Read.Domain.Persistence.Migrations.Postgres
 
                     b.HasKey("FileId", "Index");
 
+                    b.HasIndex("FileId", "CreatedAt");
+
                     b.ToTable("file_chunks", (string)null);
                 });
 

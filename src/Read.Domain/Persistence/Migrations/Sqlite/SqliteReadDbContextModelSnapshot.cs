@@ -232,6 +232,8 @@ namespace Read.Domain.Persistence.Migrations.Sqlite
 
                     b.HasKey("FileId", "Index");
 
+                    b.HasIndex("FileId", "CreatedAt");
+
                     b.ToTable("file_chunks", (string)null);
                 });
 

@@ -13,7 +13,7 @@ using Read.Domain.Persistence;
 namespace Read.Domain.Persistence.Migrations.Postgres
 {
     [DbContext(typeof(PostgresReadDbContext))]
-    [Migration("20261207224936_SweepPromotionChunkAge")]
+    [Migration("20261207232629_SweepPromotionChunkAge")]
     partial class SweepPromotionChunkAge
     {
         /// <inheritdoc />
@@ -240,6 +240,8 @@ namespace Read.Domain.Persistence.Migrations.Postgres
                         .HasColumnType("timestamp with time zone");
 
                     b.HasKey("FileId", "Index");
+
+                    b.HasIndex("FileId", "CreatedAt");
 
                     b.ToTable("file_chunks", (string)null);
                 });

@@ -64,6 +64,11 @@ namespace Read.Domain.Persistence.Migrations.Postgres
                 name: "IX_fine_tuning_sweeps_Status",
                 table: "fine_tuning_sweeps",
                 column: "Status");
+
+            migrationBuilder.CreateIndex(
+                name: "IX_file_chunks_FileId_CreatedAt",
+                table: "file_chunks",
+                columns: new[] { "FileId", "CreatedAt" });
         }
 
         /// <inheritdoc />
@@ -72,6 +77,10 @@ namespace Read.Domain.Persistence.Migrations.Postgres
             migrationBuilder.DropIndex(
                 name: "IX_fine_tuning_sweeps_Status",
                 table: "fine_tuning_sweeps");
+
+            migrationBuilder.DropIndex(
+                name: "IX_file_chunks_FileId_CreatedAt",
+                table: "file_chunks");
 
             migrationBuilder.DropColumn(
                 name: "BestJobId",

@@ -11,7 +11,7 @@ using Read.Domain.Persistence;
 namespace Read.Domain.Persistence.Migrations.Sqlite
 {
     [DbContext(typeof(SqliteReadDbContext))]
-    [Migration("20261207224953_SweepPromotionChunkAge")]
+    [Migration("20261207232649_SweepPromotionChunkAge")]
     partial class SweepPromotionChunkAge
     {
         /// <inheritdoc />
@@ -234,6 +234,8 @@ namespace Read.Domain.Persistence.Migrations.Sqlite
                         .HasColumnType("TEXT");
 
                     b.HasKey("FileId", "Index");
+
+                    b.HasIndex("FileId", "CreatedAt");
 
                     b.ToTable("file_chunks", (string)null);
                 });

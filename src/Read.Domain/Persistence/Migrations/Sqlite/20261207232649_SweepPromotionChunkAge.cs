@@ -65,6 +65,11 @@ namespace Read.Domain.Persistence.Migrations.Sqlite
                 name: "IX_fine_tuning_sweeps_Status",
                 table: "fine_tuning_sweeps",
                 column: "Status");
+
+            migrationBuilder.CreateIndex(
+                name: "IX_file_chunks_FileId_CreatedAt",
+                table: "file_chunks",
+                columns: new[] { "FileId", "CreatedAt" });
         }
 
         /// <inheritdoc />
@@ -73,6 +78,10 @@ namespace Read.Domain.Persistence.Migrations.Sqlite
             migrationBuilder.DropIndex(
                 name: "IX_fine_tuning_sweeps_Status",
                 table: "fine_tuning_sweeps");
+
+            migrationBuilder.DropIndex(
+                name: "IX_file_chunks_FileId_CreatedAt",
+                table: "file_chunks");
 
             migrationBuilder.DropColumn(
                 name: "BestJobId",
