@@ -12,7 +12,8 @@ namespace Read.ServiceDefaults;
 /// <summary>
 /// Every <see cref="ReadOptions.JobSweepInterval"/>: hands Hangfire again (1) running jobs whose lease lapsed — their worker
 /// died without a word, and Hangfire itself would redeliver only after its invisibility timeout — and (2) queued jobs
-/// committed but never enqueued (the API stopped in between) once older than a minute. Several workers sweep at once:
+/// committed but never enqueued (the API stopped in between) once older than a minute, and (3) moves unfinished sweeps on
+/// (<see cref="SweepScheduler"/>). Several workers sweep at once:
 /// each job is taken with one conditional UPDATE, so one sweeper enqueues it. Runs in every worker and in the embedded
 /// API; the orphan pass is <see cref="JobRecovery"/>'s, the protocol the API's start-up uses.
 /// </summary>
@@ -74,6 +75,9 @@ public sealed class JobLeaseSweep(
 
         // Committed but never enqueued (the API stopped in between), once older than the grace age.
         enqueued += await JobRecovery.RequeueAsync(dbFactory, hangfire, logger, includeEnqueued: false, JobRecovery.GraceAge, ct);
+        // Sweeps whose next step was missed (a trial re-run above, outside its sweep job; an API that stopped before
+        // starting its sweep; a restart): started trials and recorded outcomes, as after a trial.
+        enqueued += await SweepScheduler.AdvanceUnfinishedAsync(dbFactory, hangfire, logger, ct);
         return enqueued;
     }
 }

@@ -44,7 +44,9 @@ public static class JobRecovery
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var now = DateTime.UtcNow;
         var createdBefore = now - graceAge;
-        var query = db.Jobs.Where(j => (j.Status == JobStatus.Queued || j.Status == JobStatus.Running) && j.CreatedAt <= createdBefore);
+        // A sweep's trial that the sweep has not started is the sweep's to start (SweepScheduler), when its plan has room.
+        var query = db.Jobs.Where(j => (j.Status == JobStatus.Queued || j.Status == JobStatus.Running) && j.CreatedAt <= createdBefore
+                                       && (j.HangfireJobId == null || j.HangfireJobId != SweepScheduler.NotStarted));
         if (!includeEnqueued)
             query = query.Where(j => j.Status == JobStatus.Queued && (j.HangfireJobId == null || j.HangfireJobId.StartsWith(ClaimPrefix)));
         var candidates = await query.OrderBy(j => j.CreatedAt).Select(j => new { j.Id, j.HangfireJobId }).ToListAsync(ct);

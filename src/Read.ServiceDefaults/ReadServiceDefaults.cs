@@ -9,9 +9,14 @@ namespace Read.ServiceDefaults;
 /// <summary>Logging and Hangfire set-up shared by the API and the worker, so the two never drift apart.</summary>
 public static class ReadServiceDefaults
 {
-    /// <summary>Serilog from configuration, to the console; <paramref name="process"/> tags every event (api, worker).</summary>
+    /// <summary>
+    /// Serilog from configuration, to the console; <paramref name="process"/> tags every event (api, worker). Each host
+    /// logs through its own logger, never the static <c>Log.Logger</c>: with two hosts in one process (tests) the static
+    /// one belongs to whichever started last, or is a no-op once any host stopped, so a category first used later would
+    /// log to the other host's sinks or nowhere.
+    /// </summary>
     public static IServiceCollection AddReadLogging(this IServiceCollection services, IConfiguration configuration, string process) =>
-        services.AddSerilog((sp, logger) => logger
+        services.AddSerilog(preserveStaticLogger: true, configureLogger: (sp, logger) => logger
             .ReadFrom.Configuration(configuration)
             .Enrich.FromLogContext()
             .ReadFrom.Services(sp) // sinks registered in DI (tests capture request logs this way)

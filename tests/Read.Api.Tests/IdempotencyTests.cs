@@ -81,6 +81,61 @@ public sealed class IdempotencyTests(PostgresServiceFixture service)
     }
 
     [Fact]
+    public async Task CreateJob_RetriedAtTheConcurrentJobLimit_ReplaysTheFirstJob()
+    {
+        using var client = await TenantWithQuotasAsync("idem-job-quota", new { max_concurrent_jobs = 1 });
+        var fileId = await client.UploadOkAsync(TestData.Jsonl(TestData.Sentiment(16, seed: 35)));
+        var body = new { backbone = "tiny-bert", training_file = fileId, hyperparameters = new { epochs = 1000, early_stopping_patience = 0 } };
+
+        var first = await client.SendAsync(CreateJob(body, "quota-job"));
+        Assert.Equal(HttpStatusCode.Created, first.StatusCode);
+        var jobId = (await first.JsonAsync()).GetProperty("id").GetString()!;
+        try
+        {
+            // The first job fills the quota; its retry must still get it back, not be refused for the job it created.
+            var retry = await client.SendAsync(CreateJob(body, "quota-job"));
+            var replayed = await retry.JsonAsync();
+            Assert.True(retry.StatusCode == HttpStatusCode.Created, replayed.ToString());
+            Assert.Equal(jobId, replayed.GetProperty("id").GetString());
+            Assert.True(retry.Headers.Contains("Idempotent-Replayed"));
+            // A new request is still held to the quota.
+            await (await client.SendAsync(CreateJob(body, "quota-job-2"))).AssertProblemAsync(HttpStatusCode.TooManyRequests, "concurrent_job_limit");
+        }
+        finally
+        {
+            // The job would train for minutes and hold the one test worker.
+            Assert.Equal(HttpStatusCode.OK, (await client.PostAsync($"/v1/fine-tuning/jobs/{jobId}/cancel", null)).StatusCode);
+        }
+    }
+
+    [Fact]
+    public async Task Upload_RetriedAtTheStorageQuota_ReplaysTheFirstFile()
+    {
+        var content = TestData.Jsonl(TestData.Sentiment(8, seed: 36));
+        using var client = await TenantWithQuotasAsync("idem-file-quota", new { max_storage_bytes = content.Length });
+
+        var first = await client.SendAsync(Upload(content, "quota-upload"));
+        Assert.Equal(HttpStatusCode.Created, first.StatusCode);
+        var fileId = (await first.JsonAsync()).GetProperty("id").GetString();
+        // The quota is now full with this very file: the retry replays it instead of counting its bytes a second time.
+        var retry = await client.SendAsync(Upload(content, "quota-upload"));
+        var replayed = await retry.JsonAsync();
+        Assert.True(retry.StatusCode == HttpStatusCode.Created, replayed.ToString());
+        Assert.Equal(fileId, replayed.GetProperty("id").GetString());
+        Assert.True(retry.Headers.Contains("Idempotent-Replayed"));
+        await (await client.SendAsync(Upload(content, "quota-upload-2"))).AssertProblemAsync(HttpStatusCode.Forbidden, "storage_quota_exceeded");
+    }
+
+    private async Task<HttpClient> TenantWithQuotasAsync(string name, object quotas)
+    {
+        using var admin = service.Api.CreateClient(ReadApplication.AdminKey);
+        var tenant = await (await admin.PostAsJsonAsync("/v1/admin/tenants", new { name })).JsonAsync();
+        var tenantId = tenant.GetProperty("tenant_id").GetString()!;
+        Assert.Equal(HttpStatusCode.OK, (await admin.PutAsJsonAsync($"/v1/admin/tenants/{tenantId}/quotas", quotas)).StatusCode);
+        return service.Api.CreateClient(tenant.GetProperty("api_key").GetString());
+    }
+
+    [Fact]
     public async Task IdempotencyKeys_AreScopedPerTenant()
     {
         using var first = await service.Api.CreateTenantClientAsync("idem-a");

@@ -1,5 +1,13 @@
+using System.Security.Claims;
 using Read.ServiceDefaults;
 using Hangfire;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Options;
+using Read.Api.Authentication;
+using Read.Api.FineTuning;
+using Read.Domain.Backbones;
+using Read.Domain.FineTuning;
+using Read.Domain.Tenants;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Read.Api.Hosting;
@@ -26,6 +34,58 @@ public sealed class JobRecoveryTests(PostgresServiceFixture service)
             Assert.True(job.GetProperty("status").GetString() == "succeeded", job.ToString());
             Assert.Equal(1, job.GetProperty("attempts").GetInt32());
         }
+    }
+
+    [Fact]
+    public async Task CreateJob_ClientGoneRightAfterTheEnqueue_StillSavesTheHangfireId()
+    {
+        using var client = await service.Api.CreateTenantClientAsync("gone-after-enqueue");
+        var fileId = await client.UploadOkAsync(TestData.Jsonl(TestData.Sentiment(16, seed: 12)));
+        Guid tenantId;
+        await using (var db = CreateDb())
+            tenantId = await db.Files.Where(f => f.Id == fileId).Select(f => f.TenantId).SingleAsync();
+        // The request is aborted the instant its job reaches Hangfire (the real client), as when the caller hangs up then.
+        using var aborted = new CancellationTokenSource();
+        var hangfire = new AbortOnEnqueue(service.Api.Service<IBackgroundJobClient>(), aborted);
+        var user = new ClaimsPrincipal(new ClaimsIdentity([new Claim(TenantClaims.TenantId, tenantId.ToString())], "test"));
+        await using (var scope = service.Api.Services.CreateAsyncScope())
+        {
+            var services = scope.ServiceProvider;
+            try
+            {
+                await FineTuningApi.Create(new CreateJobRequest("tiny-bert", null, fileId, null, new ReadHyperparameters { Epochs = 1 }, null),
+                    user, services.GetRequiredService<ReadDbContext>(), services.GetRequiredService<BackboneRegistry>(), hangfire,
+                    services.GetRequiredService<IOptions<QuotaOptions>>(), new DefaultHttpContext(), aborted.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                // Nobody is listening for the answer; what matters is what the database kept.
+            }
+        }
+
+        Assert.NotNull(hangfire.EnqueuedId);
+        await using (var db = CreateDb())
+        {
+            var job = await db.Jobs.AsNoTracking().SingleAsync(j => j.TrainingFileId == fileId);
+            // Unsaved, the job sweep would take the job for one that never reached Hangfire and enqueue it again.
+            Assert.Equal(hangfire.EnqueuedId, job.HangfireJobId);
+            Assert.Equal(JobStatus.Succeeded, (await client.WaitForJobAsync(job.Id)).GetProperty("status").GetString());
+        }
+    }
+
+    /// <summary>The real Hangfire client, cancelling the request's token once it has enqueued.</summary>
+    private sealed class AbortOnEnqueue(IBackgroundJobClient inner, CancellationTokenSource abort) : IBackgroundJobClient
+    {
+        public string? EnqueuedId { get; private set; }
+
+        public string Create(Hangfire.Common.Job job, Hangfire.States.IState state)
+        {
+            EnqueuedId = inner.Create(job, state);
+            abort.Cancel();
+            return EnqueuedId;
+        }
+
+        public bool ChangeState(string jobId, Hangfire.States.IState state, string expectedState) => inner.ChangeState(jobId, state, expectedState);
     }
 
     [Fact]

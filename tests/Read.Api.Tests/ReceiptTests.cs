@@ -88,17 +88,57 @@ public sealed class ReceiptTests(PostgresServiceFixture service)
     }
 
     [Fact]
-    public async Task Receipt_CancelledJob_IsIssued()
+    public async Task Receipt_JobCancelledWhileTraining_ShowsTheTrainStageAndTheWorkDoneUntilThen()
     {
         using var client = await service.Api.CreateTenantClientAsync("receipts-cancelled");
-        var fileId = await client.UploadOkAsync(TestData.Jsonl(TestData.Sentiment(16, seed: 44)));
-        var jobId = (await client.CreateJobOkAsync(new { backbone = "tiny-bert", training_file = fileId, hyperparameters = new { epochs = 50 } }))
-            .GetProperty("id").GetString()!;
+        var train = TestData.Sentiment(16, seed: 44);
+        var fileId = await client.UploadOkAsync(TestData.Jsonl(train));
+        var jobId = (await client.CreateJobOkAsync(new
+        {
+            backbone = "tiny-bert", training_file = fileId,
+            hyperparameters = new { epochs = 1000, early_stopping_patience = 0, max_length = 32 }, // trains until cancelled
+        })).GetProperty("id").GetString()!;
+        // Cancelled once it is training: the cache (so every dataset token) is done, the training is not.
+        await WaitForAsync(client, $"/v1/fine-tuning/jobs/{jobId}", j => j.TryGetProperty("stage", out var s) && s.GetString() == "train");
         Assert.Equal(HttpStatusCode.OK, (await client.PostAsync($"/v1/fine-tuning/jobs/{jobId}/cancel", null)).StatusCode);
-        var receipt = await ReceiptAsync(client, jobId);
+        Assert.Equal("cancelled", (await client.WaitForJobAsync(jobId)).GetProperty("status").GetString());
+        // The worker writes the measurement as it stops (within about a second of the cancel).
+        var receipt = await WaitForAsync(client, $"/v1/fine-tuning/jobs/{jobId}/receipt", r => r.TryGetProperty("worker", out _));
+
         Assert.Equal("cancelled", receipt.GetProperty("status").GetString());
-        Assert.True(receipt.GetProperty("cpu_seconds").GetDouble() >= 0);
-        Assert.False(receipt.TryGetProperty("estimates", out _));
+        Assert.Equal("train", receipt.GetProperty("last_stage").GetString());
+        Assert.Equal(ExpectedTokens(train, 32), receipt.GetProperty("dataset_tokens").GetInt64());
+        Assert.True(receipt.GetProperty("cpu_seconds").GetDouble() > 0);
+        Assert.InRange(receipt.GetProperty("peak_rss_bytes").GetInt64(), 50L << 20, Process.GetCurrentProcess().PeakWorkingSet64);
+        foreach (var absent in new[] { "cache_hit", "precompute_seconds", "backbone_tokens_processed", "estimates" })
+            Assert.False(receipt.TryGetProperty(absent, out _), absent);
+    }
+
+    /// <summary>Independent count: the backbone's own tokenizer, one example at a time, truncated at <paramref name="maxLength"/>.</summary>
+    private long ExpectedTokens(IReadOnlyList<Read.Domain.Datasets.LabeledExample> examples, int maxLength)
+    {
+        var backbone = service.Api.Service<BackboneRegistry>().Get("tiny-bert");
+        long tokens = 0;
+        foreach (var example in examples)
+        {
+            using var encoded = backbone.Encode([example.Text], [example.TextPair], maxLength);
+            tokens += encoded.AttentionMask.sum().item<long>();
+        }
+        return tokens;
+    }
+
+    private static async Task<JsonElement> WaitForAsync(HttpClient client, string path, Func<JsonElement, bool> done)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
+        while (true)
+        {
+            var response = await client.GetAsync(path);
+            var json = await response.JsonAsync();
+            if (response.StatusCode == HttpStatusCode.OK && done(json))
+                return json;
+            Assert.True(DateTime.UtcNow < deadline, $"{path} never reached the expected state: {json}");
+            await Task.Delay(100);
+        }
     }
 
     [Fact]

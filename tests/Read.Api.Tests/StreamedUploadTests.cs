@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Http.Json;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.EntityFrameworkCore;
@@ -11,7 +12,8 @@ namespace Read.Api.Tests;
 /// <summary>
 /// Uploads stream into chunked database storage (docs/decisions/016): the size limit holds while the body streams,
 /// files larger than one chunk come back byte-exact to the job that trains on them, and errors still name the line.
-/// Embedded mode (SQLite, in-process training) so the limit can be set above one chunk.
+/// Hosts of their own, so the limit can be set above one chunk: embedded mode (SQLite, in-process training), and a
+/// Postgres API where both providers must hold. A cut or crashed upload leaves no chunks behind.
 /// </summary>
 [Collection(ServiceCollection.Name)]
 public sealed class StreamedUploadTests : IDisposable
@@ -93,6 +95,69 @@ public sealed class StreamedUploadTests : IDisposable
         await AssertNothingStoredAsync(app);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Upload_ClientDisconnectsMidStream_LeavesNoChunks(bool postgres)
+    {
+        await using var database = postgres ? await PostgresDatabase.CreateAsync() : null;
+        await using var app = ReadApplication.Start(_dataDirectory, database?.ConnectionString, Settings);
+        using var admin = app.CreateClient(ReadApplication.AdminKey);
+        var apiKey = (await (await admin.PostAsJsonAsync("/v1/admin/tenants", new { name = "cut-upload" })).JsonAsync()).GetProperty("api_key").GetString()!;
+        var factory = app.Service<IDbContextFactory<ReadDbContext>>();
+        using (var upload = await StreamedUpload.StartAsync(admin.BaseAddress!, apiKey))
+        {
+            // Two full chunks are in the database while the upload is still open ...
+            await upload.SendAsync(2 * FileContentStore.ChunkBytes + FileContentStore.ChunkBytes / 2);
+            await WaitUntilAsync(factory, chunks => chunks >= 2, "the server to store two chunks");
+            // ... when the client goes away without finishing the body.
+            upload.Abort();
+        }
+        await WaitUntilAsync(factory, chunks => chunks == 0, "the cut upload's chunks to be deleted");
+        await AssertNothingStoredAsync(app);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task DeleteOrphans_RemovesOnlyStaleChunksOfNoFile(bool postgres)
+    {
+        await using var database = postgres ? await PostgresDatabase.CreateAsync() : null;
+        await using var app = ReadApplication.Start(_dataDirectory, database?.ConnectionString, Settings);
+        using var client = await app.CreateTenantClientAsync("orphans");
+        var kept = (await (await client.UploadAsync(TestData.Jsonl(TestData.Sentiment(4, seed: 5)))).JsonAsync()).GetProperty("id").GetString()!;
+        var factory = app.Service<IDbContextFactory<ReadDbContext>>();
+        await using var db = await factory.CreateDbContextAsync();
+        var now = DateTime.UtcNow;
+        // A process killed mid-upload left these: no file row will ever own them. And an upload still streaming.
+        FileChunk Chunk(string fileId, int index, DateTime at) => new() { FileId = fileId, Index = index, Content = [1, 2, 3], CreatedAt = at };
+        db.FileChunks.AddRange(
+            Chunk("file-dead", 0, now - FileContentStore.OrphanAge * 3), Chunk("file-dead", 1, now - FileContentStore.OrphanAge * 2),
+            Chunk("file-streaming", 0, now - FileContentStore.OrphanAge * 3), Chunk("file-streaming", 1, now));
+        await db.SaveChangesAsync();
+        // The file that was stored long ago keeps its bytes whatever their age.
+        await db.FileChunks.Where(c => c.FileId == kept).ExecuteUpdateAsync(s => s.SetProperty(c => c.CreatedAt, now - FileContentStore.OrphanAge * 10));
+
+        Assert.Equal(2, await FileContentStore.DeleteOrphansAsync(db, now - FileContentStore.OrphanAge, CancellationToken.None));
+
+        var left = await db.FileChunks.Select(c => c.FileId).Distinct().OrderBy(id => id).ToListAsync();
+        Assert.Equal(new[] { kept, "file-streaming" }.Order(StringComparer.Ordinal), left.Order(StringComparer.Ordinal));
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync($"/v1/files/{kept}/content")).StatusCode);
+    }
+
+    private static async Task WaitUntilAsync(IDbContextFactory<ReadDbContext> factory, Func<int, bool> chunks, string what)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            await using (var db = await factory.CreateDbContextAsync())
+                if (chunks(await db.FileChunks.CountAsync()))
+                    return;
+            Assert.True(DateTime.UtcNow < deadline, $"Timed out waiting for {what}.");
+            await Task.Delay(100);
+        }
+    }
+
     private static async Task AssertNothingStoredAsync(ReadApplication app)
     {
         await using var db = await app.Service<IDbContextFactory<ReadDbContext>>().CreateDbContextAsync();
@@ -143,6 +208,42 @@ public sealed class StreamedUploadTests : IDisposable
             }
             var (status, body) = await answer;
             return (status, body, produced);
+        }
+
+        /// <summary>An upload that has sent its headers and the file part's start; the test decides how much more, and how it ends.</summary>
+        public static async Task<Partial> StartAsync(Uri server, string apiKey)
+        {
+            var tcp = new System.Net.Sockets.TcpClient();
+            await tcp.ConnectAsync(server.Host, server.Port);
+            var stream = tcp.GetStream();
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(
+                $"POST /v1/files HTTP/1.1\r\nHost: {server.Authority}\r\nAuthorization: Bearer {apiKey}\r\n" +
+                $"Content-Type: multipart/form-data; boundary={Boundary}\r\nTransfer-Encoding: chunked\r\n\r\n"));
+            await WriteChunkAsync(stream, Encoding.ASCII.GetBytes(
+                $"--{Boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cut.jsonl\"\r\nContent-Type: application/jsonl\r\n\r\n"));
+            return new Partial(tcp, stream);
+        }
+
+        public sealed class Partial(System.Net.Sockets.TcpClient tcp, Stream stream) : IDisposable
+        {
+            /// <summary>Sends at least <paramref name="bytes"/> bytes of valid JSONL lines.</summary>
+            public async Task SendAsync(long bytes)
+            {
+                var line = Encoding.UTF8.GetBytes("{\"text\":\"" + new string('a', 1000) + "\",\"label\":\"x\"}\n");
+                var block = Enumerable.Repeat(line, 64).SelectMany(b => b).ToArray();
+                for (long sent = 0; sent < bytes; sent += block.Length)
+                    await WriteChunkAsync(stream, block);
+                await stream.FlushAsync();
+            }
+
+            /// <summary>Drops the connection at once (a reset, no end of body), as a client that crashed or lost its network.</summary>
+            public void Abort()
+            {
+                tcp.Client.LingerState = new System.Net.Sockets.LingerOption(true, 0);
+                tcp.Client.Close();
+            }
+
+            public void Dispose() => tcp.Dispose();
         }
 
         private static async Task WriteChunkAsync(Stream stream, byte[] data)

@@ -43,8 +43,14 @@ public sealed class WebhookTests(PostgresServiceFixture service)
         var succeeded = JsonDocument.Parse(received[^1].Body).RootElement.GetProperty("data");
         Assert.Equal(job.GetProperty("adapter_id").GetString(), succeeded.GetProperty("adapter_id").GetString());
 
-        // A signature made with another secret (or over another body) does not match: the check above can fail.
-        Assert.NotEqual(received[0].Headers[SignatureHeader], received[1].Headers[SignatureHeader]);
+        // The check above can fail: over the same timestamp and body, another secret does not give the signature sent,
+        // nor does the right secret over a body changed by one character.
+        var first = received[0];
+        string Sign(string key, string body) =>
+            "v1=" + Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes(key), Encoding.UTF8.GetBytes($"{first.Headers[TimestampHeader]}.{body}")));
+        Assert.Equal(first.Headers[SignatureHeader], Sign(secret, first.Body));
+        Assert.NotEqual(first.Headers[SignatureHeader], Sign("whsec_" + new string('0', 64), first.Body));
+        Assert.NotEqual(first.Headers[SignatureHeader], Sign(secret, first.Body.Replace("queued", "queuee", StringComparison.Ordinal)));
 
         var deliveries = await WaitForDeliveriesAsync(client, endpointId, d => d.Count == 3 && d.All(x => x.GetProperty("status").GetString() == "succeeded"));
         Assert.All(deliveries, d => Assert.Equal(200, d.GetProperty("attempt_log")[0].GetProperty("status_code").GetInt32()));
@@ -73,6 +79,32 @@ public sealed class WebhookTests(PostgresServiceFixture service)
         // The retry waited at least the configured base delay (300 ms) after the failure.
         Assert.True(requests[1].At - requests[0].At >= TimeSpan.FromMilliseconds(250), $"{requests[1].At - requests[0].At}");
         await client.WaitForJobAsync(jobId);
+    }
+
+    [Fact]
+    public async Task Webhook_Secret_NeverAppearsInTheLogs()
+    {
+        // A receiver that fails once, so the dispatcher's warning path (attempt failed, retried) is logged too.
+        await using var receiver = await WebhookReceiver.StartAsync(failFirst: 1);
+        using var client = await service.Api.CreateTenantClientAsync("hooks-secret-logs");
+        var (endpointId, secret) = await RegisterAsync(client, receiver.Url);
+        var fileId = await client.UploadOkAsync(TestData.Jsonl(TestData.Sentiment(16, seed: 34)));
+        var jobId = (await client.CreateJobOkAsync(new { backbone = "tiny-bert", training_file = fileId, hyperparameters = new { epochs = 1 } }))
+            .GetProperty("id").GetString()!;
+        await client.WaitForJobAsync(jobId);
+        await WaitForDeliveriesAsync(client, endpointId, d => d.Count == 3 && d.All(x => x.GetProperty("status").GetString() == "succeeded"));
+        await service.Api.Logs.RequestLogAsync("/v1/webhooks"); // the registration that returned the secret is logged too
+        Assert.Contains(service.Api.Logs.Messages, m => m.Contains("failed", StringComparison.Ordinal) && m.Contains("Webhook delivery", StringComparison.Ordinal));
+
+        // Everything a log reader could see: rendered messages, templates, every property value, exceptions.
+        var leaks = service.Api.Logs.Events.Where(e =>
+            e.RenderMessage().Contains(secret, StringComparison.Ordinal)
+            || e.MessageTemplate.Text.Contains(secret, StringComparison.Ordinal)
+            || e.Properties.Values.Any(v => v.ToString().Contains(secret, StringComparison.Ordinal))
+            || e.Exception?.ToString().Contains(secret, StringComparison.Ordinal) == true).ToList();
+        Assert.True(leaks.Count == 0, string.Join("\n", leaks.Select(e => e.RenderMessage())));
+        // The hex part alone is the key material too.
+        Assert.DoesNotContain(service.Api.Logs.Events, e => e.RenderMessage().Contains(secret["whsec_".Length..], StringComparison.Ordinal));
     }
 
     [Fact]

@@ -4,6 +4,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Read.Api.Authentication;
 using Read.Api.Inference;
+using Read.Api.Paging;
 using Read.Api.Problems;
 using Read.Domain.Adapters;
 using Read.Domain.Backbones;
@@ -14,12 +15,10 @@ namespace Read.Api.Adapters;
 
 internal static class AdaptersApi
 {
-    public sealed record AdapterList(IReadOnlyList<AdapterResponse> Data);
-
     public static IEndpointRouteBuilder MapAdaptersApi(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/v1/adapters").WithTags("Adapters").RequireAuthorization(AuthPolicies.Tenant);
-        group.MapGet("/", List).WithSummary("The calling tenant's adapters, newest first.");
+        group.MapGet("/", List).WithSummary("The calling tenant's adapters, newest first (limit, after).");
         group.MapGet("/{id}", Get).WithSummary("Adapter metadata: backbone, config, metrics, size, sha256.");
         group.MapGet("/{id}/download", Download).WithSummary("The adapter artifact (zip: adapter_config.json, adapter_model.safetensors, metrics.json).");
         group.MapPost("/{id}/predict", Predict).AdmittedAsPredict().WithSummary("Labels and probabilities for a batch of inputs (backbone + side network).");
@@ -35,12 +34,13 @@ internal static class AdaptersApi
         Sha256 = a.Sha256, CreatedAt = a.CreatedAt,
     });
 
-    internal static async Task<Ok<AdapterList>> List(ClaimsPrincipal user, ReadDbContext db, CancellationToken ct)
+    internal static async Task<Results<Ok<Page<AdapterResponse>>, ProblemHttpResult>> List(
+        ClaimsPrincipal user, ReadDbContext db, int? limit, string? after, CancellationToken ct)
     {
-        var tenant = user.GetTenantId();
-        var adapters = await WithoutArtifact(db.Adapters.AsNoTracking().Where(a => a.TenantId == tenant).OrderByDescending(a => a.CreatedAt))
-            .ToListAsync(ct);
-        return TypedResults.Ok(new AdapterList(adapters.Select(AdapterResponse.From).ToList()));
+        var (page, problem) = await PageRequest.NewestFirstAsync(WithoutArtifact(db.Adapters), user.GetTenantId(), limit, after, ct);
+        if (problem is not null)
+            return problem;
+        return TypedResults.Ok(new Page<AdapterResponse>(page!.Object, page.Data.Select(AdapterResponse.From).ToList(), page.HasMore));
     }
 
     internal static async Task<Results<Ok<AdapterResponse>, ProblemHttpResult>> Get(string id, ClaimsPrincipal user, ReadDbContext db, CancellationToken ct)

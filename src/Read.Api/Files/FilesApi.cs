@@ -110,9 +110,6 @@ internal static class FilesApi
 
             if (written is null || parsed is null)
                 return ApiProblems.BadRequest("missing_file", "The form has no field named 'file'.");
-            if (await TenantQuotas.StorageExceededAsync(db, tenant, written.Bytes, quotas.Value, ct) is { } quota)
-                return ApiProblems.Problem(StatusCodes.Status403Forbidden, "storage_quota_exceeded", "Forbidden",
-                    $"This tenant may hold at most {quota} bytes of files; delete some first.");
             purpose ??= "fine-tune";
             if (purpose is not ("fine-tune" or "validation" or "test" or BatchFileStore.InputPurpose))
                 return ApiProblems.BadRequest("invalid_purpose", "purpose must be fine-tune, validation, test or batch.");
@@ -130,8 +127,12 @@ internal static class FilesApi
                 return ApiProblems.BadRequest(parsed.ErrorCode!, parsed.ErrorMessage!, extra);
             }
             var requestHash = idempotencyKey is null ? "" : IdempotencyKeys.Hash(Convert.FromHexString(written.Sha256), Encoding.UTF8.GetBytes(fileName!), Encoding.UTF8.GetBytes(purpose));
+            // A retry gets its first file back whatever the quota says now: that file is what uses the quota.
             if (idempotencyKey is not null && await ReplayAsync(db, tenant, idempotencyKey, requestHash, context, ct) is { } replay)
                 return replay;
+            if (await TenantQuotas.StorageExceededAsync(db, tenant, written.Bytes, quotas.Value, ct) is { } quota)
+                return ApiProblems.Problem(StatusCodes.Status403Forbidden, "storage_quota_exceeded", "Forbidden",
+                    $"This tenant may hold at most {quota} bytes of files; delete some first.");
             var entity = new DatasetFile
             {
                 Id = fileId,

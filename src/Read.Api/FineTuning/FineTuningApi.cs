@@ -1,24 +1,24 @@
-using System.Globalization;
 using System.Security.Claims;
 using System.Text.Json;
 using Hangfire;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
 using Read.Api.Authentication;
 using Read.Api.Idempotency;
+using Read.Api.Paging;
 using Read.Api.Problems;
 using Read.Domain.Backbones;
 using Read.Domain.Configuration;
 using Read.Domain.FineTuning;
 using Read.Domain.Jobs;
 using Read.Domain.Persistence;
+using Read.Domain.Tenants;
 
 namespace Read.Api.FineTuning;
 
 internal static class FineTuningApi
 {
-    public sealed record JobList(IReadOnlyList<JobResponse> Data, bool HasMore);
-
     public sealed record EventList(IReadOnlyList<JobEventResponse> Data, bool HasMore);
 
     public sealed record CheckpointList(IReadOnlyList<CheckpointResponse> Data, bool HasMore);
@@ -31,9 +31,9 @@ internal static class FineTuningApi
     public static IEndpointRouteBuilder MapFineTuningApi(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/v1/fine-tuning/jobs").WithTags("Fine-tuning").RequireAuthorization(AuthPolicies.Tenant);
-        group.MapPost("/", Create).AddEndpointFilter<Admin.ConcurrentJobQuotaFilter>()
+        group.MapPost("/", Create)
             .WithSummary("Create a READ fine-tuning job; it is queued for a worker.");
-        group.MapGet("/", List).WithSummary("The calling tenant's jobs, newest first (limit ≤ 100).");
+        group.MapGet("/", List).WithSummary("The calling tenant's jobs (sweep trials among them), newest first (limit, after).");
         group.MapGet("/{id}", Get).WithSummary("A job: status, stage, progress, metrics, error, adapter.");
         group.MapPost("/{id}/cancel", Cancel).WithSummary("Cancel a queued or running job; a running job stops within about a second.");
         group.MapGet("/{id}/checkpoints", Checkpoints).WithSummary("A job's kept checkpoints (the last epoch and the best), oldest first.");
@@ -43,37 +43,24 @@ internal static class FineTuningApi
 
     internal static async Task<Results<Created<JobResponse>, ProblemHttpResult>> Create(
         CreateJobRequest request, ClaimsPrincipal user, ReadDbContext db, BackboneRegistry backbones,
-        IBackgroundJobClient hangfire, HttpContext http, CancellationToken ct)
+        IBackgroundJobClient hangfire, IOptions<QuotaOptions> quotas, HttpContext http, CancellationToken ct)
     {
         var tenant = user.GetTenantId();
         var (idempotencyKey, keyProblem) = IdempotencyKeys.Read(http.Request);
         if (keyProblem is not null)
             return keyProblem;
         var requestHash = idempotencyKey is null ? "" : IdempotencyKeys.Hash(JsonSerializer.SerializeToUtf8Bytes(request, JsonDefaults.SnakeCase));
+        // A retry gets its first job back whatever the quota says now: that job is what fills the quota.
         if (idempotencyKey is not null && await ReplayAsync(db, tenant, idempotencyKey, requestHash, http, ct) is { } replay)
             return replay;
+        if (await TenantQuotas.ConcurrentJobsExceededAsync(db, tenant, quotas.Value, ct) is { } limit)
+            return ApiProblems.Problem(StatusCodes.Status429TooManyRequests, "concurrent_job_limit", "Too many requests",
+                $"This tenant may have at most {limit} queued or running jobs; wait for one to finish or cancel one.");
         if (MetadataProblem(request.Metadata) is { } metadataProblem)
             return ApiProblems.BadRequest("invalid_metadata", metadataProblem);
-        if (string.IsNullOrWhiteSpace(request.Backbone))
-            return ApiProblems.BadRequest("missing_backbone", "'backbone' is required; GET /v1/backbones lists them.");
-        if (!backbones.Contains(request.Backbone))
-            return ApiProblems.BadRequest("unknown_backbone", $"Backbone '{request.Backbone}' does not exist; GET /v1/backbones lists them.");
         var task = request.Task ?? FineTuneTasks.Classification;
-        if (!FineTuneTasks.IsKnown(task))
-            return ApiProblems.BadRequest("invalid_task", $"task must be '{FineTuneTasks.Classification}' or '{FineTuneTasks.Regression}'.");
-        if (string.IsNullOrWhiteSpace(request.TrainingFile))
-            return ApiProblems.BadRequest("missing_training_file", "'training_file' is required.");
-        foreach (var fileId in new[] { request.TrainingFile, request.ValidationFile }.OfType<string>())
-        {
-            var file = await db.Files.Where(f => f.Id == fileId && f.TenantId == tenant).Select(f => new { f.Labels, f.Purpose }).SingleOrDefaultAsync(ct);
-            if (file is null)
-                return ApiProblems.BadRequest("file_not_found", $"File '{fileId}' does not exist.");
-            if (file.Purpose is Read.Domain.Batches.BatchFileStore.InputPurpose or Read.Domain.Batches.BatchFileStore.OutputPurpose)
-                return ApiProblems.BadRequest("invalid_file_purpose", $"File '{fileId}' has purpose '{file.Purpose}': it holds predict requests or results, not labelled examples.");
-            var labels = file.Labels;
-            if (task == FineTuneTasks.Regression && labels.FirstOrDefault(l => !double.TryParse(l, NumberStyles.Float, CultureInfo.InvariantCulture, out _)) is { } bad)
-                return ApiProblems.BadRequest("invalid_regression_label", $"File '{fileId}' has the non-numeric label '{bad}'; regression needs numbers.");
-        }
+        if (await TrainingInputs.ProblemAsync(db, backbones, tenant, request.Backbone, task, request.TrainingFile, request.ValidationFile, ct) is { } inputProblem)
+            return inputProblem;
         if (request.FromCheckpoint is not null)
         {
             var source = await db.JobCheckpoints.Where(c => c.Id == request.FromCheckpoint && c.TenantId == tenant)
@@ -86,7 +73,7 @@ internal static class FineTuningApi
         }
 
         var hyperparameters = request.Hyperparameters ?? new ReadHyperparameters();
-        var backbone = backbones.Info(request.Backbone);
+        var backbone = backbones.Info(request.Backbone!);
         var errors = hyperparameters.Validate(backbone.MaxPositions, backbone.Layers, backbone.HiddenSize, backbone.Poolings);
         if (errors.Count > 0)
             return ApiProblems.BadRequest("invalid_hyperparameters", string.Join(" ", errors),
@@ -96,9 +83,9 @@ internal static class FineTuningApi
         {
             Id = "ftjob-" + Guid.NewGuid().ToString("N"),
             TenantId = tenant,
-            BackboneId = request.Backbone,
+            BackboneId = request.Backbone!,
             Task = task,
-            TrainingFileId = request.TrainingFile,
+            TrainingFileId = request.TrainingFile!,
             ValidationFileId = request.ValidationFile,
             HyperparametersJson = JsonSerializer.Serialize(hyperparameters, JsonDefaults.SnakeCase),
             MetadataJson = request.Metadata is null ? null : JsonSerializer.Serialize(request.Metadata.ToDictionary(m => m.Key, m => m.Value.GetString())),
@@ -124,7 +111,9 @@ internal static class FineTuningApi
         // Enqueue after the row is committed so a fast worker always finds it.
         var jobId = job.Id;
         job.HangfireJobId = hangfire.Enqueue<FineTuneJobRunner>(FineTuneJobRunner.Queue, r => r.RunAsync(jobId, CancellationToken.None));
-        await db.SaveChangesAsync(ct);
+        // Not the request's token: the job is enqueued already, and without its id saved the job sweep would enqueue it
+        // a second time once it is a minute old (a client that hung up right now must not cause that).
+        await db.SaveChangesAsync(CancellationToken.None);
         return TypedResults.Created($"/v1/fine-tuning/jobs/{job.Id}", JobResponse.From(job));
     }
 
@@ -159,16 +148,13 @@ internal static class FineTuningApi
         return null;
     }
 
-    internal static async Task<Results<Ok<JobList>, ProblemHttpResult>> List(
-        ClaimsPrincipal user, ReadDbContext db, int? limit, CancellationToken ct)
+    internal static async Task<Results<Ok<Page<JobResponse>>, ProblemHttpResult>> List(
+        ClaimsPrincipal user, ReadDbContext db, int? limit, string? after, CancellationToken ct)
     {
-        var take = limit ?? 20;
-        if (take is < 1 or > 100)
-            return ApiProblems.BadRequest("invalid_limit", "limit must be between 1 and 100.");
-        var tenant = user.GetTenantId();
-        var jobs = await db.Jobs.AsNoTracking().Where(j => j.TenantId == tenant)
-            .OrderByDescending(j => j.CreatedAt).Take(take + 1).ToListAsync(ct);
-        return TypedResults.Ok(new JobList(jobs.Take(take).Select(JobResponse.From).ToList(), jobs.Count > take));
+        var (page, problem) = await PageRequest.NewestFirstAsync(db.Jobs, user.GetTenantId(), limit, after, ct);
+        if (problem is not null)
+            return problem;
+        return TypedResults.Ok(new Page<JobResponse>(page!.Object, page.Data.Select(JobResponse.From).ToList(), page.HasMore));
     }
 
     internal static async Task<Results<Ok<JobResponse>, ProblemHttpResult>> Get(string id, ClaimsPrincipal user, ReadDbContext db, CancellationToken ct)

@@ -54,6 +54,7 @@ internal static class ReadApiExtensions
         services.AddReadCore(mode.Provider, mode.ConnectionString);
         services.AddReadInference();
         services.AddReadWebhooks();
+        services.AddHostedService<Files.OrphanChunkCollector>();
         services.AddReadAdmin();
 
         services.AddHangfire(hangfire =>

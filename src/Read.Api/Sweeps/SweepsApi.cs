@@ -7,6 +7,7 @@ using Hangfire;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Read.Api.Authentication;
+using Read.Api.FineTuning;
 using Read.Api.Problems;
 using Read.Domain.Backbones;
 using Read.Domain.Configuration;
@@ -15,6 +16,7 @@ using Read.Domain.Jobs;
 using Read.Domain.Persistence;
 using Read.Domain.Sweeps;
 using Read.Domain.Tenants;
+using Read.ServiceDefaults;
 
 namespace Read.Api.Sweeps;
 
@@ -25,23 +27,22 @@ internal static class SweepsApi
     /// <summary>Body of POST /v1/fine-tuning/sweeps: a base set plus either a grid (every combination) or a list of overrides.</summary>
     public sealed record CreateSweepRequest(
         string? Backbone, string? Task, string? TrainingFile, string? ValidationFile,
-        JsonObject? Hyperparameters, Dictionary<string, JsonArray>? Grid, List<JsonObject>? Trials,
+        JsonObject? Hyperparameters, Dictionary<string, JsonArray?>? Grid, List<JsonObject?>? Trials,
         string? Metric, int? MaxParallel);
 
     public sealed record TrialResponse(string JobId, int Index, string Status, JsonObject Overrides, double? MetricValue, bool? CacheHit);
 
-    public sealed record BestTrial(string JobId, string? AdapterId, double MetricValue);
-
     /// <summary>How much backbone work the shared cache saved: trials that hit it ran no backbone forward at all.</summary>
     public sealed record CacheSavings(int BackbonePasses, int CacheHits, long BackboneTokensProcessed, long BackboneTokensSaved, double PrecomputeSecondsSavedEstimate);
 
+    /// <summary>
+    /// A sweep. Once every trial has finished, <c>status</c> is the recorded outcome and a succeeded sweep names its
+    /// promoted trial (<c>best_job_id</c>, <c>best_metric_value</c>) and that trial's adapter (<c>promoted_adapter_id</c>).
+    /// </summary>
     public sealed record SweepResponse(
         string Id, string Object, string Status, string Backbone, string TrainingFile, string? ValidationFile, string Metric, int MaxParallel,
-        IReadOnlyList<TrialResponse> Trials, BestTrial? Best, CacheSavings Cache, DateTime CreatedAt);
-
-    // Higher is better for every metric but these.
-    private static readonly string[] LowerIsBetter = ["validation_loss", "mse"];
-    private static readonly string[] Metrics = ["validation_accuracy", "f1", "macro_f1", "mcc", "pearson", "spearman", "validation_loss", "mse"];
+        IReadOnlyList<TrialResponse> Trials, string? BestJobId, double? BestMetricValue, string? PromotedAdapterId, CacheSavings Cache,
+        DateTime CreatedAt, DateTime? FinishedAt);
 
     // Fields that make up the activation-cache key: every trial must agree on them to share one cache.
     private static readonly Func<ReadHyperparameters, object>[] CacheFields =
@@ -59,39 +60,39 @@ internal static class SweepsApi
         group.MapPost("/", Create)
             .WithSummary("Sweep hyperparameters on one backbone and file: each trial is a job, all share one activation cache (one backbone pass).");
         group.MapPost("/{id}/cancel", Cancel).WithSummary("Cancel every unfinished trial of a sweep (finished trials keep their results).");
-        group.MapGet("/{id}", Get).WithSummary("A sweep: its trials, the best by the chosen metric, and the backbone work the cache saved.");
+        group.MapGet("/{id}", Get).WithSummary("A sweep: its trials, the promoted best by the chosen metric once all have finished, and the backbone work the cache saved.");
         return app;
     }
 
     internal static async Task<Results<Created<SweepResponse>, ProblemHttpResult>> Create(
         CreateSweepRequest request, ClaimsPrincipal user, ReadDbContext db, BackboneRegistry backbones, IBackgroundJobClient hangfire,
-        Microsoft.Extensions.Options.IOptions<QuotaOptions> quotas, CancellationToken ct)
+        Microsoft.Extensions.Options.IOptions<QuotaOptions> quotas, ILogger<SweepScheduler> logger, CancellationToken ct)
     {
         var tenant = user.GetTenantId();
-        if (string.IsNullOrWhiteSpace(request.Backbone) || !backbones.Contains(request.Backbone))
-            return ApiProblems.BadRequest("unknown_backbone", "'backbone' must name a backbone; GET /v1/backbones lists them.");
         var task = request.Task ?? FineTuneTasks.Classification;
-        if (!FineTuneTasks.IsKnown(task))
-            return ApiProblems.BadRequest("invalid_task", $"task must be '{FineTuneTasks.Classification}' or '{FineTuneTasks.Regression}'.");
-        if (string.IsNullOrWhiteSpace(request.TrainingFile))
-            return ApiProblems.BadRequest("missing_training_file", "'training_file' is required.");
-        foreach (var fileId in new[] { request.TrainingFile, request.ValidationFile }.OfType<string>())
-            if (!await db.Files.AnyAsync(f => f.Id == fileId && f.TenantId == tenant, ct))
-                return ApiProblems.BadRequest("file_not_found", $"File '{fileId}' does not exist.");
+        // The checks a job makes (files of the right purpose, numeric labels for regression): every trial is a job.
+        if (await TrainingInputs.ProblemAsync(db, backbones, tenant, request.Backbone, task, request.TrainingFile, request.ValidationFile, ct) is { } inputProblem)
+            return inputProblem;
         var metric = request.Metric ?? (task == FineTuneTasks.Regression ? "validation_loss" : "validation_accuracy");
-        if (!Metrics.Contains(metric))
-            return ApiProblems.BadRequest("invalid_sweep_metric", $"metric must be one of {string.Join(", ", Metrics)}.");
+        if (!SweepPlan.Metrics.Contains(metric))
+            return ApiProblems.BadRequest("invalid_sweep_metric", $"metric must be one of {string.Join(", ", SweepPlan.Metrics)}.");
         var maxParallel = request.MaxParallel ?? 2;
         if (maxParallel is < 1 or > MaxTrials)
             return ApiProblems.BadRequest("invalid_max_parallel", $"max_parallel must be between 1 and {MaxTrials}.");
 
         if ((request.Grid is null) == (request.Trials is null))
             return ApiProblems.BadRequest("invalid_sweep", "Give exactly one of 'grid' (name → list of values) or 'trials' (list of overrides).");
-        var overrides = request.Grid is not null ? Combinations(request.Grid) : request.Trials!;
+        if (request.Grid?.FirstOrDefault(g => g.Value is null) is { Key: { } unlisted })
+            return ApiProblems.BadRequest("invalid_sweep", $"grid '{unlisted}' must be a list of values, not null.");
+        if (request.Trials?.IndexOf(null) is >= 0 and var missing)
+            return ApiProblems.BadRequest("invalid_sweep", $"trials[{missing}] must be an object of overrides, not null.");
+        var overrides = request.Grid is not null
+            ? Combinations(request.Grid.ToDictionary(g => g.Key, g => g.Value!))
+            : request.Trials!.Select(t => t!).ToList();
         if (overrides.Count is < 1 or > MaxTrials)
             return ApiProblems.BadRequest("invalid_sweep", $"A sweep has 1 to {MaxTrials} trials (this one has {overrides.Count}).");
 
-        var info = backbones.Info(request.Backbone);
+        var info = backbones.Info(request.Backbone!);
         var trials = new List<(JsonObject Overrides, ReadHyperparameters Hyperparameters)>();
         foreach (var (trialOverrides, index) in overrides.Select((o, i) => (o, i)))
         {
@@ -126,14 +127,14 @@ internal static class SweepsApi
         var sweep = new Sweep
         {
             Id = "sweep-" + Guid.NewGuid().ToString("N"),
-            TenantId = tenant, BackboneId = request.Backbone, TrainingFileId = request.TrainingFile, ValidationFileId = request.ValidationFile,
+            TenantId = tenant, BackboneId = request.Backbone!, TrainingFileId = request.TrainingFile!, ValidationFileId = request.ValidationFile,
             Metric = metric, MaxParallel = maxParallel, TrialJobIds = [], CreatedAt = now,
         };
         var jobs = trials.Select((t, i) => new FineTuneJob
         {
             Id = "ftjob-" + Guid.NewGuid().ToString("N"),
-            TenantId = tenant, BackboneId = request.Backbone, Task = task,
-            TrainingFileId = request.TrainingFile, ValidationFileId = request.ValidationFile,
+            TenantId = tenant, BackboneId = request.Backbone!, Task = task,
+            TrainingFileId = request.TrainingFile!, ValidationFileId = request.ValidationFile,
             HyperparametersJson = JsonSerializer.Serialize(t.Hyperparameters, JsonDefaults.SnakeCase),
             MetadataJson = JsonSerializer.Serialize(new Dictionary<string, string>
             {
@@ -141,6 +142,7 @@ internal static class SweepsApi
                 ["sweep_overrides"] = t.Overrides.ToJsonString(),
             }),
             Status = JobStatus.Queued,
+            HangfireJobId = SweepScheduler.NotStarted, // the sweep starts it when its plan has room; job recovery leaves it
             CreatedAt = now.AddTicks(i * 10), // trial order is creation order in job listings
         }).ToList();
         sweep.TrialJobIds.AddRange(jobs.Select(j => j.Id));
@@ -150,28 +152,15 @@ internal static class SweepsApi
             db.JobEvents.Add(new JobEvent { JobId = job.Id, TenantId = tenant, CreatedAt = now, Level = "info", Message = $"Job created as trial of {sweep.Id}" });
         await db.SaveChangesAsync(ct);
 
-        // Trial 0 runs alone and writes the cache; the others wait for it (Hangfire continuations, so the order survives
-        // restarts), then run in max_parallel chains, each one hitting the cache. Any finished state releases the next,
-        // so a failed or cancelled trial does not stall the sweep.
-        var hangfireIds = new string[jobs.Count];
-        hangfireIds[0] = hangfire.Enqueue<FineTuneJobRunner>(FineTuneJobRunner.Queue, r => r.RunAsync(jobs[0].Id, CancellationToken.None));
-        for (var i = 1; i < jobs.Count; i++)
-        {
-            var parent = i <= maxParallel ? hangfireIds[0] : hangfireIds[i - maxParallel];
-            var jobId = jobs[i].Id;
-            hangfireIds[i] = hangfire.ContinueJobWith<FineTuneJobRunner>(parent, FineTuneJobRunner.Queue,
-                r => r.RunAsync(jobId, CancellationToken.None), options: JobContinuationOptions.OnAnyFinishedState);
-        }
-        for (var i = 0; i < jobs.Count; i++)
-            jobs[i].HangfireJobId = hangfireIds[i];
-        // Not the request's token: the trials are enqueued already, and without their ids saved the job sweep would
-        // enqueue each trial again on its own (all at once, each missing the shared cache).
-        await db.SaveChangesAsync(CancellationToken.None);
-        return TypedResults.Created($"/v1/fine-tuning/sweeps/{sweep.Id}", await DescribeAsync(db, sweep, ct));
+        // Trial 0 starts now and builds the cache; each finished trial starts the next ones (SweepScheduler). Not the
+        // request's token: a client hanging up must not leave the sweep unstarted (the job sweep would start it, late).
+        await SweepScheduler.AdvanceAsync(db, hangfire, sweep.Id, logger, CancellationToken.None);
+        return TypedResults.Created($"/v1/fine-tuning/sweeps/{sweep.Id}", await DescribeAsync(db, sweep.Id, ct));
     }
 
     /// <summary>One conditional UPDATE over the trials, as a job's cancel: a trial finishing at that moment stays finished.</summary>
-    internal static async Task<Results<Ok<SweepResponse>, ProblemHttpResult>> Cancel(string id, ClaimsPrincipal user, ReadDbContext db, CancellationToken ct)
+    internal static async Task<Results<Ok<SweepResponse>, ProblemHttpResult>> Cancel(
+        string id, ClaimsPrincipal user, ReadDbContext db, IBackgroundJobClient hangfire, ILogger<SweepScheduler> logger, CancellationToken ct)
     {
         var tenant = user.GetTenantId();
         var sweep = await db.Sweeps.AsNoTracking().FirstOrDefaultAsync(s => s.Id == id && s.TenantId == tenant, ct);
@@ -179,6 +168,8 @@ internal static class SweepsApi
             return ApiProblems.NotFound("sweep", id);
         var ids = sweep.TrialJobIds;
         var now = DateTime.UtcNow;
+        // First, so that however the trials end, the sweep ends cancelled and promotes nothing.
+        await db.Sweeps.Where(s => s.Id == id && s.CancelRequestedAt == null).ExecuteUpdateAsync(s => s.SetProperty(w => w.CancelRequestedAt, now), ct);
         var open = await db.Jobs.Where(j => ids.Contains(j.Id) && j.TenantId == tenant && (j.Status == JobStatus.Queued || j.Status == JobStatus.Running))
             .Select(j => j.Id).ToListAsync(ct);
         var cancelled = await db.Jobs
@@ -189,23 +180,27 @@ internal static class SweepsApi
                 .SetProperty(j => j.FinishedAt, now), ct);
         if (cancelled > 0)
         {
-            // Queued trials stay in Hangfire; the runner skips a job that is no longer queued, and the chain moves on.
+            // Trials already in Hangfire's queue stay there; the runner skips a job that is no longer queued.
             foreach (var jobId in open)
                 db.JobEvents.Add(new JobEvent { JobId = jobId, TenantId = tenant, CreatedAt = now, Level = "info", Message = $"Cancellation requested with {sweep.Id}" });
             await db.SaveChangesAsync(ct);
         }
-        return TypedResults.Ok(await DescribeAsync(db, sweep, ct));
+        // Every trial may be finished now: record the sweep as cancelled at once rather than at its last trial's end.
+        await SweepScheduler.AdvanceAsync(db, hangfire, id, logger, CancellationToken.None);
+        return TypedResults.Ok(await DescribeAsync(db, id, ct));
     }
 
     internal static async Task<Results<Ok<SweepResponse>, ProblemHttpResult>> Get(string id, ClaimsPrincipal user, ReadDbContext db, CancellationToken ct)
     {
         var tenant = user.GetTenantId();
-        var sweep = await db.Sweeps.AsNoTracking().FirstOrDefaultAsync(s => s.Id == id && s.TenantId == tenant, ct);
-        return sweep is null ? ApiProblems.NotFound("sweep", id) : TypedResults.Ok(await DescribeAsync(db, sweep, ct));
+        if (!await db.Sweeps.AnyAsync(s => s.Id == id && s.TenantId == tenant, ct))
+            return ApiProblems.NotFound("sweep", id);
+        return TypedResults.Ok(await DescribeAsync(db, id, ct));
     }
 
-    private static async Task<SweepResponse> DescribeAsync(ReadDbContext db, Sweep sweep, CancellationToken ct)
+    private static async Task<SweepResponse> DescribeAsync(ReadDbContext db, string sweepId, CancellationToken ct)
     {
+        var sweep = await db.Sweeps.AsNoTracking().SingleAsync(s => s.Id == sweepId, ct);
         var ids = sweep.TrialJobIds;
         var jobs = (await db.Jobs.AsNoTracking().Where(j => ids.Contains(j.Id)).ToListAsync(ct)).ToDictionary(j => j.Id);
         var measurements = (await db.JobMeasurements.AsNoTracking().Where(m => ids.Contains(m.JobId)).ToListAsync(ct)).ToDictionary(m => m.JobId);
@@ -213,15 +208,8 @@ internal static class SweepsApi
         {
             var job = jobs[jobId];
             var overrides = JsonNode.Parse(JsonSerializer.Deserialize<Dictionary<string, string>>(job.MetadataJson!)!["sweep_overrides"])!.AsObject();
-            return new TrialResponse(jobId, index, job.Status, overrides, MetricValue(job, sweep.Metric), job.CacheHit);
+            return new TrialResponse(jobId, index, job.Status, overrides, SweepPlan.MetricValue(job.MetricsJson, sweep.Metric), job.CacheHit);
         }).ToList();
-
-        var finished = trials.All(t => JobStatus.IsTerminal(t.Status));
-        var scored = trials.Where(t => t.Status == JobStatus.Succeeded && t.MetricValue is not null).ToList();
-        var lower = LowerIsBetter.Contains(sweep.Metric);
-        // Promoted once every trial has finished; ties go to the earlier trial.
-        var best = !finished || scored.Count == 0 ? null
-            : (lower ? scored.OrderBy(t => t.MetricValue) : scored.OrderByDescending(t => t.MetricValue)).ThenBy(t => t.Index).First();
 
         var misses = trials.Where(t => t.CacheHit == false).ToList();
         var hits = trials.Where(t => t.CacheHit == true).ToList();
@@ -229,18 +217,12 @@ internal static class SweepsApi
         var precompute = misses.Select(t => PrecomputeSeconds(jobs[t.JobId])).DefaultIfEmpty(0).Average();
         var savings = new CacheSavings(misses.Count, hits.Count, Tokens(misses), Tokens(hits), precompute * hits.Count);
 
-        var status = finished ? (trials.All(t => t.Status == JobStatus.Cancelled) ? "cancelled" : "completed") : trials.Any(t => t.Status == JobStatus.Running) ? "running" : "queued";
+        // The outcome is recorded once (SweepScheduler); until then the sweep reads queued or running from its trials.
+        var status = sweep.Status != SweepStatus.Running ? sweep.Status
+            : trials.Any(t => t.Status == JobStatus.Running) ? "running" : "queued";
         return new SweepResponse(sweep.Id, "fine_tuning.sweep", status, sweep.BackboneId, sweep.TrainingFileId, sweep.ValidationFileId,
-            sweep.Metric, sweep.MaxParallel, trials,
-            best is null ? null : new BestTrial(best.JobId, jobs[best.JobId].AdapterId, best.MetricValue!.Value), savings, sweep.CreatedAt);
-    }
-
-    private static double? MetricValue(FineTuneJob job, string metric)
-    {
-        if (job.MetricsJson is null)
-            return null;
-        using var doc = JsonDocument.Parse(job.MetricsJson);
-        return doc.RootElement.TryGetProperty(metric, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : null;
+            sweep.Metric, sweep.MaxParallel, trials, sweep.BestJobId, sweep.BestMetricValue, sweep.PromotedAdapterId, savings,
+            sweep.CreatedAt, sweep.FinishedAt);
     }
 
     private static double PrecomputeSeconds(FineTuneJob job) =>

@@ -1,7 +1,9 @@
+using Read.Domain.Persistence;
+
 namespace Read.Domain.Adapters;
 
 /// <summary>A published adapter: its artifact bytes (small) live in the database so any API instance can serve them.</summary>
-public sealed class AdapterRecord
+public sealed class AdapterRecord : ITenantListed
 {
     public required string Id { get; init; }
     public required Guid TenantId { get; init; }

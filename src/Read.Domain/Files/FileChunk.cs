@@ -10,4 +10,6 @@ public sealed class FileChunk
     public required string FileId { get; init; }
     public required int Index { get; init; }
     public required byte[] Content { get; init; }
+    /// <summary>When the chunk was written: chunks of no file whose newest is old enough belong to an upload that died.</summary>
+    public required DateTime CreatedAt { get; init; }
 }

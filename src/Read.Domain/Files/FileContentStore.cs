@@ -60,7 +60,7 @@ public static class FileContentStore
 
     private static async Task SaveChunkAsync(ReadDbContext db, string fileId, int index, byte[] buffer, int length, CancellationToken ct)
     {
-        var row = new FileChunk { FileId = fileId, Index = index, Content = buffer.AsSpan(0, length).ToArray() };
+        var row = new FileChunk { FileId = fileId, Index = index, Content = buffer.AsSpan(0, length).ToArray(), CreatedAt = DateTime.UtcNow };
         db.FileChunks.Add(row);
         await db.SaveChangesAsync(ct);
         db.Entry(row).State = EntityState.Detached; // the tracker must not hold every chunk of a large file
@@ -85,6 +85,25 @@ public static class FileContentStore
     /// <summary>Removes a file's bytes (with its row, or after a refused upload).</summary>
     public static Task<int> DeleteAsync(ReadDbContext db, string fileId, CancellationToken ct) =>
         db.FileChunks.Where(c => c.FileId == fileId).ExecuteDeleteAsync(ct);
+
+    /// <summary>
+    /// How long chunks of no file must have gone without a newer chunk before they count as left by a dead upload (a
+    /// process killed mid-stream, which could not delete them). Kestrel's minimum request body rate (240 bytes/s) fills
+    /// one chunk in at most about 73 minutes, so a live upload always writes a chunk more often than this; a batch
+    /// writes its output chunks and then its file row within seconds.
+    /// </summary>
+    public static readonly TimeSpan OrphanAge = TimeSpan.FromHours(2);
+
+    /// <summary>
+    /// Deletes the chunks of file ids that have no file row and no chunk written after <paramref name="writtenBefore"/>:
+    /// what uploads and batch outputs cut short by a crash left behind. Returns the chunks deleted.
+    /// </summary>
+    public static Task<int> DeleteOrphansAsync(ReadDbContext db, DateTime writtenBefore, CancellationToken ct)
+    {
+        var orphans = db.FileChunks.Where(c => !db.Files.Any(f => f.Id == c.FileId))
+            .GroupBy(c => c.FileId).Where(g => g.Max(c => c.CreatedAt) < writtenBefore).Select(g => g.Key);
+        return db.FileChunks.Where(c => orphans.Contains(c.FileId) && !db.Files.Any(f => f.Id == c.FileId)).ExecuteDeleteAsync(ct);
+    }
 
     private sealed class ChunkStream(ReadDbContext db, string fileId) : Stream
     {

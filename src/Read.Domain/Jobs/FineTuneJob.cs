@@ -1,7 +1,9 @@
+using Read.Domain.Persistence;
+
 namespace Read.Domain.Jobs;
 
 /// <summary>A fine-tuning job row: what to train, and where it stands.</summary>
-public sealed class FineTuneJob
+public sealed class FineTuneJob : ITenantListed
 {
     public required string Id { get; init; }
     public required Guid TenantId { get; init; }

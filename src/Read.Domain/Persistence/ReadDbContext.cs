@@ -64,6 +64,8 @@ public abstract class ReadDbContext(DbContextOptions options) : DbContext(option
             e.ToTable("file_chunks");
             e.HasKey(c => new { c.FileId, c.Index });
             e.Property(c => c.FileId).HasMaxLength(64);
+            // Covers the orphan collection (newest chunk per file id) without reading any chunk's bytes.
+            e.HasIndex(c => new { c.FileId, c.CreatedAt });
         });
         model.Entity<FineTuneJob>(e =>
         {
@@ -184,7 +186,11 @@ public abstract class ReadDbContext(DbContextOptions options) : DbContext(option
             e.Property(w => w.Id).HasMaxLength(64);
             e.Property(w => w.BackboneId).HasMaxLength(128);
             e.Property(w => w.Metric).HasMaxLength(32);
+            e.Property(w => w.Status).HasMaxLength(16).HasDefaultValue(SweepStatus.Running);
+            e.Property(w => w.BestJobId).HasMaxLength(64);
+            e.Property(w => w.PromotedAdapterId).HasMaxLength(64);
             e.HasIndex(w => new { w.TenantId, w.CreatedAt });
+            e.HasIndex(w => w.Status); // the periodic pass looks for unfinished sweeps
             e.HasOne<Tenant>().WithMany().HasForeignKey(w => w.TenantId);
         });
     }

@@ -233,7 +233,12 @@ namespace Read.Domain.Persistence.Migrations.Postgres
                         .IsRequired()
                         .HasColumnType("bytea");
 
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone");
+
                     b.HasKey("FileId", "Index");
+
+                    b.HasIndex("FileId", "CreatedAt");
 
                     b.ToTable("file_chunks", (string)null);
                 });
@@ -319,9 +324,6 @@ namespace Read.Domain.Persistence.Migrations.Postgres
                         .IsRequired()
                         .HasColumnType("text");
 
-                    b.Property<string>("RequestedHyperparametersJson")
-                        .HasColumnType("text");
-
                     b.Property<DateTime?>("LeaseExpiresAt")
                         .HasColumnType("timestamp with time zone");
 
@@ -336,6 +338,9 @@ namespace Read.Domain.Persistence.Migrations.Postgres
 
                     b.Property<double>("Progress")
                         .HasColumnType("double precision");
+
+                    b.Property<string>("RequestedHyperparametersJson")
+                        .HasColumnType("text");
 
                     b.Property<string>("Stage")
                         .HasMaxLength(16)
@@ -511,7 +516,20 @@ namespace Read.Domain.Persistence.Migrations.Postgres
                         .HasMaxLength(128)
                         .HasColumnType("character varying(128)");
 
+                    b.Property<string>("BestJobId")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<double?>("BestMetricValue")
+                        .HasColumnType("double precision");
+
+                    b.Property<DateTime?>("CancelRequestedAt")
+                        .HasColumnType("timestamp with time zone");
+
                     b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<DateTime?>("FinishedAt")
                         .HasColumnType("timestamp with time zone");
 
                     b.Property<int>("MaxParallel")
@@ -521,6 +539,17 @@ namespace Read.Domain.Persistence.Migrations.Postgres
                         .IsRequired()
                         .HasMaxLength(32)
                         .HasColumnType("character varying(32)");
+
+                    b.Property<string>("PromotedAdapterId")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .ValueGeneratedOnAdd()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasDefaultValue("running");
 
                     b.Property<Guid>("TenantId")
                         .HasColumnType("uuid");
@@ -537,6 +566,8 @@ namespace Read.Domain.Persistence.Migrations.Postgres
                         .HasColumnType("text");
 
                     b.HasKey("Id");
+
+                    b.HasIndex("Status");
 
                     b.HasIndex("TenantId", "CreatedAt");
 

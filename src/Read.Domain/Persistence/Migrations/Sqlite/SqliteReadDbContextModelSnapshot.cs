@@ -227,7 +227,12 @@ namespace Read.Domain.Persistence.Migrations.Sqlite
                         .IsRequired()
                         .HasColumnType("BLOB");
 
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT");
+
                     b.HasKey("FileId", "Index");
+
+                    b.HasIndex("FileId", "CreatedAt");
 
                     b.ToTable("file_chunks", (string)null);
                 });
@@ -313,9 +318,6 @@ namespace Read.Domain.Persistence.Migrations.Sqlite
                         .IsRequired()
                         .HasColumnType("TEXT");
 
-                    b.Property<string>("RequestedHyperparametersJson")
-                        .HasColumnType("TEXT");
-
                     b.Property<DateTime?>("LeaseExpiresAt")
                         .HasColumnType("TEXT");
 
@@ -330,6 +332,9 @@ namespace Read.Domain.Persistence.Migrations.Sqlite
 
                     b.Property<double>("Progress")
                         .HasColumnType("REAL");
+
+                    b.Property<string>("RequestedHyperparametersJson")
+                        .HasColumnType("TEXT");
 
                     b.Property<string>("Stage")
                         .HasMaxLength(16)
@@ -503,7 +508,20 @@ namespace Read.Domain.Persistence.Migrations.Sqlite
                         .HasMaxLength(128)
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("BestJobId")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
+                    b.Property<double?>("BestMetricValue")
+                        .HasColumnType("REAL");
+
+                    b.Property<DateTime?>("CancelRequestedAt")
+                        .HasColumnType("TEXT");
+
                     b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime?>("FinishedAt")
                         .HasColumnType("TEXT");
 
                     b.Property<int>("MaxParallel")
@@ -513,6 +531,17 @@ namespace Read.Domain.Persistence.Migrations.Sqlite
                         .IsRequired()
                         .HasMaxLength(32)
                         .HasColumnType("TEXT");
+
+                    b.Property<string>("PromotedAdapterId")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .ValueGeneratedOnAdd()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasDefaultValue("running");
 
                     b.Property<Guid>("TenantId")
                         .HasColumnType("TEXT");
@@ -529,6 +558,8 @@ namespace Read.Domain.Persistence.Migrations.Sqlite
                         .HasColumnType("TEXT");
 
                     b.HasKey("Id");
+
+                    b.HasIndex("Status");
 
                     b.HasIndex("TenantId", "CreatedAt");
 
