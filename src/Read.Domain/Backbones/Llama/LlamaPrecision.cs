@@ -18,9 +18,10 @@ internal sealed record LlamaPrecision(ScalarType Storage, ScalarType Compute, De
     public Linear Linear(int inputs, int outputs, bool bias) => nn.Linear(inputs, outputs, bias, dtype: Storage, device: Device);
 
     /// <summary>
-    /// The layer stream's precision: one layer is resident at a time, so its weights are converted to the compute dtype
-    /// once at load instead of widened on every call (measured in docs/benchmarks/precision.md: widening per call costs
-    /// a matmul's worth of memory traffic per projection, which a one-off conversion per precompute batch set avoids).
+    /// The layer stream's precision: only one layer is resident, so it is held in the compute dtype, converted once
+    /// at load rather than widened on every batch (LlamaLayerStream rounds it through <see cref="Storage"/>). Widening
+    /// per call costs most where a projection is large and the batch short: a 5120×13824 bf16 weight widened for
+    /// 128 tokens runs at about 0.2× of an fp32 projection (docs/benchmarks/precision.md, projection kernels).
     /// </summary>
     public LlamaPrecision Converted => this with { Storage = Compute };
 
