@@ -60,20 +60,21 @@ internal static class PrecisionCommand
         var repeats = new Option<int>("--repeats") { Description = "Timed forwards per configuration (each next to an fp32 one).", DefaultValueFactory = _ => 5 };
         var quick = new Option<bool>("--quick") { Description = "Smoke run: 200 train / 50 validation / 100 test examples, 2 epochs, a tiny decoder." };
         var allAccuracy = new Option<bool>("--all-accuracy") { Description = "Train READ on every configuration, not only those the service picks on this device (and int8)." };
+        var noAccuracy = new Option<bool>("--no-accuracy") { Description = "Skip READ training (states, memory and timings only; e.g. a rerun with more --repeats)." };
         var decoder = new Option<string>("--decoder") { Description = "Decoder shape for the decoder table (qwen2.5-0.5b, llama-3.2-1b, ...; 'none' skips it).", DefaultValueFactory = _ => "qwen2.5-0.5b" };
         var decoderLayers = new Option<int>("--decoder-layers") { Description = "Layers of the generated decoder (its width is the shape's).", DefaultValueFactory = _ => 4 };
         var kernelRounds = new Option<int>("--kernel-rounds") { Description = "Round-robin rounds of the projection-kernel table (0 skips it).", DefaultValueFactory = _ => 5 };
         var command = new Command("precision",
             "Backbone weights in fp32/bf16/fp16/int8: hidden-state error vs fp32, forward tokens/s, weight memory, READ accuracy; a decoder; the kernels per dtype.")
         {
-            datasets, backboneId, data, output, name, device, batch, sequence, repeats, quick, allAccuracy, decoder, decoderLayers, kernelRounds,
+            datasets, backboneId, data, output, name, device, batch, sequence, repeats, quick, allAccuracy, noAccuracy, decoder, decoderLayers, kernelRounds,
         };
         command.SetAction(async (parse, ct) =>
         {
             var commandLine = "dotnet run -c Release --project bench/Read.Bench -- " + string.Join(' ', parse.Tokens.Select(t => t.Value));
             var settings = new Settings(parse.GetValue(datasets) is { Length: > 0 } d ? d : ["amazon", "imdb", "yelp"], parse.GetValue(backboneId)!,
                 parse.GetValue(data)!, parse.GetValue(output)!, parse.GetValue(name)!, ReadDevice.Resolve(parse.GetValue(device)), parse.GetValue(batch),
-                parse.GetValue(sequence), Math.Max(1, parse.GetValue(repeats)), parse.GetValue(quick), parse.GetValue(allAccuracy),
+                parse.GetValue(sequence), Math.Max(1, parse.GetValue(repeats)), parse.GetValue(quick), parse.GetValue(allAccuracy), parse.GetValue(noAccuracy),
                 parse.GetValue(decoder)!, Math.Max(1, parse.GetValue(decoderLayers)), parse.GetValue(kernelRounds), commandLine);
             await RunAsync(settings, ct);
             return 0;
@@ -83,7 +84,7 @@ internal static class PrecisionCommand
 
     private sealed record Settings(
         IReadOnlyList<string> Datasets, string Id, string DataDirectory, string OutputDirectory, string Name, ReadDevice Device, int Batch, int Length,
-        int Repeats, bool Quick, bool AllAccuracy, string Decoder, int DecoderLayers, int KernelRounds, string CommandLine);
+        int Repeats, bool Quick, bool AllAccuracy, bool NoAccuracy, string Decoder, int DecoderLayers, int KernelRounds, string CommandLine);
 
     private static async Task RunAsync(Settings s, CancellationToken ct)
     {
@@ -114,7 +115,7 @@ internal static class PrecisionCommand
         var cacheRoot = Path.Combine(s.DataDirectory, "bench-cache", "precision-" + DateTime.UtcNow.ToString("yyyyMMddHHmmss", CultureInfo.InvariantCulture));
         var summary = Measure(s.Id, directory, s.Device, Configurations, probeTexts, s.Batch, s.Length, s.Repeats, (configuration, backbone) =>
         {
-            if (!(s.AllAccuracy || configuration.Int8 || configuration.ServicePicks(s.Device)))
+            if (s.NoAccuracy || !(s.AllAccuracy || configuration.Int8 || configuration.ServicePicks(s.Device)))
                 return;
             var row = new List<object?> { configuration.Weights, configuration.Compute.Name() };
             var seconds = new List<object?>();
@@ -175,15 +176,16 @@ internal static class PrecisionCommand
             "medians), the last column is their ratio. Weight MB: what the backbone holds resident (parameters; for int8, plus the int8 weights and their " +
             "float32 scales). ✓: what the service computes in for these weights on this device.\n\n" +
             summary.ToMarkdown() +
-            "\n### READ accuracy (test split)\n\nREAD gru r=64, mean pooling, epochs ≤ 20 with patience 3, lr 0.002, max length 128, seed 0 " +
+            (s.NoAccuracy ? "" : "\n### READ accuracy (test split)\n\nREAD gru r=64, mean pooling, epochs ≤ 20 with patience 3, lr 0.002, max length 128, seed 0 " +
             "(read-quality-uci's settings); each configuration writes its own activation cache (the precision enters the cache key; the int8 " +
             "configuration is a bench-only variant with its own cache folder). " +
             (s.AllAccuracy ? "Every configuration is trained (--all-accuracy)." : "Trained: the configurations the service picks on this device, and int8.") + "\n\n" +
-            accuracy.ToMarkdown() +
+            accuracy.ToMarkdown()) +
             (decoderSummary is null ? "" : $"\n## Decoder: {decoderNote}\n\nForward: {s.Batch} × {s.Length} synthetic tokens, timed as above.\n\n{decoderSummary.ToMarkdown()}");
         await File.WriteAllTextAsync(stem + ".md", markdown, ct);
         await File.WriteAllTextAsync(stem + ".csv", summary.ToCsv(), ct);
-        await File.WriteAllTextAsync(stem + "-accuracy.csv", accuracy.ToCsv(), ct);
+        if (!s.NoAccuracy)
+            await File.WriteAllTextAsync(stem + "-accuracy.csv", accuracy.ToCsv(), ct);
         if (decoderSummary is not null)
             await File.WriteAllTextAsync(stem + "-decoder.csv", decoderSummary.ToCsv(), ct);
         if (kernels is not null)

@@ -27,9 +27,10 @@ public static class BackbonePrecision
     /// <summary>
     /// The rule, with the CPU's bf16 capability given (the registry passes <c>Read:Backbones:CpuBf16Compute</c> when
     /// set; tests force either answer). On CUDA: the storage dtype (tensor cores). On a CPU: bf16 for bf16 weights where
-    /// the CPU multiplies bf16 natively — libtorch's bf16 matmul (oneDNN) then runs 3–5× faster than fp32's there, and
-    /// at 0.1× where it does not; float32 otherwise, and always for fp16 weights, whose CPU matmul runs at 0.2–0.3× of
-    /// fp32's on both kinds of CPU (docs/benchmarks/precision.md, both machines).
+    /// the CPU has bf16 instructions, float32 otherwise and always for fp16 weights (widened per call). Measured in
+    /// docs/benchmarks/precision.md: on an EPYC with avx512_bf16, bf16 projections ran at 3.2–5.7× fp32 (forward
+    /// 1.7–1.9×) with READ's UCI accuracy unchanged; on a machine whose flags were not recorded a bf16 forward ran at
+    /// 0.11× of fp32; fp16 compute ran at 0.25–0.46× (kernels, the EPYC) and 0.24–0.27× (forward, both machines).
     /// </summary>
     public static BackboneDtype ComputeDtype(BackboneDtype storage, ReadDevice device, bool cpuComputesBf16)
     {
