@@ -40,13 +40,19 @@ public static class BackbonePrecision
         return storage == BackboneDtype.BFloat16 && cpuComputesBf16 ? BackboneDtype.BFloat16 : BackboneDtype.Float32;
     }
 
-    /// <summary>Whether /proc/cpuinfo text lists <c>avx512_bf16</c> or <c>amx_bf16</c> among a processor's flags.</summary>
-    internal static bool HasNativeBf16(string? cpuInfo) =>
-        cpuInfo is not null && cpuInfo.Split('\n')
+    /// <summary>
+    /// Whether /proc/cpuinfo text lists <c>avx512_bf16</c> or <c>amx_bf16</c> among the flags of every processor
+    /// (libtorch's threads may run on any of them).
+    /// </summary>
+    internal static bool HasNativeBf16(string? cpuInfo)
+    {
+        var flagLines = (cpuInfo ?? "").Split('\n')
             .Where(line => line.StartsWith("flags", StringComparison.Ordinal) && line.Contains(':', StringComparison.Ordinal))
-            .Any(line => line[(line.IndexOf(':', StringComparison.Ordinal) + 1)..]
-                .Split(' ', StringSplitOptions.RemoveEmptyEntries)
-                .Any(flag => flag is "avx512_bf16" or "amx_bf16"));
+            .ToList();
+        return flagLines.Count > 0 && flagLines.All(line => line[(line.IndexOf(':', StringComparison.Ordinal) + 1)..]
+            .Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries)
+            .Any(flag => flag is "avx512_bf16" or "amx_bf16"));
+    }
 
     private static string? ReadCpuInfo()
     {

@@ -38,7 +38,8 @@ public sealed class BackbonePrecisionRuleTests
     [InlineData("flags\t\t: fpu avx512f amx_bf16 amx_tile amx_int8\n", true)]
     [InlineData("flags\t\t: fpu vme avx2 avx512f avx512_vnni avx_vnni\n", false)]
     [InlineData("flags\t\t: fpu avx512_bf16x\nmodel name\t: avx512_bf16 in a name is not a flag\n", false)]
-    [InlineData("processor\t: 0\nflags\t\t: avx2\n\nprocessor\t: 1\nflags\t\t: avx2 avx512_bf16\n", true)]
+    [InlineData("processor\t: 0\nflags\t\t: avx2 avx512_bf16\n\nprocessor\t: 1\nflags\t\t: avx2 avx512_bf16\n", true)]
+    [InlineData("processor\t: 0\nflags\t\t: avx2\n\nprocessor\t: 1\nflags\t\t: avx2 avx512_bf16\n", false)] // every core must have it
     [InlineData("", false)]
     [InlineData(null, false)]
     public void NativeBf16_IsReadFromTheFlagsLines(string? cpuInfo, bool expected) =>
