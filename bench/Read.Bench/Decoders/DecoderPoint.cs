@@ -47,7 +47,8 @@ internal static class DecoderPoint
         var cpu0 = ProcessStats.CpuSeconds();
         var dtype = BackboneDtypes.Parse(s.Dtype) ?? throw new ArgumentException($"Unknown dtype '{s.Dtype}'.");
         WarnUnlessReset(ProcessStats.ResetPeakRss());
-        var backbone = HuggingFaceCheckpoint.Load(shape.Name, s.Directory, dtype);
+        // --dtype is what the backbone computes in (weights kept in it too), whatever this CPU's default policy would pick.
+        var backbone = HuggingFaceCheckpoint.Load(shape.Name, s.Directory, dtype, compute: dtype);
         Collect();
         var loadSeconds = wall.Elapsed.TotalSeconds;
         var loadCpu = ProcessStats.CpuSeconds() - cpu0;

@@ -90,7 +90,10 @@ public sealed class Backbone : IDisposable
     /// <summary>Whether precompute can stream this backbone's layers from its checkpoint.</summary>
     public bool CanStream => layerStream is not null;
 
-    /// <summary>Bytes of the backbone's weights in the dtype it computes in (resident or not).</summary>
+    /// <summary>
+    /// Bytes of the backbone's weights in their storage dtype, what a resident backbone holds (a projection widens its
+    /// weight only for the call); for a streamed-only backbone, what it would hold. The registry sizes by this.
+    /// </summary>
     public long WeightBytes { get; }
 
     /// <summary>Poolings a head can read on this backbone (see <see cref="BackboneArchitectures.Poolings"/>).</summary>

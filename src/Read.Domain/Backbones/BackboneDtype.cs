@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 
 namespace Read.Domain.Backbones;
 
-/// <summary>What a backbone computes in. float32 by default on CPU; bfloat16/float16 halve the weights' memory.</summary>
+/// <summary>What a backbone's frozen weights are kept in (what it computes in follows from it and the device: BackbonePrecision). bfloat16/float16 halve the weights' memory.</summary>
 [JsonConverter(typeof(JsonEnumConverter<BackboneDtype>))]
 public enum BackboneDtype
 {

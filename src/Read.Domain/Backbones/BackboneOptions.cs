@@ -10,10 +10,19 @@ public sealed class BackboneOptions
     public Dictionary<string, string> Checkpoints { get; set; } = new();
 
     /// <summary>
-    /// Backbone id to the dtype it computes in (float32, bfloat16 or float16; <c>Read__Backbones__Dtypes__&lt;id&gt;</c>).
-    /// float32 when absent; half precision halves the weights' memory of a large decoder.
+    /// Backbone id to the dtype its frozen weights are kept in (float32, bfloat16 or float16;
+    /// <c>Read__Backbones__Dtypes__&lt;id&gt;</c>); what it computes in follows from it and the device
+    /// (<see cref="BackbonePrecision.ComputeDtype(BackboneDtype, ReadDevice, bool)"/>). Absent: float32 on the CPU,
+    /// bfloat16 on CUDA. Half precision halves the weights' memory.
     /// </summary>
     public Dictionary<string, string> Dtypes { get; set; } = new();
+
+    /// <summary>
+    /// Whether bfloat16-stored backbones compute in bfloat16 on the CPU (<c>Read__Backbones__CpuBf16Compute</c>). Unset:
+    /// when the CPU has native bf16 instructions (<see cref="BackbonePrecision.CpuHasNativeBf16"/>); false keeps float32
+    /// compute (the weights still stay bf16); true forces bf16 compute even where it is slow. No effect on CUDA.
+    /// </summary>
+    public bool? CpuBf16Compute { get; set; }
 
     /// <summary>Registers the built-in <c>tiny-bert</c> backbone, generated deterministically on first use.</summary>
     public bool GenerateTinyBackbone { get; set; } = true;

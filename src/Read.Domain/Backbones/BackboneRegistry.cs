@@ -24,6 +24,7 @@ public sealed class BackboneRegistry : IDisposable
 
     private readonly long memoryBudgetBytes;
     private readonly ReadDevice device;
+    private readonly bool cpuComputesBf16;
 
     /// <param name="training">Its memory budget decides which backbones load resident and which stream (all resident when null).</param>
     /// <param name="device">Where every backbone is loaded and runs (<c>Read:Device</c>); the CPU when null.</param>
@@ -32,6 +33,7 @@ public sealed class BackboneRegistry : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         memoryBudgetBytes = training?.EffectiveMemoryBudgetBytes ?? long.MaxValue;
         this.device = device ?? ReadDevice.Cpu;
+        cpuComputesBf16 = options.CpuBf16Compute ?? BackbonePrecision.CpuHasNativeBf16;
         directories = new Dictionary<string, string>(options.Checkpoints, StringComparer.Ordinal);
 
         if (options.GenerateTinyBackbone && !directories.ContainsKey(TinyBackboneId))
@@ -105,11 +107,14 @@ public sealed class BackboneRegistry : IDisposable
             if (!directories.TryGetValue(id, out var directory))
                 throw new KeyNotFoundException($"Unknown backbone '{id}'.");
             EnsureGenerated(id);
-            // Weights over the budget are never loaded: precompute streams them one layer at a time.
-            var weightBytes = HuggingFaceCheckpoint.Describe(directory).Parameters * DtypeOf(id).Size();
+            // What is resident counts: the weights in their storage dtype (a projection widens its weight only for the
+            // call). Over the budget they are never loaded: precompute streams them one layer at a time.
+            var storage = DtypeOf(id);
+            var compute = BackbonePrecision.ComputeDtype(storage, device, cpuComputesBf16);
+            var weightBytes = HuggingFaceCheckpoint.Describe(directory).Parameters * storage.Size();
             backbone = PrecomputeSelection.Fits(weightBytes, memoryBudgetBytes)
-                ? HuggingFaceCheckpoint.Load(id, directory, DtypeOf(id), device)
-                : HuggingFaceCheckpoint.LoadStreamed(id, directory, DtypeOf(id), device);
+                ? HuggingFaceCheckpoint.Load(id, directory, storage, device, compute)
+                : HuggingFaceCheckpoint.LoadStreamed(id, directory, storage, device, compute);
             loaded[id] = backbone;
             return backbone;
         }

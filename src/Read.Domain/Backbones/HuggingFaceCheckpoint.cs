@@ -25,8 +25,8 @@ public static class HuggingFaceCheckpoint
 
     /// <summary>
     /// Loads the backbone onto <paramref name="device"/> (the CPU when null); <paramref name="dtype"/> is what its
-    /// weights are kept in (float32 when null), <paramref name="compute"/> what BERT computes in (by default the
-    /// device's choice, <see cref="BackbonePrecision.ComputeDtype"/>; decoders compute in their storage dtype).
+    /// weights are kept in (float32 when null), <paramref name="compute"/> what the forward computes in (by default the
+    /// device's choice, <see cref="BackbonePrecision.ComputeDtype(BackboneDtype, ReadDevice)"/>).
     /// </summary>
     public static Backbone Load(string id, string directory, BackboneDtype? dtype = null, ReadDevice? device = null, BackboneDtype? compute = null)
     {
@@ -36,7 +36,7 @@ public static class HuggingFaceCheckpoint
         return ArchitectureOf(config, directory) switch
         {
             BackboneArchitecture.Bert => BertCheckpoint.Load(id, directory, stored, device, compute ?? BackbonePrecision.ComputeDtype(stored, device)),
-            BackboneArchitecture.Llama => LlamaCheckpoint.Load(id, directory, stored, device),
+            BackboneArchitecture.Llama => LlamaCheckpoint.Load(id, directory, stored, device, compute ?? BackbonePrecision.ComputeDtype(stored, device)),
             var other => throw new NotSupportedException($"Architecture {other} has no loader."),
         };
     }
@@ -53,7 +53,7 @@ public static class HuggingFaceCheckpoint
         return ArchitectureOf(config, directory) switch
         {
             BackboneArchitecture.Bert => BertCheckpoint.LoadStreamed(id, directory, stored, device, compute ?? BackbonePrecision.ComputeDtype(stored, device)),
-            BackboneArchitecture.Llama => LlamaCheckpoint.LoadStreamed(id, directory, stored, device),
+            BackboneArchitecture.Llama => LlamaCheckpoint.LoadStreamed(id, directory, stored, device, compute ?? BackbonePrecision.ComputeDtype(stored, device)),
             var other => throw new NotSupportedException($"Architecture {other} has no loader."),
         };
     }

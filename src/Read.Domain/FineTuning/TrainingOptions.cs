@@ -6,7 +6,7 @@ public sealed class TrainingOptions
     public const string Section = "Read:Training";
 
     /// <summary>
-    /// Memory a backbone's weights (in the dtype it computes in) plus headroom may take; a backbone over it is registered
+    /// Memory a backbone's weights (in their storage dtype: what is resident) plus headroom may take; a backbone over it is registered
     /// layer-streamed (docs/decisions/011-layer-streamed-precompute.md). Null or 0: half the memory this process may use
     /// (the container limit, else physical memory).
     /// </summary>

@@ -33,15 +33,16 @@ public sealed class StreamedPrecomputeTests
     }
 
     [Theory]
-    [InlineData(Pooling.Last, 3, "F32", "float32")]
-    [InlineData(Pooling.Mean, 3, "BF16", "float32")]
-    [InlineData(Pooling.Mean, 1, "BF16", "bfloat16")] // states between layers stay in the compute dtype, as in the whole forward
-    public void Streamed_Llama_WritesTheOrdinaryCache(Pooling pooling, int shards, string storage, string compute)
+    [InlineData(Pooling.Last, 3, "F32", "float32", "float32")]
+    [InlineData(Pooling.Mean, 3, "BF16", "float32", "float32")]
+    [InlineData(Pooling.Mean, 1, "BF16", "bfloat16", "bfloat16")] // states between layers stay in the compute dtype, as in the whole forward
+    [InlineData(Pooling.Mean, 1, "F32", "bfloat16", "float32")] // the streamed layer is held in fp32, rounded as bf16 storage would be
+    public void Streamed_Llama_WritesTheOrdinaryCache(Pooling pooling, int shards, string checkpoint, string storage, string compute)
     {
         using var temp = new TempDirectory();
         var directory = temp.Sub("llama");
-        TinyLlamaCheckpoint.Write(directory, new TinyLlamaCheckpoint.Options { Layers = 3, Shards = shards, StorageDtype = storage }, seed: 7);
-        using var backbone = HuggingFaceCheckpoint.Load("tiny-llama", directory, BackboneDtypes.Parse(compute));
+        TinyLlamaCheckpoint.Write(directory, new TinyLlamaCheckpoint.Options { Layers = 3, Shards = shards, StorageDtype = checkpoint }, seed: 7);
+        using var backbone = HuggingFaceCheckpoint.Load("tiny-llama", directory, BackboneDtypes.Parse(storage), compute: BackboneDtypes.Parse(compute));
 
         AssertSameCache(backbone, temp, pooling, [0, 1, 2, 3], CacheDtype.Bf16);
     }

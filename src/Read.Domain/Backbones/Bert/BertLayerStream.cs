@@ -5,7 +5,9 @@ namespace Read.Domain.Backbones.Bert;
 
 /// <summary>
 /// <see cref="BertModel"/> one step at a time: the embeddings, then encoder.layer.N read from the checkpoint as each is
-/// needed (only that layer's tensors' byte ranges).
+/// needed (only that layer's tensors' byte ranges). The resident layer is held in the compute dtype
+/// (<see cref="BertPrecision.Converted"/>), its weights rounded through the storage dtype on load so that it computes
+/// exactly what the resident model (narrow weights widened per call) computes.
 /// </summary>
 internal sealed class BertLayerStream(string directory, BertConfig config, BertPrecision precision) : ILayerStream
 {
@@ -25,13 +27,24 @@ internal sealed class BertLayerStream(string directory, BertConfig config, BertP
         Free();
         // Every layer has the same shapes: one module is refilled in place, not rebuilt (and randomly initialised) per step.
         // On the backbone's device and in its precision, as the resident model would be (docs/decisions/012).
-        nn.Module module = step == 0 ? embeddings = new BertEmbeddings(config, precision) : layer ??= new BertLayer(config, precision);
+        // The embeddings keep the storage dtype (the word table is the largest tensor); only looked-up rows widen.
+        nn.Module module = step == 0 ? embeddings = new BertEmbeddings(config, precision) : layer ??= new BertLayer(config, precision.Converted);
         module.eval();
         foreach (var parameter in module.parameters())
             parameter.requires_grad = false;
         var bytes = step == 0
             ? ModuleWeights.Load(module, weights, "embeddings.", "bert.embeddings.")
             : ModuleWeights.Load(module, weights, $"encoder.layer.{step - 1}.", $"bert.encoder.layer.{step - 1}.");
+        using (no_grad())
+        {
+            foreach (var parameter in module.parameters().Where(p => p.dtype != precision.Storage))
+            {
+                // Held wider than stored (the converted layer): round as the storage dtype would.
+                using var rounded = parameter.to_type(precision.Storage);
+                parameter.copy_(rounded);
+            }
+        }
+
         loaded = step;
         return bytes;
     }

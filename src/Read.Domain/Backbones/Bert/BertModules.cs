@@ -201,6 +201,12 @@ internal sealed record BertPrecision(ScalarType Storage, ScalarType Compute, Dev
 
     public Linear Linear(int inputs, int outputs) => nn.Linear(inputs, outputs, dtype: Storage, device: Device);
 
+    /// <summary>
+    /// The layer stream's precision: one layer is resident at a time, so it is held in the compute dtype, converted
+    /// once at load rather than widened on every call (BertLayerStream rounds it through <see cref="Storage"/>).
+    /// </summary>
+    public BertPrecision Converted => this with { Storage = Compute };
+
     public static Tensor Project(Linear layer, Tensor x)
     {
         if (layer.weight!.dtype == x.dtype)

@@ -7,24 +7,26 @@ namespace Read.Domain.Backbones.Llama;
 /// </summary>
 public static class LlamaCheckpoint
 {
-    /// <param name="dtype">What the weights are kept and computed in (decoders compute in their storage dtype).</param>
-    internal static Backbone Load(string id, string directory, BackboneDtype dtype, ReadDevice device)
+    /// <param name="dtype">What the weights are kept in.</param>
+    /// <param name="compute">What activations are computed in (<see cref="BackbonePrecision.ComputeDtype(BackboneDtype, ReadDevice)"/>).</param>
+    internal static Backbone Load(string id, string directory, BackboneDtype dtype, ReadDevice device, BackboneDtype compute)
     {
         var config = ReadConfig(directory);
         using var weights = CheckpointWeights.Open(directory);
         var hash = weights.Hash();
-        var model = new LlamaModel(config, dtype.ToScalarType(), device.Torch);
+        var precision = new LlamaPrecision(dtype.ToScalarType(), compute.ToScalarType(), device.Torch);
+        var model = new LlamaModel(config, precision);
         LlamaTokenizer? tokenizer = null;
         try
         {
             ModuleWeights.Load(model, weights, "model.", "");
             tokenizer = LlamaTokenizer.Load(directory, config);
             return new Backbone(id, BackboneArchitecture.Llama, config.ModelType, model, tokenizer, hash,
-                () => new LlamaLayerStream(directory, config, dtype.ToScalarType(), device.Torch))
+                () => new LlamaLayerStream(directory, config, precision))
             {
                 Device = device,
                 StorageDtype = dtype,
-                ComputeDtype = dtype,
+                ComputeDtype = compute,
             };
         }
         catch
@@ -36,7 +38,7 @@ public static class LlamaCheckpoint
     }
 
     /// <summary>The backbone without its weights in memory: precompute streams them layer by layer.</summary>
-    internal static Backbone LoadStreamed(string id, string directory, BackboneDtype dtype, ReadDevice device)
+    internal static Backbone LoadStreamed(string id, string directory, BackboneDtype dtype, ReadDevice device, BackboneDtype compute)
     {
         var config = ReadConfig(directory);
         var description = Describe(directory);
@@ -44,13 +46,13 @@ public static class LlamaCheckpoint
         using (var weights = CheckpointWeights.Open(directory))
             hash = weights.Hash();
         var tokenizer = LlamaTokenizer.Load(directory, config);
-        var scalar = dtype.ToScalarType();
+        var precision = new LlamaPrecision(dtype.ToScalarType(), compute.ToScalarType(), device.Torch);
         return new Backbone(id, BackboneArchitecture.Llama, config.ModelType, description.Shape, tokenizer, hash,
-            () => new LlamaLayerStream(directory, config, scalar, device.Torch), description.Parameters * dtype.Size())
+            () => new LlamaLayerStream(directory, config, precision), description.Parameters * dtype.Size())
         {
             Device = device,
             StorageDtype = dtype,
-            ComputeDtype = dtype,
+            ComputeDtype = compute,
         };
     }
 

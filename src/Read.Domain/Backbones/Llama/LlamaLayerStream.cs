@@ -6,9 +6,11 @@ namespace Read.Domain.Backbones.Llama;
 
 /// <summary>
 /// <see cref="LlamaModel"/> one step at a time: embed_tokens, then model.layers.N read from the checkpoint as each is
-/// needed (only that layer's tensors' byte ranges), then model.norm with the last layer.
+/// needed (only that layer's tensors' byte ranges), then model.norm with the last layer. The resident layer is held in
+/// the compute dtype (<see cref="LlamaPrecision.Converted"/>), its weights rounded through the storage dtype on load so
+/// that it computes exactly what the resident model (narrow weights widened per call) computes.
 /// </summary>
-internal sealed class LlamaLayerStream(string directory, LlamaConfig config, ScalarType dtype, Device device) : ILayerStream
+internal sealed class LlamaLayerStream(string directory, LlamaConfig config, LlamaPrecision precision) : ILayerStream
 {
     private readonly CheckpointWeights weights = CheckpointWeights.Open(directory);
     private readonly LlamaRotary rotary = new(config);
@@ -19,7 +21,7 @@ internal sealed class LlamaLayerStream(string directory, LlamaConfig config, Sca
 
     public int Layers => config.NumHiddenLayers;
 
-    public ScalarType ComputeDtype => dtype;
+    public ScalarType ComputeDtype => precision.Compute;
 
     public long Load(int step)
     {
@@ -29,17 +31,18 @@ internal sealed class LlamaLayerStream(string directory, LlamaConfig config, Sca
         long bytes;
         if (step == 0)
         {
-            embedding = nn.Embedding(config.VocabSize, config.HiddenSize, dtype: dtype, device: device);
+            // The table stays in the storage dtype (it is the largest tensor of a small decoder); only looked-up rows widen.
+            embedding = nn.Embedding(config.VocabSize, config.HiddenSize, dtype: precision.Storage, device: precision.Device);
             bytes = LoadFrozen(embedding, "model.embed_tokens.", "embed_tokens.");
         }
         else
         {
             // Every layer has the same shapes: one module is refilled in place, not rebuilt (and randomly initialised) per step.
-            layer ??= new LlamaDecoderLayer(config, dtype, device);
+            layer ??= new LlamaDecoderLayer(config, precision.Converted);
             bytes = LoadFrozen(layer, $"model.layers.{step - 1}.", $"layers.{step - 1}.");
             if (step == Layers)
             {
-                norm = new LlamaRmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
+                norm = new LlamaRmsNorm(config.HiddenSize, config.RmsNormEps, precision.Converted);
                 bytes += LoadFrozen(norm, "model.norm.", "norm.");
             }
         }
@@ -54,11 +57,11 @@ internal sealed class LlamaLayerStream(string directory, LlamaConfig config, Sca
             throw new InvalidOperationException($"Step {step} is not loaded (step {loaded} is).");
         using var noGrad = no_grad();
         if (step == 0)
-            return embedding!.call(batch.InputIds);
+            return LlamaModel.Embed(embedding!, batch.InputIds, precision.Compute);
         ArgumentNullException.ThrowIfNull(previous);
         using var scope = NewDisposeScope();
-        var maskBias = LlamaModel.MaskBias(batch.AttentionMask, dtype);
-        var (cos, sin) = rotary.Angles(batch.InputIds.shape[1], dtype, batch.InputIds.device);
+        var maskBias = LlamaModel.MaskBias(batch.AttentionMask, precision.Compute);
+        var (cos, sin) = rotary.Angles(batch.InputIds.shape[1], precision.Compute, batch.InputIds.device);
         var h = layer!.call(previous, cos, sin, maskBias);
         return (step == Layers ? norm!.call(h) : h).MoveToOuterDisposeScope();
     }
@@ -75,7 +78,17 @@ internal sealed class LlamaLayerStream(string directory, LlamaConfig config, Sca
         module.eval();
         foreach (var parameter in module.parameters())
             parameter.requires_grad = false;
-        return ModuleWeights.Load(module, weights, prefixes);
+        var bytes = ModuleWeights.Load(module, weights, prefixes);
+        using var noGrad = no_grad();
+        foreach (var parameter in module.parameters().Where(p => p.dtype != precision.Storage))
+        {
+            // Held wider than stored (the converted layer): round as the storage dtype would, so a fp32 checkpoint
+            // registered in bf16 streams the same states as its resident bf16 model.
+            using var rounded = parameter.to_type(precision.Storage);
+            parameter.copy_(rounded);
+        }
+
+        return bytes;
     }
 
     /// <summary>Frees the embedding table and final norm; the layer module stays for the next layer's weights.</summary>

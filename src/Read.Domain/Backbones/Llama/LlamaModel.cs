@@ -17,22 +17,30 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor, Tensor[]>, IBackboneM
     private readonly ModuleList<LlamaDecoderLayer> layers;
     private readonly LlamaRmsNorm norm;
     private readonly LlamaRotary rotary;
-    private readonly ScalarType dtype;
+    private readonly ScalarType computeDtype;
 
-    /// <param name="device">Where the parameters are allocated (the CPU when null): weights are read straight into it.</param>
-    public LlamaModel(LlamaConfig config, ScalarType dtype = ScalarType.Float32, Device? device = null) : base(nameof(LlamaModel))
+    /// <summary>Float32 weights and compute on the CPU.</summary>
+    public LlamaModel(LlamaConfig config) : this(config, LlamaPrecision.Float32Cpu)
+    {
+    }
+
+    /// <param name="precision">Storage and compute dtypes, and where the parameters are allocated: weights are read straight into it.</param>
+    internal LlamaModel(LlamaConfig config, LlamaPrecision precision) : base(nameof(LlamaModel))
     {
         Config = config;
-        this.dtype = dtype;
-        device ??= CPU;
-        embed_tokens = nn.Embedding(config.VocabSize, config.HiddenSize, dtype: dtype, device: device);
-        layers = nn.ModuleList(Enumerable.Range(0, config.NumHiddenLayers).Select(_ => new LlamaDecoderLayer(config, dtype, device)).ToArray());
-        norm = new LlamaRmsNorm(config.HiddenSize, config.RmsNormEps, dtype, device);
+        Precision = precision;
+        computeDtype = precision.Compute;
+        embed_tokens = nn.Embedding(config.VocabSize, config.HiddenSize, dtype: precision.Storage, device: precision.Device);
+        layers = nn.ModuleList(Enumerable.Range(0, config.NumHiddenLayers).Select(_ => new LlamaDecoderLayer(config, precision)).ToArray());
+        norm = new LlamaRmsNorm(config.HiddenSize, config.RmsNormEps, precision);
         rotary = new LlamaRotary(config);
         RegisterComponents();
     }
 
     public LlamaConfig Config { get; }
+
+    /// <summary>What the weights are kept in, what the forward computes in, and where it runs.</summary>
+    internal LlamaPrecision Precision { get; }
 
     public BackboneShape Shape => new(Config.HiddenSize, Config.NumHiddenLayers, Config.MaxInputLength);
 
@@ -45,10 +53,10 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor, Tensor[]>, IBackboneM
     {
         using var scope = NewDisposeScope();
         var s = inputIds.shape[1];
-        var maskBias = MaskBias(attentionMask, dtype);
-        var (cos, sin) = rotary.Angles(s, dtype, inputIds.device);
+        var maskBias = MaskBias(attentionMask, computeDtype);
+        var (cos, sin) = rotary.Angles(s, computeDtype, inputIds.device);
 
-        var h = embed_tokens.call(inputIds);
+        var h = Embed(embed_tokens, inputIds, computeDtype);
         var states = new List<Tensor>(layers.Count + 1) { h };
         for (var i = 0; i < layers.Count; i++)
         {
@@ -56,7 +64,17 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor, Tensor[]>, IBackboneM
             states.Add(i == layers.Count - 1 ? norm.call(h) : h);
         }
 
-        return states.Select(t => (dtype == ScalarType.Float32 ? t : t.to_type(ScalarType.Float32)).MoveToOuterDisposeScope()).ToArray();
+        return states.Select(t => (computeDtype == ScalarType.Float32 ? t : t.to_type(ScalarType.Float32)).MoveToOuterDisposeScope()).ToArray();
+    }
+
+    /// <summary>The token embeddings in the compute dtype: only the looked-up rows are widened, never the whole table.</summary>
+    internal static Tensor Embed(Embedding table, Tensor inputIds, ScalarType computeDtype)
+    {
+        var rows = table.call(inputIds);
+        if (rows.dtype == computeDtype)
+            return rows;
+        using (rows)
+            return rows.to_type(computeDtype);
     }
 
     /// <summary>

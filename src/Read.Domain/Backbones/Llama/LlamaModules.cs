@@ -7,15 +7,15 @@ namespace Read.Domain.Backbones.Llama;
 // Field names are the Hugging Face Llama state-dict keys (under "model."), so a checkpoint loads by name.
 #pragma warning disable IDE1006
 
-/// <summary>LlamaRMSNorm: x / rms(x) in float32, cast back, times the weight.</summary>
+/// <summary>LlamaRMSNorm: x / rms(x) in float32, cast back to x's dtype, times the weight (widened to it if stored narrower).</summary>
 internal sealed class LlamaRmsNorm : nn.Module<Tensor, Tensor>
 {
     private readonly Parameter weight;
     private readonly double eps;
 
-    public LlamaRmsNorm(int size, double eps, ScalarType dtype, Device device) : base(nameof(LlamaRmsNorm))
+    public LlamaRmsNorm(int size, double eps, LlamaPrecision precision) : base(nameof(LlamaRmsNorm))
     {
-        weight = nn.Parameter(ones(size, dtype: dtype, device: device));
+        weight = nn.Parameter(ones(size, dtype: precision.Storage, device: precision.Device));
         this.eps = eps;
         RegisterComponents();
     }
@@ -25,7 +25,8 @@ internal sealed class LlamaRmsNorm : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var x32 = x.to_type(ScalarType.Float32);
         var normed = x32 * (x32.pow(2).mean([-1], keepdim: true) + eps).rsqrt();
-        return (weight * normed.to_type(x.dtype)).MoveToOuterDisposeScope();
+        var scale = weight.dtype == x.dtype ? weight : weight.to_type(x.dtype);
+        return (scale * normed.to_type(x.dtype)).MoveToOuterDisposeScope();
     }
 }
 
@@ -68,19 +69,19 @@ internal sealed class LlamaAttention : nn.Module<Tensor, Tensor, Tensor, Tensor,
     private readonly int kvHeads;
     private readonly int headDim;
 
-    public LlamaAttention(LlamaConfig c, ScalarType dtype, Device device) : base(nameof(LlamaAttention))
+    public LlamaAttention(LlamaConfig c, LlamaPrecision precision) : base(nameof(LlamaAttention))
     {
         heads = c.NumAttentionHeads;
         kvHeads = c.NumKeyValueHeads;
         headDim = c.HeadDim;
-        q_proj = nn.Linear(c.HiddenSize, heads * headDim, c.QkvBias, dtype: dtype, device: device);
-        k_proj = nn.Linear(c.HiddenSize, kvHeads * headDim, c.QkvBias, dtype: dtype, device: device);
-        v_proj = nn.Linear(c.HiddenSize, kvHeads * headDim, c.QkvBias, dtype: dtype, device: device);
-        o_proj = nn.Linear(heads * headDim, c.HiddenSize, c.OutputBias, dtype: dtype, device: device);
+        q_proj = precision.Linear(c.HiddenSize, heads * headDim, c.QkvBias);
+        k_proj = precision.Linear(c.HiddenSize, kvHeads * headDim, c.QkvBias);
+        v_proj = precision.Linear(c.HiddenSize, kvHeads * headDim, c.QkvBias);
+        o_proj = precision.Linear(heads * headDim, c.HiddenSize, c.OutputBias);
         RegisterComponents();
     }
 
-    /// <param name="x">(B, S, d)</param>
+    /// <param name="x">(B, S, d) in the compute dtype</param>
     /// <param name="cos">(1, 1, S, hd)</param>
     /// <param name="sin">(1, 1, S, hd)</param>
     /// <param name="maskBias">(B, 1, S, S): 0 where a query may attend, the dtype's minimum elsewhere.</param>
@@ -88,9 +89,9 @@ internal sealed class LlamaAttention : nn.Module<Tensor, Tensor, Tensor, Tensor,
     {
         using var scope = NewDisposeScope();
         long b = x.shape[0], s = x.shape[1];
-        var q = LlamaRotary.Apply(q_proj.call(x).view(b, s, heads, headDim).transpose(1, 2), cos, sin);
-        var k = LlamaRotary.Apply(k_proj.call(x).view(b, s, kvHeads, headDim).transpose(1, 2), cos, sin);
-        var v = v_proj.call(x).view(b, s, kvHeads, headDim).transpose(1, 2);
+        var q = LlamaRotary.Apply(LlamaPrecision.Project(q_proj, x).view(b, s, heads, headDim).transpose(1, 2), cos, sin);
+        var k = LlamaRotary.Apply(LlamaPrecision.Project(k_proj, x).view(b, s, kvHeads, headDim).transpose(1, 2), cos, sin);
+        var v = LlamaPrecision.Project(v_proj, x).view(b, s, kvHeads, headDim).transpose(1, 2);
         if (heads != kvHeads)
         {
             // transformers' repeat_kv: key/value head i serves query heads i·n .. i·n + n - 1.
@@ -99,7 +100,7 @@ internal sealed class LlamaAttention : nn.Module<Tensor, Tensor, Tensor, Tensor,
         }
 
         var attended = nn.functional.scaled_dot_product_attention(q, k, v, maskBias); // (B, H, S, hd), scale 1/√hd
-        return o_proj.call(attended.transpose(1, 2).reshape(b, s, heads * headDim)).MoveToOuterDisposeScope();
+        return LlamaPrecision.Project(o_proj, attended.transpose(1, 2).reshape(b, s, heads * headDim)).MoveToOuterDisposeScope();
     }
 }
 
@@ -110,18 +111,19 @@ internal sealed class LlamaMlp : nn.Module<Tensor, Tensor>
     private readonly Linear up_proj;
     private readonly Linear down_proj;
 
-    public LlamaMlp(LlamaConfig c, ScalarType dtype, Device device) : base(nameof(LlamaMlp))
+    public LlamaMlp(LlamaConfig c, LlamaPrecision precision) : base(nameof(LlamaMlp))
     {
-        gate_proj = nn.Linear(c.HiddenSize, c.IntermediateSize, c.MlpBias, dtype: dtype, device: device);
-        up_proj = nn.Linear(c.HiddenSize, c.IntermediateSize, c.MlpBias, dtype: dtype, device: device);
-        down_proj = nn.Linear(c.IntermediateSize, c.HiddenSize, c.MlpBias, dtype: dtype, device: device);
+        gate_proj = precision.Linear(c.HiddenSize, c.IntermediateSize, c.MlpBias);
+        up_proj = precision.Linear(c.HiddenSize, c.IntermediateSize, c.MlpBias);
+        down_proj = precision.Linear(c.IntermediateSize, c.HiddenSize, c.MlpBias);
         RegisterComponents();
     }
 
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return down_proj.call(nn.functional.silu(gate_proj.call(x)) * up_proj.call(x)).MoveToOuterDisposeScope();
+        var gated = nn.functional.silu(LlamaPrecision.Project(gate_proj, x)) * LlamaPrecision.Project(up_proj, x);
+        return LlamaPrecision.Project(down_proj, gated).MoveToOuterDisposeScope();
     }
 }
 
@@ -133,12 +135,12 @@ internal sealed class LlamaDecoderLayer : nn.Module<Tensor, Tensor, Tensor, Tens
     private readonly LlamaRmsNorm post_attention_layernorm;
     private readonly LlamaMlp mlp;
 
-    public LlamaDecoderLayer(LlamaConfig c, ScalarType dtype, Device device) : base(nameof(LlamaDecoderLayer))
+    public LlamaDecoderLayer(LlamaConfig c, LlamaPrecision precision) : base(nameof(LlamaDecoderLayer))
     {
-        input_layernorm = new LlamaRmsNorm(c.HiddenSize, c.RmsNormEps, dtype, device);
-        self_attn = new LlamaAttention(c, dtype, device);
-        post_attention_layernorm = new LlamaRmsNorm(c.HiddenSize, c.RmsNormEps, dtype, device);
-        mlp = new LlamaMlp(c, dtype, device);
+        input_layernorm = new LlamaRmsNorm(c.HiddenSize, c.RmsNormEps, precision);
+        self_attn = new LlamaAttention(c, precision);
+        post_attention_layernorm = new LlamaRmsNorm(c.HiddenSize, c.RmsNormEps, precision);
+        mlp = new LlamaMlp(c, precision);
         RegisterComponents();
     }
 

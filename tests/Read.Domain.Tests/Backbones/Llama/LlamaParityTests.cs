@@ -88,6 +88,31 @@ public sealed class LlamaParityTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void FinalHiddenStates_Bf16Weights_Fp32Compute_MatchLlamaCpp()
+    {
+        // A BF16 checkpoint kept in bf16 and widened per projection computes what llama.cpp computes in fp32 from the same weights.
+        using var temp = new TempDirectory();
+        var hf = temp.Sub("hf");
+        TinyLlamaCheckpoint.Write(hf, new TinyLlamaCheckpoint.Options { StorageDtype = "BF16" }, seed: 3);
+        var gguf = temp.Sub("model.gguf");
+        GgufWriter.WriteFromHuggingFace(hf, gguf);
+        using var backbone = HuggingFaceCheckpoint.Load("tiny-llama-bf16", hf, BackboneDtype.BFloat16, compute: BackboneDtype.Float32);
+        using var reference = new LlamaCppReference(gguf);
+        using var batch = backbone.Encode([Text], null, 64);
+        var hidden = backbone.HiddenStates(batch);
+        var ids = batch.InputIds[0].data<long>().Select(i => (int)i).ToArray();
+        var expected = reference.FinalHiddenStates(ids);
+        var actual = hidden[^1][0].data<float>().ToArray();
+        var d = backbone.Shape.HiddenSize;
+        var worst = Enumerable.Range(0, ids.Length).Max(t => Enumerable.Range(0, d).Max(i => Math.Abs(expected[t][i] - actual[t * d + i])) / expected[t].Max(Math.Abs));
+        foreach (var h in hidden)
+            h.Dispose();
+        output.WriteLine($"bf16 weights, fp32 compute vs llama.cpp fp32: {worst:E3} relative");
+        Assert.All(backbone.Model.parameters(), p => Assert.Equal(TorchSharp.torch.ScalarType.BFloat16, p.dtype));
+        Assert.True(worst <= Tolerance, $"bf16 weights with fp32 compute differ from fp32 llama.cpp by {worst:E3} relative.");
+    }
+
+    [Fact]
     public void FinalHiddenStates_Bf16Compute_StayCloseToLlamaCppFp32()
     {
         using var temp = new TempDirectory();
@@ -95,7 +120,7 @@ public sealed class LlamaParityTests(ITestOutputHelper output)
         TinyLlamaCheckpoint.Write(hf, new TinyLlamaCheckpoint.Options { StorageDtype = "BF16" }, seed: 3);
         var gguf = temp.Sub("model.gguf");
         GgufWriter.WriteFromHuggingFace(hf, gguf);
-        using var backbone = HuggingFaceCheckpoint.Load("tiny-llama-bf16", hf, BackboneDtype.BFloat16);
+        using var backbone = HuggingFaceCheckpoint.Load("tiny-llama-bf16", hf, BackboneDtype.BFloat16, compute: BackboneDtype.BFloat16);
         using var reference = new LlamaCppReference(gguf);
         using var batch = backbone.Encode([Text], null, 64);
         var hidden = backbone.HiddenStates(batch);
