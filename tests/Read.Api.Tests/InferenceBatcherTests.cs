@@ -168,6 +168,116 @@ public sealed class InferenceBatcherTests : IDisposable
     }
 
     [Fact]
+    public async Task TenantArrivingDuringABackloggedBatch_StopsItAtTheNextForward_AndTheResumedPartsMatchTheUnbatchedPath()
+    {
+        // The flooder's request is two parts of 8 rows; the first runs alone as 4 forwards of 2 rows, and the light
+        // request arrives while the first of them waits on the backbone. The batch used to run to its end (4 forwards)
+        // before the light request was served; now it stops after that one forward and takes the part up again later.
+        var adapter = Adapter(41);
+        var floodTexts = Enumerable.Range(0, 16).Select(i => TestAdapters.Texts[i % TestAdapters.Texts.Length] + $" #{i}").ToArray();
+        await using var batcher = Batcher(new InferenceOptions { MaxBatchRows = 8, MaxTenantBatchRows = 8, MaxForwardRows = 2, MaxBatchDelayMs = 0 });
+        Task<BatchedPrediction> flood, light;
+        long before;
+        await using (var forward = await LongForward.StartAsync(backbone))
+        {
+            flood = batcher.PredictAsync("flooder", backbone, adapter, floodTexts, null, default);
+            await WaitUntilAsync(() => batcher.BatchesRun == 1); // its first forward waits on the lock
+            before = backbone.ForwardCalls;
+            light = batcher.PredictAsync("light", backbone, adapter, ["a light request"], null, default);
+            forward.Release();
+        }
+
+        Assert.Equal(2, (await light).Batch);
+        var result = await flood;
+        // Batch 1 stopped after one forward, batch 2 was the light request, batches 3 and 4 the flood's two parts: one
+        // forward of 2 rows was computed twice, and nothing else.
+        Assert.Equal(4, result.Batch);
+        Assert.Equal(1 + 1 + 4 + 4, backbone.ForwardCalls - before);
+        AssertClose(AdapterPredictor.Predict(backbone, adapter, floodTexts, null), result.Predictions);
+    }
+
+    [Fact]
+    public async Task CancelledRequest_WhosePartAStoppedBatchHandsBack_LeavesInsteadOfRunningAgain()
+    {
+        var adapter = Adapter(42);
+        var floodTexts = Enumerable.Range(0, 16).Select(i => TestAdapters.Texts[i % TestAdapters.Texts.Length]).ToArray();
+        await using var batcher = Batcher(new InferenceOptions { MaxBatchRows = 8, MaxTenantBatchRows = 8, MaxForwardRows = 2, MaxBatchDelayMs = 0 });
+        using var cancel = new CancellationTokenSource();
+        Task<BatchedPrediction> flood, light;
+        long before;
+        await using (var forward = await LongForward.StartAsync(backbone))
+        {
+            flood = batcher.PredictAsync("flooder", backbone, adapter, floodTexts, null, cancel.Token);
+            await WaitUntilAsync(() => batcher.BatchesRun == 1);
+            before = backbone.ForwardCalls;
+            await cancel.CancelAsync(); // the queued part leaves; the running one cannot yet
+            light = batcher.PredictAsync("light", backbone, adapter, ["a light request"], null, default);
+            forward.Release();
+        }
+
+        Assert.Single((await light).Predictions);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => flood);
+        // Handed back by the stopped batch, the cancelled part was dropped, not queued again for a third batch.
+        Assert.Equal(2, batcher.BatchesRun);
+        Assert.Equal(2, backbone.ForwardCalls - before);
+    }
+
+    [Fact]
+    public void SharedForward_RunsNonDeferrableRowsFirst_AndAnswersEachSegmentAsItsRowsAreThrough()
+    {
+        var a = Adapter(43);
+        var b = Adapter(44, labels: 3, pooling: Pooling.Mean);
+        var flood = TestAdapters.Texts; // 8 rows: 4 forwards of 2
+        string[] light = ["a light request", "and another one"];
+        string[] lone = ["just one"];
+        var answered = new List<(int Segment, long Forwards)>();
+        var before = backbone.ForwardCalls;
+        var control = new SharedForwardControl { Answered = (n, _) => answered.Add((n, backbone.ForwardCalls - before)) };
+        var timings = new SharedForwardTimings();
+
+        var outcomes = SharedForwardPredictor.PredictEach(backbone,
+            [new SharedForwardPredictor.Segment(a, flood, null, Deferrable: true), new SharedForwardPredictor.Segment(b, light, null), new SharedForwardPredictor.Segment(a, lone, null)],
+            timings, forwardRows: 2, control: control);
+
+        // The two light segments' 3 rows take the first 2 forwards and are answered by then; the deferrable segment,
+        // listed first, runs last and is answered after all 6.
+        Assert.Equal(3, answered.Count);
+        Assert.Equal(0, answered[^1].Segment);
+        Assert.Equal(6, answered[^1].Forwards);
+        Assert.All(answered.Take(2), x => Assert.InRange(x.Forwards, 1, 2));
+        Assert.Equal(6, timings.Forwards);
+        AssertClose(AdapterPredictor.Predict(backbone, a, flood, null), outcomes[0].Predictions!);
+        AssertClose(AdapterPredictor.Predict(backbone, b, light, null), outcomes[1].Predictions!);
+        AssertClose(AdapterPredictor.Predict(backbone, a, lone, null), outcomes[2].Predictions!);
+    }
+
+    [Fact]
+    public void SharedForward_StoppedBetweenDeferrableForwards_HandsBackOnlyTheUnfinishedSegments()
+    {
+        var a = Adapter(45);
+        string[] light = ["a light request", "and another one", "and a third"];
+        var first = Enumerable.Repeat("the very same words", 2).ToArray(); // one length: sorted, they keep their order
+        var second = Enumerable.Repeat("the very same words", 4).ToArray();
+        var asked = 0;
+        var before = backbone.ForwardCalls;
+        var control = new SharedForwardControl { ShouldYield = () => ++asked > 0 };
+        var timings = new SharedForwardTimings();
+
+        var outcomes = SharedForwardPredictor.PredictEach(backbone,
+            [new SharedForwardPredictor.Segment(a, light, null), new SharedForwardPredictor.Segment(a, first, null, Deferrable: true),
+                new SharedForwardPredictor.Segment(a, second, null, Deferrable: true)],
+            timings, forwardRows: 2, control: control);
+
+        // Two forwards for the light rows (never asked between them), one deferrable forward (it always runs), then asked once.
+        Assert.Equal(1, asked);
+        Assert.Equal(3, backbone.ForwardCalls - before);
+        Assert.Equal((3, 5), (timings.Forwards, timings.PlannedForwards));
+        AssertClose(AdapterPredictor.Predict(backbone, a, light, null), outcomes[0].Predictions!);
+        AssertClose(AdapterPredictor.Predict(backbone, a, first, null), outcomes[1].Predictions!);
+        Assert.True(outcomes[2].IsDeferred);
+    }
+
+    [Fact]
     public async Task Admission_IsBoundedAndGivenBackOnce()
     {
         await using var batcher = Batcher(new InferenceOptions { MaxQueuedRequests = 2 });
