@@ -167,15 +167,21 @@ public sealed class InferenceBatcherTests : IDisposable
         AssertClose(AdapterPredictor.Predict(backbone, adapter, floodTexts, null), result.Predictions);
     }
 
+    // Texts longer than max_length (32): cut to one length, so sorted rows keep their order and a part of 2 fills one
+    // forward of 2, as a flood's 20,000-character texts do at the load test's max_length.
+    private static string[] LongTexts(int count) =>
+        Enumerable.Range(0, count).Select(i => $"#{i}: {TestAdapters.Texts[i % TestAdapters.Texts.Length]}, " + string.Join(" ", Enumerable.Repeat(TestAdapters.Texts[3], 3))).ToArray();
+
     [Fact]
     public async Task TenantArrivingDuringABackloggedBatch_StopsItAtTheNextForward_AndTheResumedPartsMatchTheUnbatchedPath()
     {
-        // The flooder's request is two parts of 8 rows; the first runs alone as 4 forwards of 2 rows, and the light
-        // request arrives while the first of them waits on the backbone. The batch used to run to its end (4 forwards)
-        // before the light request was served; now it stops after that one forward and takes the part up again later.
+        // The flooder's request is 8 parts of 2 rows; its first batch takes 4 of them (4 forwards of 2 rows), and the
+        // light request arrives while the first forward waits on the backbone. The batch used to run its 4 forwards
+        // before the light request was served; now it stops after the first, hands back the 3 parts it had not started
+        // and takes them up again later, computing nothing twice.
         var adapter = Adapter(41);
-        var floodTexts = Enumerable.Range(0, 16).Select(i => TestAdapters.Texts[i % TestAdapters.Texts.Length] + $" #{i}").ToArray();
-        await using var batcher = Batcher(new InferenceOptions { MaxBatchRows = 8, MaxTenantBatchRows = 8, MaxForwardRows = 2, MaxBatchDelayMs = 0 });
+        var floodTexts = LongTexts(16);
+        await using var batcher = Batcher(new InferenceOptions { MaxBatchRows = 8, MaxTenantBatchRows = 2, MaxForwardRows = 2, MaxBatchDelayMs = 0 });
         Task<BatchedPrediction> flood, light;
         long before;
         await using (var forward = await LongForward.StartAsync(backbone))
@@ -189,10 +195,8 @@ public sealed class InferenceBatcherTests : IDisposable
 
         Assert.Equal(2, (await light).Batch);
         var result = await flood;
-        // Batch 1 stopped after one forward, batch 2 was the light request, batches 3 and 4 the flood's two parts: one
-        // forward of 2 rows was computed twice, and nothing else.
-        Assert.Equal(4, result.Batch);
-        Assert.Equal(1 + 1 + 4 + 4, backbone.ForwardCalls - before);
+        Assert.Equal(3, batcher.PartsDeferred);
+        Assert.Equal(8 + 1, backbone.ForwardCalls - before); // the flood's 8 forwards of 2 rows and the light one: none again
         AssertClose(AdapterPredictor.Predict(backbone, adapter, floodTexts, null), result.Predictions);
     }
 
@@ -200,24 +204,24 @@ public sealed class InferenceBatcherTests : IDisposable
     public async Task CancelledRequest_WhosePartAStoppedBatchHandsBack_LeavesInsteadOfRunningAgain()
     {
         var adapter = Adapter(42);
-        var floodTexts = Enumerable.Range(0, 16).Select(i => TestAdapters.Texts[i % TestAdapters.Texts.Length]).ToArray();
-        await using var batcher = Batcher(new InferenceOptions { MaxBatchRows = 8, MaxTenantBatchRows = 8, MaxForwardRows = 2, MaxBatchDelayMs = 0 });
+        await using var batcher = Batcher(new InferenceOptions { MaxBatchRows = 8, MaxTenantBatchRows = 2, MaxForwardRows = 2, MaxBatchDelayMs = 0 });
         using var cancel = new CancellationTokenSource();
         Task<BatchedPrediction> flood, light;
         long before;
         await using (var forward = await LongForward.StartAsync(backbone))
         {
-            flood = batcher.PredictAsync("flooder", backbone, adapter, floodTexts, null, cancel.Token);
+            flood = batcher.PredictAsync("flooder", backbone, adapter, LongTexts(16), null, cancel.Token);
             await WaitUntilAsync(() => batcher.BatchesRun == 1);
             before = backbone.ForwardCalls;
-            await cancel.CancelAsync(); // the queued part leaves; the running one cannot yet
+            await cancel.CancelAsync(); // the 4 queued parts leave; the 4 in the batch cannot yet
             light = batcher.PredictAsync("light", backbone, adapter, ["a light request"], null, default);
             forward.Release();
         }
 
         Assert.Single((await light).Predictions);
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => flood);
-        // Handed back by the stopped batch, the cancelled part was dropped, not queued again for a third batch.
+        // Handed back by the stopped batch, the cancelled request's 3 parts were dropped, not queued again for a third batch.
+        Assert.Equal(3, batcher.PartsDeferred);
         Assert.Equal(2, batcher.BatchesRun);
         Assert.Equal(2, backbone.ForwardCalls - before);
     }
@@ -275,6 +279,27 @@ public sealed class InferenceBatcherTests : IDisposable
         AssertClose(AdapterPredictor.Predict(backbone, a, light, null), outcomes[0].Predictions!);
         AssertClose(AdapterPredictor.Predict(backbone, a, first, null), outcomes[1].Predictions!);
         Assert.True(outcomes[2].IsDeferred);
+    }
+
+    [Fact]
+    public void SharedForward_IsNotStoppedWhereItWouldThrowComputedRowsAway()
+    {
+        // Two deferrable segments of three lengths each: sorted, every forward of 2 rows holds one row of each, so no
+        // boundary leaves them whole, and the batch is never offered a stop (it used to be, and lost the rows it had).
+        var a = Adapter(46);
+        string[] first = ["short", "a text of middling length here", "a much longer text than the others, with many more words in it"];
+        string[] second = ["brief", "another text of middling length", "and one more long text that goes on and on for quite a while"];
+        var asked = 0;
+        var timings = new SharedForwardTimings();
+
+        var outcomes = SharedForwardPredictor.PredictEach(backbone,
+            [new SharedForwardPredictor.Segment(a, first, null, Deferrable: true), new SharedForwardPredictor.Segment(a, second, null, Deferrable: true)],
+            timings, forwardRows: 2, control: new SharedForwardControl { ShouldYield = () => ++asked > 0 });
+
+        Assert.Equal(0, asked);
+        Assert.Equal(3, timings.Forwards);
+        AssertClose(AdapterPredictor.Predict(backbone, a, first, null), outcomes[0].Predictions!);
+        AssertClose(AdapterPredictor.Predict(backbone, a, second, null), outcomes[1].Predictions!);
     }
 
     [Fact]

@@ -13,8 +13,8 @@ namespace Read.Api.Inference;
 /// <see cref="InferenceQueueFullException"/>), and batches are formed round-robin over tenants so one tenant's flood waits
 /// behind itself, not in front of others. Inside a batch, the rows of tenants with nothing else queued run first and each
 /// request is answered as soon as its rows are through; a backlogged tenant's rows run last, and a tenant arriving
-/// meanwhile stops the batch at the next forward (the unfinished parts go back to the head of their queue), so it waits
-/// for about one forward, not a whole batch. With batching off each request still queues here, and runs alone: forwards
+/// meanwhile stops the batch between two of its forwards (the parts not started go back to the head of their queue), so
+/// it waits for about one forward, not a whole batch. With batching off each request still queues here, and runs alone: forwards
 /// run on the lane's one thread in both modes, so waiting requests hold no thread-pool thread.
 /// </summary>
 internal sealed class InferenceBatcher : IAsyncDisposable
@@ -31,6 +31,7 @@ internal sealed class InferenceBatcher : IAsyncDisposable
     private bool disposed;
     private int admitted;
     private long batches;
+    private long deferredParts;
 
     public InferenceBatcher(IOptions<InferenceOptions> options, InferenceMetrics metrics, ILogger<InferenceBatcher> logger)
     {
@@ -44,6 +45,9 @@ internal sealed class InferenceBatcher : IAsyncDisposable
 
     /// <summary>Shared forwards run so far (all backbones; with batching off, one per request).</summary>
     public long BatchesRun => Interlocked.Read(ref batches);
+
+    /// <summary>Parts handed back by batches that stopped for a newly arrived tenant, so far (each ran again later).</summary>
+    public long PartsDeferred => Interlocked.Read(ref deferredParts);
 
     /// <summary>
     /// Admits one predict request, whatever its number of adapters or parts, or throws
@@ -287,7 +291,7 @@ internal sealed class InferenceBatcher : IAsyncDisposable
             }
 
             // Stopping (or stopped): whatever is still queued fails rather than hangs. Nothing is running here: Run
-            // completes every item it took before it returns.
+            // answers every item it took, or queues it again (a stopped batch), before it returns.
             channel.Writer.TryComplete();
             Drain(reader);
             var refusal = new InferenceUnavailableException(
@@ -473,8 +477,9 @@ internal sealed class InferenceBatcher : IAsyncDisposable
 
         // One segment per part, so each is answered as soon as its rows are through (each adapter's side network still
         // runs once over all its parts finished by the same forward). The parts of tenants with more work queued are
-        // deferrable: their rows run after everyone else's, and a tenant arriving meanwhile stops the batch before the
-        // next of their forwards (see ShouldYield); what was not finished goes back to the head of its tenant's queue.
+        // deferrable: their rows run after everyone else's, and a tenant arriving meanwhile stops the batch at the next
+        // forward boundary that leaves no part half computed (see ShouldYield); the parts not started go back to the
+        // head of their tenant's queue.
         private void RunShared(List<WorkItem> batch, long number)
         {
             var segments = batch.Select(i => new SharedForwardPredictor.Segment(i.Adapter, i.Texts, i.Pairs, Deferrable: pending.ContainsKey(i.Tenant))).ToList();
@@ -484,6 +489,8 @@ internal sealed class InferenceBatcher : IAsyncDisposable
             var deferred = batch.Where((_, n) => outcomes[n].IsDeferred).ToList();
             var answered = batch.Count - deferred.Count;
             var rows = batch.Sum(i => i.Texts.Count) - deferred.Sum(i => i.Texts.Count);
+            Interlocked.Add(ref owner.deferredParts, deferred.Count);
+            owner.metrics.Deferred(deferred.Count);
             owner.metrics.Batch(backbone.Id, rows, answered, timings.TokenizeSeconds + timings.ForwardSeconds);
             owner.metrics.Stages(backbone.Id, timings.TokenizeSeconds, timings.ForwardSeconds, timings.HeadsSeconds, timings.Width);
             if (owner.logger.IsEnabled(LogLevel.Debug))
@@ -510,10 +517,10 @@ internal sealed class InferenceBatcher : IAsyncDisposable
             lastSeen[item.Tenant] = Stopwatch.GetTimestamp();
         }
 
-        // Asked by a running batch between two forwards of backlogged tenants' rows: stop if a tenant that had nothing
-        // queued has sent work since the batch formed. It goes first in the next batch, so it waits for at most the
-        // forward that was running when it arrived (and the one before, if it arrived during tokenization), not for the
-        // rest of a backlog's batch.
+        // Asked by a running batch between two forwards of backlogged tenants' rows that left no part half computed:
+        // stop if a tenant that had nothing queued has sent work since the batch formed. It goes first in the next
+        // batch, so it waits for the forward that was running when it arrived (with a flood's parts, one length of rows
+        // filling whole forwards, every boundary qualifies), not for the rest of a backlog's batch.
         private bool ShouldYield()
         {
             Drain(channel.Reader);

@@ -48,8 +48,8 @@ public static class SharedForwardPredictor
     /// of segments that are not deferrable, then the deferrable ones'. A segment's side network runs as soon as its last
     /// row is through a forward (once per adapter over every segment finished by the same forward), and
     /// <paramref name="control"/> hears of it then, so its caller need not wait for the rest of the batch. Between two
-    /// forwards of deferrable rows, <paramref name="control"/> may stop the batch: the unfinished segments come back
-    /// <see cref="SegmentOutcome.IsDeferred"/> (their rows are computed again when they run later).
+    /// forwards of deferrable rows that left no segment half computed, <paramref name="control"/> may stop the batch: the
+    /// segments not started come back <see cref="SegmentOutcome.IsDeferred"/>, and no computed row is thrown away.
     /// </summary>
     public static IReadOnlyList<SegmentOutcome> PredictEach(
         Backbone backbone, IReadOnlyList<Segment> segments, SharedForwardTimings timings, int forwardRows = DefaultForwardRows,
@@ -87,7 +87,10 @@ public static class SharedForwardPredictor
         var results = new SegmentOutcome?[segments.Count];
         for (var n = 0; n < batch.Chunks.Count; n++)
         {
-            if (n > 0 && batch.Chunks[n - 1].Deferrable && control?.ShouldYield is { } shouldYield && shouldYield())
+            // A stop hands back whole segments only, never computed rows: it is offered between two forwards of deferrable
+            // rows that left none of them half computed (rows of one length keep their order when sorted, so segments of
+            // MaxForwardRows such rows fill whole forwards and every boundary qualifies).
+            if (n > 0 && batch.Chunks[n - 1].Deferrable && !batch.AnyPartlyComputed && control?.ShouldYield is { } shouldYield && shouldYield())
                 break; // the rest is deferrable (it runs last): hand it back
             RunHeads(batch, batch.Run(n), results, control, timings);
         }
@@ -193,6 +196,9 @@ public static class SharedForwardPredictor
 
         public IReadOnlyList<(int[] Rows, bool Deferrable)> Chunks { get; }
 
+        /// <summary>Whether some segment has rows through a forward and rows not yet.</summary>
+        public bool AnyPartlyComputed => Enumerable.Range(0, rowsLeft.Length).Any(n => rowsLeft[n] > 0 && rowsLeft[n] < Segments[n].Texts.Count);
+
         /// <summary>Runs chunk <paramref name="n"/>'s forward; returns the segments whose last rows it computed.</summary>
         public IReadOnlyList<int> Run(int n)
         {
@@ -274,9 +280,9 @@ public sealed class SharedForwardControl
     public Action<int, SegmentOutcome>? Answered { get; init; }
 
     /// <summary>
-    /// Asked between two forwards of deferrable segments' rows; true stops the batch there, and the segments not yet
-    /// finished come back <see cref="SegmentOutcome.IsDeferred"/>. At least one forward of deferrable rows runs first,
-    /// so a batch always makes progress.
+    /// Asked between two forwards of deferrable segments' rows when no segment is half computed; true stops the batch
+    /// there, and the segments not started come back <see cref="SegmentOutcome.IsDeferred"/>. At least one forward of
+    /// deferrable rows runs first, so a batch always makes progress.
     /// </summary>
     public Func<bool>? ShouldYield { get; init; }
 }
