@@ -167,6 +167,141 @@ public sealed class InferenceBatcherTests : IDisposable
         AssertClose(AdapterPredictor.Predict(backbone, adapter, floodTexts, null), result.Predictions);
     }
 
+    // Texts longer than max_length (32): cut to one length, so sorted rows keep their order and a part of 2 fills one
+    // forward of 2, as a flood's 20,000-character texts do at the load test's max_length.
+    private static string[] LongTexts(int count) =>
+        Enumerable.Range(0, count).Select(i => $"#{i}: {TestAdapters.Texts[i % TestAdapters.Texts.Length]}, " + string.Join(" ", Enumerable.Repeat(TestAdapters.Texts[3], 3))).ToArray();
+
+    [Fact]
+    public async Task TenantArrivingDuringABackloggedBatch_StopsItAtTheNextForward_AndTheResumedPartsMatchTheUnbatchedPath()
+    {
+        // The flooder's request is 8 parts of 2 rows; its first batch takes 4 of them (4 forwards of 2 rows), and the
+        // light request arrives while the first forward waits on the backbone. The batch used to run its 4 forwards
+        // before the light request was served; now it stops after the first, hands back the 3 parts it had not started
+        // and takes them up again later, computing nothing twice.
+        var adapter = Adapter(41);
+        var floodTexts = LongTexts(16);
+        await using var batcher = Batcher(new InferenceOptions { MaxBatchRows = 8, MaxTenantBatchRows = 2, MaxForwardRows = 2, MaxBatchDelayMs = 0 });
+        Task<BatchedPrediction> flood, light;
+        long before;
+        await using (var forward = await LongForward.StartAsync(backbone))
+        {
+            flood = batcher.PredictAsync("flooder", backbone, adapter, floodTexts, null, default);
+            await WaitUntilAsync(() => batcher.BatchesRun == 1); // its first forward waits on the lock
+            before = backbone.ForwardCalls;
+            light = batcher.PredictAsync("light", backbone, adapter, ["a light request"], null, default);
+            forward.Release();
+        }
+
+        Assert.Equal(2, (await light).Batch);
+        var result = await flood;
+        Assert.Equal(3, batcher.PartsDeferred);
+        Assert.Equal(8 + 1, backbone.ForwardCalls - before); // the flood's 8 forwards of 2 rows and the light one: none again
+        AssertClose(AdapterPredictor.Predict(backbone, adapter, floodTexts, null), result.Predictions);
+    }
+
+    [Fact]
+    public async Task CancelledRequest_WhosePartAStoppedBatchHandsBack_LeavesInsteadOfRunningAgain()
+    {
+        var adapter = Adapter(42);
+        await using var batcher = Batcher(new InferenceOptions { MaxBatchRows = 8, MaxTenantBatchRows = 2, MaxForwardRows = 2, MaxBatchDelayMs = 0 });
+        using var cancel = new CancellationTokenSource();
+        Task<BatchedPrediction> flood, light;
+        long before;
+        await using (var forward = await LongForward.StartAsync(backbone))
+        {
+            flood = batcher.PredictAsync("flooder", backbone, adapter, LongTexts(16), null, cancel.Token);
+            await WaitUntilAsync(() => batcher.BatchesRun == 1);
+            before = backbone.ForwardCalls;
+            await cancel.CancelAsync(); // the 4 queued parts leave; the 4 in the batch cannot yet
+            light = batcher.PredictAsync("light", backbone, adapter, ["a light request"], null, default);
+            forward.Release();
+        }
+
+        Assert.Single((await light).Predictions);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => flood);
+        // Handed back by the stopped batch, the cancelled request's 3 parts were dropped, not queued again for a third batch.
+        Assert.Equal(3, batcher.PartsDeferred);
+        Assert.Equal(2, batcher.BatchesRun);
+        Assert.Equal(2, backbone.ForwardCalls - before);
+    }
+
+    [Fact]
+    public void SharedForward_RunsNonDeferrableRowsFirst_AndAnswersEachSegmentAsItsRowsAreThrough()
+    {
+        var a = Adapter(43);
+        var b = Adapter(44, labels: 3, pooling: Pooling.Mean);
+        var flood = TestAdapters.Texts; // 8 rows: 4 forwards of 2
+        string[] light = ["a light request", "and another one"];
+        string[] lone = ["just one"];
+        var answered = new List<(int Segment, long Forwards)>();
+        var before = backbone.ForwardCalls;
+        var control = new SharedForwardControl { Answered = (n, _) => answered.Add((n, backbone.ForwardCalls - before)) };
+        var timings = new SharedForwardTimings();
+
+        var outcomes = SharedForwardPredictor.PredictEach(backbone,
+            [new SharedForwardPredictor.Segment(a, flood, null, Deferrable: true), new SharedForwardPredictor.Segment(b, light, null), new SharedForwardPredictor.Segment(a, lone, null)],
+            timings, forwardRows: 2, control: control);
+
+        // The two light segments' 3 rows take the first 2 forwards and are answered by then; the deferrable segment,
+        // listed first, runs last and is answered after all 6.
+        Assert.Equal(3, answered.Count);
+        Assert.Equal(0, answered[^1].Segment);
+        Assert.Equal(6, answered[^1].Forwards);
+        Assert.All(answered.Take(2), x => Assert.InRange(x.Forwards, 1, 2));
+        Assert.Equal(6, timings.Forwards);
+        AssertClose(AdapterPredictor.Predict(backbone, a, flood, null), outcomes[0].Predictions!);
+        AssertClose(AdapterPredictor.Predict(backbone, b, light, null), outcomes[1].Predictions!);
+        AssertClose(AdapterPredictor.Predict(backbone, a, lone, null), outcomes[2].Predictions!);
+    }
+
+    [Fact]
+    public void SharedForward_StoppedBetweenDeferrableForwards_HandsBackOnlyTheUnfinishedSegments()
+    {
+        var a = Adapter(45);
+        string[] light = ["a light request", "and another one", "and a third"];
+        var first = Enumerable.Repeat("the very same words", 2).ToArray(); // one length: sorted, they keep their order
+        var second = Enumerable.Repeat("the very same words", 4).ToArray();
+        var asked = 0;
+        var before = backbone.ForwardCalls;
+        var control = new SharedForwardControl { ShouldYield = () => ++asked > 0 };
+        var timings = new SharedForwardTimings();
+
+        var outcomes = SharedForwardPredictor.PredictEach(backbone,
+            [new SharedForwardPredictor.Segment(a, light, null), new SharedForwardPredictor.Segment(a, first, null, Deferrable: true),
+                new SharedForwardPredictor.Segment(a, second, null, Deferrable: true)],
+            timings, forwardRows: 2, control: control);
+
+        // Two forwards for the light rows (never asked between them), one deferrable forward (it always runs), then asked once.
+        Assert.Equal(1, asked);
+        Assert.Equal(3, backbone.ForwardCalls - before);
+        Assert.Equal((3, 5), (timings.Forwards, timings.PlannedForwards));
+        AssertClose(AdapterPredictor.Predict(backbone, a, light, null), outcomes[0].Predictions!);
+        AssertClose(AdapterPredictor.Predict(backbone, a, first, null), outcomes[1].Predictions!);
+        Assert.True(outcomes[2].IsDeferred);
+    }
+
+    [Fact]
+    public void SharedForward_IsNotStoppedWhereItWouldThrowComputedRowsAway()
+    {
+        // Two deferrable segments of three lengths each: sorted, every forward of 2 rows holds one row of each, so no
+        // boundary leaves them whole, and the batch is never offered a stop (it used to be, and lost the rows it had).
+        var a = Adapter(46);
+        string[] first = ["short", "a text of middling length here", "a much longer text than the others, with many more words in it"];
+        string[] second = ["brief", "another text of middling length", "and one more long text that goes on and on for quite a while"];
+        var asked = 0;
+        var timings = new SharedForwardTimings();
+
+        var outcomes = SharedForwardPredictor.PredictEach(backbone,
+            [new SharedForwardPredictor.Segment(a, first, null, Deferrable: true), new SharedForwardPredictor.Segment(a, second, null, Deferrable: true)],
+            timings, forwardRows: 2, control: new SharedForwardControl { ShouldYield = () => ++asked > 0 });
+
+        Assert.Equal(0, asked);
+        Assert.Equal(3, timings.Forwards);
+        AssertClose(AdapterPredictor.Predict(backbone, a, first, null), outcomes[0].Predictions!);
+        AssertClose(AdapterPredictor.Predict(backbone, a, second, null), outcomes[1].Predictions!);
+    }
+
     [Fact]
     public async Task Admission_IsBoundedAndGivenBackOnce()
     {

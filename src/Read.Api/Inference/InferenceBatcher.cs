@@ -11,7 +11,10 @@ namespace Read.Api.Inference;
 /// into one backbone forward, then runs each adapter's side network on its own rows (see <see cref="SharedForwardPredictor"/>).
 /// Admission is bounded and taken once per HTTP request (<see cref="Admit"/>; past <see cref="InferenceOptions.MaxQueuedRequests"/>
 /// <see cref="InferenceQueueFullException"/>), and batches are formed round-robin over tenants so one tenant's flood waits
-/// behind itself, not in front of others. With batching off each request still queues here, and runs alone: forwards
+/// behind itself, not in front of others. Inside a batch, the rows of tenants with nothing else queued run first and each
+/// request is answered as soon as its rows are through; a backlogged tenant's rows run last, and a tenant arriving
+/// meanwhile stops the batch between two of its forwards (the parts not started go back to the head of their queue), so
+/// it waits for about one forward, not a whole batch. With batching off each request still queues here, and runs alone: forwards
 /// run on the lane's one thread in both modes, so waiting requests hold no thread-pool thread.
 /// </summary>
 internal sealed class InferenceBatcher : IAsyncDisposable
@@ -28,6 +31,7 @@ internal sealed class InferenceBatcher : IAsyncDisposable
     private bool disposed;
     private int admitted;
     private long batches;
+    private long deferredParts;
 
     public InferenceBatcher(IOptions<InferenceOptions> options, InferenceMetrics metrics, ILogger<InferenceBatcher> logger)
     {
@@ -41,6 +45,9 @@ internal sealed class InferenceBatcher : IAsyncDisposable
 
     /// <summary>Shared forwards run so far (all backbones; with batching off, one per request).</summary>
     public long BatchesRun => Interlocked.Read(ref batches);
+
+    /// <summary>Parts handed back by batches that stopped for a newly arrived tenant, so far (each ran again later).</summary>
+    public long PartsDeferred => Interlocked.Read(ref deferredParts);
 
     /// <summary>
     /// Admits one predict request, whatever its number of adapters or parts, or throws
@@ -64,8 +71,8 @@ internal sealed class InferenceBatcher : IAsyncDisposable
     /// The predictions a lone <see cref="AdapterPredictor.Predict(Backbone, LoadedAdapter, IReadOnlyList{string}, IReadOnlyList{string?}?)"/>
     /// would give, and the (highest) batch number that served them. Returns (or throws) only once no part of the request is
     /// queued or running, so the caller's lease on <paramref name="adapter"/> outlives every use of it. Cancelling
-    /// <paramref name="ct"/> takes the request's queued parts out at once; a part already in a running forward finishes
-    /// first. Throws <see cref="InferenceUnavailableException"/> when the batcher is stopping or the lane failed.
+    /// <paramref name="ct"/> takes the request's queued parts out at once; a part already in a running batch finishes
+    /// first, or leaves when the batch stops before it. Throws <see cref="InferenceUnavailableException"/> when the batcher is stopping or the lane failed.
     /// </summary>
     public async Task<BatchedPrediction> PredictAsync(
         string tenant, Backbone backbone, LoadedAdapter adapter, IReadOnlyList<string> texts, IReadOnlyList<string?>? pairs, CancellationToken ct)
@@ -80,7 +87,7 @@ internal sealed class InferenceBatcher : IAsyncDisposable
         {
             var start = n * chunk;
             var count = Math.Min(chunk, texts.Count - start);
-            parts[n] = new WorkItem(tenant, adapter, key, Slice(texts, start, count), pairs is null ? null : Slice(pairs, start, count));
+            parts[n] = new WorkItem(tenant, adapter, key, Slice(texts, start, count), pairs is null ? null : Slice(pairs, start, count), ct);
         }
 
         // All parts in one write: they are queued together or not at all, so a refusal leaves nothing of the request running.
@@ -154,9 +161,13 @@ internal sealed class InferenceBatcher : IAsyncDisposable
         }
     }
 
-    /// <summary>One part of a request. Queued until the lane takes it into a batch (then it runs to the end) or it is cancelled.</summary>
+    /// <summary>
+    /// One part of a request. Queued until the lane takes it into a batch or it is cancelled; a batch that stops early
+    /// puts it back at the head of its tenant's queue (<see cref="TryRequeue"/>), where it can be cancelled again.
+    /// </summary>
     private sealed class WorkItem(
-        string tenant, LoadedAdapter adapter, (int MaxLength, TokenizerSettings Tokenizer) key, IReadOnlyList<string> texts, IReadOnlyList<string?>? pairs)
+        string tenant, LoadedAdapter adapter, (int MaxLength, TokenizerSettings Tokenizer) key, IReadOnlyList<string> texts, IReadOnlyList<string?>? pairs,
+        CancellationToken ct)
     {
         private const int Queued = 0, Taken = 1, Cancelled = 2;
         private int state;
@@ -175,6 +186,9 @@ internal sealed class InferenceBatcher : IAsyncDisposable
 
         public long Enqueued { get; } = Stopwatch.GetTimestamp();
 
+        /// <summary>Whether a batch has taken it before (its wait is recorded once, at the first).</summary>
+        public bool Deferred { get; set; }
+
         /// <summary>Set when queued: told when the item is cancelled, so it leaves the queue (and frees its memory) soon.</summary>
         public Lane? Lane { get; set; }
 
@@ -182,6 +196,20 @@ internal sealed class InferenceBatcher : IAsyncDisposable
 
         /// <summary>The lane takes it into a batch; false when it was cancelled first.</summary>
         public bool TryTake() => Interlocked.CompareExchange(ref state, Taken, Queued) == Queued;
+
+        /// <summary>
+        /// A batch stopped before it finished: queued again, unless its request was cancelled meanwhile (the cancellation
+        /// found it taken and left it), in which case it is cancelled now and false returned.
+        /// </summary>
+        public bool TryRequeue()
+        {
+            Deferred = true;
+            Interlocked.Exchange(ref state, Queued);
+            if (!ct.IsCancellationRequested)
+                return true; // a cancellation from here on finds it queued, and takes it out itself
+            Cancel(ct);
+            return false;
+        }
 
         /// <summary>Cancels it unless a batch has taken it (a running forward cannot give the adapter back early).</summary>
         public void Cancel(CancellationToken ct)
@@ -263,7 +291,7 @@ internal sealed class InferenceBatcher : IAsyncDisposable
             }
 
             // Stopping (or stopped): whatever is still queued fails rather than hangs. Nothing is running here: Run
-            // completes every item it took before it returns.
+            // answers every item it took, or queues it again (a stopped batch), before it returns.
             channel.Writer.TryComplete();
             Drain(reader);
             var refusal = new InferenceUnavailableException(
@@ -416,7 +444,7 @@ internal sealed class InferenceBatcher : IAsyncDisposable
             try
             {
                 var now = Stopwatch.GetTimestamp();
-                foreach (var item in batch)
+                foreach (var item in batch.Where(i => !i.Deferred))
                     owner.metrics.Waited(Stopwatch.GetElapsedTime(item.Enqueued, now).TotalSeconds);
                 if (owner.options.Batching)
                     RunShared(batch, number);
@@ -447,41 +475,74 @@ internal sealed class InferenceBatcher : IAsyncDisposable
             item.Result.TrySetResult(new BatchedPrediction(predictions.ToArray(), number));
         }
 
+        // One segment per part, so each is answered as soon as its rows are through (each adapter's side network still
+        // runs once over all its parts finished by the same forward). The parts of tenants with more work queued are
+        // deferrable: their rows run after everyone else's, and a tenant arriving meanwhile stops the batch at the next
+        // forward boundary that leaves no part half computed (see ShouldYield); the parts not started go back to the
+        // head of their tenant's queue.
         private void RunShared(List<WorkItem> batch, long number)
         {
-            // One segment per adapter: its side network runs once on the rows of all its parts in the batch.
-            var byAdapter = batch.GroupBy(i => i.Adapter).Select(g => g.ToList()).ToList();
-            var segments = byAdapter.Select(items => new SharedForwardPredictor.Segment(
-                items[0].Adapter, items.SelectMany(i => i.Texts).ToList(),
-                items.Any(i => i.Pairs is not null) ? items.SelectMany(i => i.Pairs ?? Enumerable.Repeat<string?>(null, i.Texts.Count)).ToList() : null)).ToList();
+            var segments = batch.Select(i => new SharedForwardPredictor.Segment(i.Adapter, i.Texts, i.Pairs, Deferrable: pending.ContainsKey(i.Tenant))).ToList();
             var timings = new SharedForwardTimings();
-            var outcomes = SharedForwardPredictor.PredictEach(backbone, segments, timings, owner.options.MaxForwardRows, owner.options.MaxForwardTokens);
-            var rows = batch.Sum(i => i.Texts.Count);
-            owner.metrics.Batch(backbone.Id, rows, batch.Count, timings.TokenizeSeconds + timings.ForwardSeconds);
+            var control = new SharedForwardControl { Answered = (n, outcome) => Answer(batch[n], outcome, number), ShouldYield = ShouldYield };
+            var outcomes = SharedForwardPredictor.PredictEach(backbone, segments, timings, owner.options.MaxForwardRows, owner.options.MaxForwardTokens, control);
+            var deferred = batch.Where((_, n) => outcomes[n].IsDeferred).ToList();
+            var answered = batch.Count - deferred.Count;
+            var rows = batch.Sum(i => i.Texts.Count) - deferred.Sum(i => i.Texts.Count);
+            Interlocked.Add(ref owner.deferredParts, deferred.Count);
+            owner.metrics.Deferred(deferred.Count);
+            owner.metrics.Batch(backbone.Id, rows, answered, timings.TokenizeSeconds + timings.ForwardSeconds);
             owner.metrics.Stages(backbone.Id, timings.TokenizeSeconds, timings.ForwardSeconds, timings.HeadsSeconds, timings.Width);
             if (owner.logger.IsEnabled(LogLevel.Debug))
                 owner.logger.LogDebug(
-                    "Batch {Batch}: {Rows} rows of {Requests} requests, width {Width}, {Forwards} forwards over {PaddedTokens} padded tokens; " +
+                    "Batch {Batch}: {Rows} rows of {Requests} requests answered, {Deferred} handed back; width {Width}, {Forwards} of {Planned} forwards over {PaddedTokens} padded tokens; " +
                     "tokenize {Tokenize:F1} ms, forward {Forward:F1} ms, heads {Heads:F1} ms; thread {Thread}, torch threads {TorchThreads}",
-                    number, rows, batch.Count, timings.Width, timings.Forwards, timings.PaddedTokens, timings.TokenizeSeconds * 1000, timings.ForwardSeconds * 1000,
-                    timings.HeadsSeconds * 1000, Environment.CurrentManagedThreadId, TorchSharp.torch.get_num_threads());
-            for (var n = 0; n < byAdapter.Count; n++)
+                    number, rows, answered, deferred.Count, timings.Width, timings.Forwards, timings.PlannedForwards, timings.PaddedTokens, timings.TokenizeSeconds * 1000,
+                    timings.ForwardSeconds * 1000, timings.HeadsSeconds * 1000, Environment.CurrentManagedThreadId, TorchSharp.torch.get_num_threads());
+            Requeue(deferred); // last: nothing after it can fail the batch and answer parts that are queued again
+        }
+
+        private void Answer(WorkItem item, SegmentOutcome outcome, long number)
+        {
+            if (outcome.Predictions is { } predictions)
             {
-                if (outcomes[n].Predictions is { } predictions)
-                {
-                    var offset = 0;
-                    foreach (var item in byAdapter[n])
-                    {
-                        item.Result.TrySetResult(new BatchedPrediction(predictions[offset..(offset + item.Texts.Count)], number));
-                        offset += item.Texts.Count;
-                    }
-                }
-                else
-                {
-                    owner.logger.LogError(outcomes[n].Error, "Predict batch {Batch} on backbone {Backbone}: one adapter's side network failed", number, backbone.Id);
-                    foreach (var item in byAdapter[n])
-                        item.Result.TrySetException(outcomes[n].Error!);
-                }
+                item.Result.TrySetResult(new BatchedPrediction(predictions, number));
+            }
+            else
+            {
+                owner.logger.LogError(outcome.Error, "Predict batch {Batch} on backbone {Backbone}: one adapter's side network failed", number, backbone.Id);
+                item.Result.TrySetException(outcome.Error!);
+            }
+
+            lastSeen[item.Tenant] = Stopwatch.GetTimestamp();
+        }
+
+        // Asked by a running batch between two forwards of backlogged tenants' rows that left no part half computed:
+        // stop if a tenant that had nothing queued has sent work since the batch formed. It goes first in the next
+        // batch, so it waits for the forward that was running when it arrived (with a flood's parts, one length of rows
+        // filling whole forwards, every boundary qualifies), not for the rest of a backlog's batch.
+        private bool ShouldYield()
+        {
+            Drain(channel.Reader);
+            Sweep();
+            return arrivals.Count > 0;
+        }
+
+        // Parts of a stopped batch go back to the head of their tenants' queues, in order, ahead of what the tenant queued
+        // since; a tenant whose queue was emptied meanwhile (cancelled) rejoins the serving order at its end.
+        private void Requeue(List<WorkItem> deferred)
+        {
+            foreach (var parts in deferred.GroupBy(i => i.Tenant))
+            {
+                var back = parts.Where(i => i.TryRequeue()).ToList();
+                if (back.Count == 0)
+                    continue;
+                var tenant = parts.Key;
+                var queued = pending.GetValueOrDefault(tenant);
+                pending[tenant] = new Queue<WorkItem>(queued is null ? back : back.Concat(queued));
+                pendingRows += back.Sum(i => i.Texts.Count);
+                if (queued is null)
+                    ring.Enqueue(tenant);
             }
         }
     }

@@ -19,6 +19,7 @@ internal sealed class InferenceMetrics
     private readonly Histogram<double> waitSeconds;
     private readonly UpDownCounter<int> queueDepth;
     private readonly Counter<long> rejected;
+    private readonly Counter<long> deferred;
     private readonly Counter<long> cacheHits;
     private readonly Counter<long> cacheMisses;
     private readonly Counter<long> cacheEvictions;
@@ -42,6 +43,7 @@ internal sealed class InferenceMetrics
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
         queueDepth = meter.CreateUpDownCounter<int>("read.inference.queue.depth", "{request}", "Predict requests admitted and not yet answered.");
         rejected = meter.CreateCounter<long>("read.inference.rejected", "{request}", "Predict requests refused because the queue was full (429).");
+        deferred = meter.CreateCounter<long>("read.inference.deferred", "{part}", "Parts of a backlogged tenant handed back by a batch that stopped for a newly arrived tenant.");
         cacheHits = meter.CreateCounter<long>("read.adapter_cache.hits", "{lookup}", "Predicts that found their adapter loaded.");
         cacheMisses = meter.CreateCounter<long>("read.adapter_cache.misses", "{lookup}", "Predicts that had to load their adapter.");
         cacheEvictions = meter.CreateCounter<long>("read.adapter_cache.evictions", "{adapter}", "Adapters evicted to stay within the count and byte bounds.");
@@ -69,6 +71,12 @@ internal sealed class InferenceMetrics
     public void Queued(int delta) => queueDepth.Add(delta);
 
     public void Rejected() => rejected.Add(1);
+
+    public void Deferred(int parts)
+    {
+        if (parts > 0)
+            deferred.Add(parts);
+    }
 
     public void CacheLookup(bool hit) => (hit ? cacheHits : cacheMisses).Add(1);
 

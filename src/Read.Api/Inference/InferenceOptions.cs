@@ -29,7 +29,9 @@ internal sealed class InferenceOptions
     /// <summary>
     /// Most rows of one tenant in a batch while another tenant has work on the same backbone (or had, within the last
     /// second); requests are split into parts of at most this many rows. A tenant alone still fills whole batches. Keeps a
-    /// flood's batches short, since a batch that has started runs to its end before a newly arrived request is served.
+    /// flood's batches short; equal to <see cref="MaxForwardRows"/>, a part of texts cut at max_length (rows of one length,
+    /// which keep their order when sorted) fills one forward, so a batch that a newly arrived tenant stops between forwards
+    /// has finished whole parts rather than computed pieces of many.
     /// </summary>
     public int MaxTenantBatchRows { get; set; } = Read.Domain.Adapters.SharedForwardPredictor.DefaultForwardRows;
 

@@ -50,6 +50,19 @@ internal static class BertBasicTokenizer
         return words.ToString();
     }
 
+    /// <summary>
+    /// Whether the words of <c>text[..index]</c> are the first words of <paramref name="text"/>: the character at
+    /// <paramref name="index"/> is whitespace that cleaning keeps (a space to split on), or a CJK ideograph split off on
+    /// its own. Nothing before it can join anything after it (NFD and lower-casing work character by character, and a
+    /// space or ideograph is never a combining mark), so a long text can be tokenized from such a prefix.
+    /// </summary>
+    public static bool IsWordStart(string text, int index, TokenizerSettings settings)
+    {
+        if (!Rune.TryGetRuneAt(text, index, out var rune))
+            return false; // a lone surrogate: cleaning drops it, so it splits nothing
+        return (IsWhitespace(rune) && !IsControl(rune)) || (settings.TokenizeChineseChars && IsCjkIdeograph(rune.Value));
+    }
+
     // NFD, then drop non-spacing marks: "é" (U+00E9) is "e" + U+0301, and the mark goes.
     private static string StripAccents(string text)
     {

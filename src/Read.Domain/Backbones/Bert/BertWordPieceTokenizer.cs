@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.RegularExpressions;
 using Microsoft.ML.Tokenizers;
+using Read.Domain.Backbones.Tokenization;
 using TorchSharp;
 
 namespace Read.Domain.Backbones.Bert;
@@ -35,10 +36,10 @@ internal sealed class BertWordPieceTokenizer : IBackboneTokenizer
         var rows = new List<(int[] Ids, int[] Types)>(texts.Count);
         for (var i = 0; i < texts.Count; i++)
         {
-            var a = WordPieceIds(settings, texts[i] ?? "");
             var pair = pairs?[i];
-            List<int>? b = pair is null ? null : WordPieceIds(settings, pair);
-            var budget = maxLength - (b is null ? 2 : 3);
+            var budget = maxLength - (pair is null ? 2 : 3);
+            var a = FirstWordPieceIds(settings, texts[i] ?? "", budget);
+            List<int>? b = pair is null ? null : FirstWordPieceIds(settings, pair, budget);
             // Longest-first: drop the last token of whichever side is longer (the pair on a tie), as Hugging Face does.
             while (a.Count + (b?.Count ?? 0) > budget)
             {
@@ -79,6 +80,11 @@ internal sealed class BertWordPieceTokenizer : IBackboneTokenizer
 
         return -1;
     }
+
+    // Neither side keeps more than the budget's tokens, and longest-first truncation reads each side's length only up to
+    // the budget: a long text's first tokens are all that can matter, so only a prefix of it is tokenized.
+    private List<int> FirstWordPieceIds(TokenizerSettings settings, string text, int budget) =>
+        TokenPrefix.Encode(text, budget, t => WordPieceIds(settings, t), (t, i) => BertBasicTokenizer.IsWordStart(t, i, settings));
 
     // Special tokens typed in the text ("q [SEP] a") keep their ids, as Hugging Face's added tokens do; the text
     // between them goes through basic tokenization and WordPiece.

@@ -53,18 +53,28 @@ public sealed class DecoderTokenizer : IDisposable
     /// </summary>
     public const string PairTemplate = "v1: [BOS?] A [EOS if pair] B [EOS?]; truncation=longest_first(tie: B), specials kept";
 
+    // The Split pre-tokenizer patterns of Llama 3 and Qwen2 tokenizer.json files: every piece they cut starts at a space
+    // that follows a non-space (no alternative matches a non-space then a space), see SplitsBeforeSpaces.
+    private static readonly HashSet<string> SpaceSplittingPatterns = new(StringComparer.Ordinal)
+    {
+        @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+        @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+    };
+
     private readonly object gate = new();
     private readonly Func<string, int[]> encode;
     private readonly IDisposable? native;
+    private readonly bool splitsBeforeSpaces;
     private bool disposed;
 
     private DecoderTokenizer(
         string kind, Func<string, int[]> encode, IDisposable? native, int? bos, int? eos, int pad, bool addBos,
-        bool addEos, int? vocabularySize, string fingerprint)
+        bool addEos, int? vocabularySize, string fingerprint, bool splitsBeforeSpaces)
     {
         Kind = kind;
         this.encode = encode;
         this.native = native;
+        this.splitsBeforeSpaces = splitsBeforeSpaces;
         BosTokenId = bos;
         EosTokenId = eos;
         PadTokenId = pad;
@@ -94,6 +104,12 @@ public sealed class DecoderTokenizer : IDisposable
 
     /// <summary>One more than the largest id the tokenizer can produce (vocabulary plus added tokens).</summary>
     public int? VocabularySize { get; }
+
+    /// <summary>
+    /// Whether <see cref="EncodeExample"/> reads a long text's ids from a prefix of it (cut at a space, see
+    /// <see cref="SplitsBeforeSpaces"/>); otherwise every text is tokenized whole.
+    /// </summary>
+    public bool CutsLongTexts => splitsBeforeSpaces;
 
     /// <summary>"tokenizer.json" or "tokenizer.model": the file the ids come from.</summary>
     public string Kind { get; }
@@ -164,9 +180,9 @@ public sealed class DecoderTokenizer : IDisposable
             throw new ArgumentOutOfRangeException(
                 nameof(maxLength), maxLength, $"An example needs room for its {Math.Max(1, specials)} special token(s).");
 
-        var a = EncodeText(text);
-        var b = hasPair ? EncodeText(pair) : [];
         var budget = maxLength - specials;
+        var a = FirstIds(text, budget);
+        var b = hasPair ? FirstIds(pair, budget) : [];
         int aLength = a.Length, bLength = b.Length;
         while (aLength + bLength > budget)
         {
@@ -191,6 +207,53 @@ public sealed class DecoderTokenizer : IDisposable
         if (ids.Count == 0)
             ids.Add(EosTokenId ?? PadTokenId);
         return [.. ids];
+    }
+
+    // Neither text keeps more than the budget's ids, and longest-first truncation reads each one's length only up to the
+    // budget: where the tokenizer splits words at spaces, only a prefix of a long text is tokenized (TokenPrefix).
+    private int[] FirstIds(string? text, int budget) =>
+        splitsBeforeSpaces && text is { Length: > 0 } ? TokenPrefix.Encode(text, budget, EncodeText, IsSpaceCut) : EncodeText(text);
+
+    // A space after a non-space character, where every pre-tokenizer SplitsBeforeSpaces accepts starts a new piece.
+    internal static bool IsSpaceCut(string text, int index) => text[index] == ' ' && !char.IsWhiteSpace(text[index - 1]);
+
+    /// <summary>
+    /// Whether a tokenizer.json splits a text at every space that follows a non-space character, so the ids of the text
+    /// before it are the first ids of the whole text: a pre-tokenizer known to (byte-level with GPT-2's regex, Metaspace
+    /// that splits, whitespace and BERT splitters, or a Split on Llama 3's or Qwen2's pattern; first in a sequence, as
+    /// later members see the text the first one transformed), normalizers that work character by character (Unicode
+    /// forms, lower-casing, prepending, stripping the ends), no sampling (BPE dropout), and no added token holding
+    /// whitespace. Anything else (Llama 2's legacy files, which run BPE over the whole text) tokenizes whole texts.
+    /// </summary>
+    internal static bool SplitsBeforeSpaces(JsonObject json)
+    {
+        if (json["model"]?["dropout"] is JsonValue dropout && dropout.TryGetValue<double>(out var p) && p > 0)
+            return false;
+        if (json["added_tokens"] is JsonArray added && added.Any(t => t?["content"] is JsonValue c && c.TryGetValue<string>(out var content) && content.Any(char.IsWhiteSpace)))
+            return false;
+        return KeepsSpaces(json["normalizer"]) && SplitsAtSpaces(json["pre_tokenizer"]);
+
+        static string? Type(JsonNode node) => node["type"] is JsonValue type && type.TryGetValue<string>(out var name) ? name : null;
+
+        static bool KeepsSpaces(JsonNode? normalizer) => normalizer is null || Type(normalizer) switch
+        {
+            "NFC" or "NFD" or "NFKC" or "NFKD" or "Lowercase" or "Prepend" or "Strip" or "StripAccents" => true,
+            "Sequence" => normalizer["normalizers"] is JsonArray all && all.All(KeepsSpaces),
+            _ => false,
+        };
+
+        static bool Flag(JsonNode node, string name, bool unset) => node[name] is JsonValue value && value.TryGetValue<bool>(out var flag) ? flag : unset;
+
+        static bool SplitsAtSpaces(JsonNode? pre) => pre is not null && Type(pre) switch
+        {
+            "ByteLevel" => Flag(pre, "use_regex", unset: true),
+            "Metaspace" => Flag(pre, "split", unset: true),
+            "Whitespace" or "WhitespaceSplit" or "BertPreTokenizer" => true,
+            "Split" => pre["pattern"]?["Regex"] is JsonValue regex && regex.TryGetValue<string>(out var pattern) && SpaceSplittingPatterns.Contains(pattern)
+                && pre["behavior"] is JsonValue behavior && behavior.TryGetValue<string>(out var how) && how == "Isolated" && !Flag(pre, "invert", unset: false),
+            "Sequence" => pre["pretokenizers"] is JsonArray { Count: > 0 } members && SplitsAtSpaces(members[0]),
+            _ => false,
+        };
     }
 
     /// <inheritdoc />
@@ -279,7 +342,7 @@ public sealed class DecoderTokenizer : IDisposable
 
         return Create(
             TokenizerJsonFile, bytes, text => ToInt(tokenizer.Encode(text)), tokenizer, bos, eos, pad, addBos, addEos,
-            maxId >= 0 ? maxId + 1 : null, path);
+            maxId >= 0 ? maxId + 1 : null, path, SplitsBeforeSpaces(json));
     }
 
     private static DecoderTokenizer LoadTokenizerModel(
@@ -334,7 +397,7 @@ public sealed class DecoderTokenizer : IDisposable
         return Create(
             TokenizerModelFile, bytes,
             text => [.. tokenizer.EncodeToIds(text, addBeginningOfSentence: false, addEndOfSentence: false)],
-            null, bos, eos, pad, addBos, addEos, maxId >= 0 ? maxId + 1 : null, path);
+            null, bos, eos, pad, addBos, addEos, maxId >= 0 ? maxId + 1 : null, path, splitsBeforeSpaces: false);
     }
 
     private static SentencePieceTokenizer CreateSentencePiece(byte[] bytes, IReadOnlyDictionary<string, int>? specialTokens)
@@ -345,7 +408,7 @@ public sealed class DecoderTokenizer : IDisposable
 
     private static DecoderTokenizer Create(
         string kind, byte[] bytes, Func<string, int[]> encode, IDisposable? native, int? bos, int? eos, int pad,
-        bool addBos, bool addEos, int? vocabularySize, string path)
+        bool addBos, bool addEos, int? vocabularySize, string path, bool splitsBeforeSpaces)
     {
         if (addBos && bos is null)
         {
@@ -361,7 +424,7 @@ public sealed class DecoderTokenizer : IDisposable
 
         return new DecoderTokenizer(
             kind, encode, native, bos, eos, pad, addBos, addEos, vocabularySize,
-            ComputeFingerprint(kind, bytes, addBos, addEos, bos, eos, pad));
+            ComputeFingerprint(kind, bytes, addBos, addEos, bos, eos, pad), splitsBeforeSpaces);
     }
 
     internal static string ComputeFingerprint(
