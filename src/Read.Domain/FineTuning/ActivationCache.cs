@@ -414,10 +414,14 @@ internal sealed class ActivationCache : IDisposable
     /// <summary>
     /// A read handle with the shared lock that marks the cache in use. Eviction and the cache listing probe "in use" by
     /// taking the exclusive lock for an instant; an open that meets that instant fails with a sharing violation, which is
-    /// not a missing cache, so it is tried again (a cache evicted meanwhile is then missing indeed, and rebuilt).
+    /// not a missing cache, so it is tried again (a cache evicted meanwhile is then missing indeed, and rebuilt). Nothing
+    /// else takes the exclusive lock on a final cache path (writers hold their temporary file), so the retries run on a
+    /// time budget, not a count: on a loaded host the probing thread can be descheduled while it holds the lock, and a
+    /// count of short sleeps then ran out and rebuilt a cache that was there all along (seen in CI).
     /// </summary>
     private static SafeFileHandle? OpenShared(string path)
     {
+        var waited = System.Diagnostics.Stopwatch.StartNew();
         for (var attempt = 0; ; attempt++)
         {
             try
@@ -428,9 +432,9 @@ internal sealed class ActivationCache : IDisposable
             {
                 return null;
             }
-            catch (IOException) when (attempt < OpenRetries)
+            catch (IOException) when (waited.Elapsed < OpenRetryBudget)
             {
-                Thread.Sleep(OpenRetryDelay * (attempt + 1));
+                Thread.Sleep(TimeSpan.FromMilliseconds(Math.Min(50, 1 << Math.Min(attempt, 6))));
             }
             catch (IOException)
             {
@@ -439,8 +443,7 @@ internal sealed class ActivationCache : IDisposable
         }
     }
 
-    private const int OpenRetries = 5;
-    private static readonly TimeSpan OpenRetryDelay = TimeSpan.FromMilliseconds(10);
+    private static readonly TimeSpan OpenRetryBudget = TimeSpan.FromSeconds(10);
 
     private static ActivationCache? Verify(string path, SafeFileHandle handle, ActivationCacheHeader expected, bool verifyPayload, CancellationToken cancellationToken)
     {

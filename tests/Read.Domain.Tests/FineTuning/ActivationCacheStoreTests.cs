@@ -125,13 +125,14 @@ public sealed class ActivationCacheStoreTests(TinyBackboneFixture fixture)
         var forwardCalls = fixture.Backbone.ForwardCalls;
 
         // The in-use probe of eviction and GET /v1/caches: an exclusive open (flock LOCK_EX) of the cache, held for an
-        // instant. Held here for 30 ms rather than microseconds, so the job's open surely falls inside it.
+        // instant. Held here for 30 ms (longer when this host is loaded) rather than microseconds, so the job's open surely
+        // falls inside it; the open waits out a held probe on a time budget, not a count of retries.
         (ActivationCache Cache, bool Hit) opened;
         using (var probe = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.None))
         {
             var open = Task.Run(() => ActivationCache.GetOrCreate(fixture.Backbone, examples, Spec("probed"), directory, null, CancellationToken.None));
             await Task.Delay(30);
-            Assert.False(open.IsCompleted, "the open finished while the probe held the cache (a rebuild)");
+            Assert.False(open.IsCompleted, $"the open finished while the probe held the cache (a rebuild): {open.Exception}");
             probe.Dispose();
             opened = await open;
         }
