@@ -1,3 +1,4 @@
+using Read.Domain.Backbones;
 using Read.Domain.SideNetwork;
 using static TorchSharp.torch;
 
@@ -20,20 +21,20 @@ internal static class HiddenStateGather
         if (pooling == Pooling.Cls)
         {
             states = stack(layers.Select(l => hidden[l].select(1, 0)).ToArray(), 1); // (B, C, d)
-            segments = arange(batch, dtype: ScalarType.Int64, device: attentionMask.device);
+            segments = KeptScalars.Range(batch, ScalarType.Int64, attentionMask.device);
         }
         else if (pooling == Pooling.Last)
         {
-            var last = attentionMask.sum(1).sub(1).clamp_min(0); // (B): index of each row's last real token
-            var rows = arange(batch, dtype: ScalarType.Int64, device: attentionMask.device) * width + last; // in the flattened (B·S) positions
+            var last = attentionMask.sum(1).Minus(1).AtLeast(0); // (B): index of each row's last real token
+            var rows = KeptScalars.Range(batch, ScalarType.Int64, attentionMask.device).Times(width).Plus(last); // in the flattened (B·S) positions
             states = stack(layers.Select(l => hidden[l].reshape(batch * width, -1).index_select(0, rows)).ToArray(), 1); // (B, C, d)
-            segments = arange(batch, dtype: ScalarType.Int64, device: attentionMask.device);
+            segments = KeptScalars.Range(batch, ScalarType.Int64, attentionMask.device);
         }
         else
         {
             var valid = attentionMask.reshape(-1).nonzero().squeeze(1); // row-major: each example's positions, in order
             states = stack(layers.Select(l => hidden[l].reshape(batch * width, -1).index_select(0, valid)).ToArray(), 1); // (P, C, d)
-            segments = valid.div(width, rounding_mode: RoundingMode.floor);
+            segments = valid.FloorDivide(width);
         }
 
         return (states.MoveToOuterDisposeScope(), segments.MoveToOuterDisposeScope());

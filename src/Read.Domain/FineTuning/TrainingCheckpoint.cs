@@ -14,7 +14,9 @@ namespace Read.Domain.FineTuning;
 public sealed record TrainingCheckpoint(int Epoch, int BestEpoch, bool Stopped, EpochMetrics Metrics, byte[] State)
 {
     private const string Magic = "READCKPT";
-    private const int FormatVersion = 1;
+    // 2: the optimizer state is AdamWSchedule's own (moments and step counts per parameter), no longer TorchSharp's
+    // AdamW state dict. A version-1 checkpoint is refused as unreadable and the run starts over on its cache.
+    private const int FormatVersion = 2;
 
     /// <summary>Epoch, best epoch and metrics from the header of <paramref name="state"/>.</summary>
     public static TrainingCheckpoint Read(byte[] state)

@@ -1,3 +1,4 @@
+using Read.Domain.Backbones;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -60,11 +61,11 @@ public sealed class ReadClassifier : nn.Module<Tensor, Tensor>
 
         using var scope = NewDisposeScope();
         var positions = states.shape[0];
-        var lengths = zeros(count, device: states.device).index_add_(0, segments, ones(positions, device: states.device), 1).unsqueeze(1); // (B, 1)
+        var lengths = zeros(count, device: states.device).IndexAdd_(0, segments, ones(positions, device: states.device)).unsqueeze(1); // (B, 1)
         var final = side.Final(states); // (P, d)
         var aggregated = side.Aggregate(states); // (P, r)
-        var pooledFinal = zeros(count, final.shape[1], device: states.device).index_add_(0, segments, final, 1) / lengths; // (B, d)
-        var pooledAggregate = zeros(count, aggregated.shape[1], device: states.device).index_add_(0, segments, aggregated, 1) / lengths; // (B, r)
-        return head.call(pooledFinal + side.Join(pooledAggregate)).MoveToOuterDisposeScope();
+        var pooledFinal = zeros(count, final.shape[1], device: states.device).IndexAdd_(0, segments, final) / lengths; // (B, d)
+        var pooledAggregate = zeros(count, aggregated.shape[1], device: states.device).IndexAdd_(0, segments, aggregated) / lengths; // (B, r)
+        return head.call(pooledFinal.Plus(side.Join(pooledAggregate))).MoveToOuterDisposeScope();
     }
 }

@@ -1,3 +1,4 @@
+using Read.Domain.Backbones;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -81,7 +82,7 @@ public sealed class ReadSideNetwork : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor states)
     {
         using var scope = NewDisposeScope();
-        return (Final(states) + Join(Aggregate(states))).MoveToOuterDisposeScope();
+        return Final(states).Plus(Join(Aggregate(states))).MoveToOuterDisposeScope();
     }
 
     /// <summary>φ_L (N, d): the channel the correction is added to.</summary>

@@ -1,3 +1,4 @@
+using Read.Domain.Backbones;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -22,7 +23,7 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var scale = x.square().mean([-1], keepdim: true).add(eps).rsqrt();
+        var scale = x.Power(2).mean([-1], keepdim: true).Plus(eps).rsqrt();
         return (x * scale * weight).MoveToOuterDisposeScope();
     }
 }

@@ -106,7 +106,7 @@ internal sealed class BaselineClassifier : nn.Module<Tensor, Tensor, Tensor, Ten
         using var scope = NewDisposeScope();
         var hidden = bert.call(inputIds, attentionMask, tokenTypeIds); // L + 1 × (B, S, d)
         var mask = attentionMask.unsqueeze(-1).to_type(ScalarType.Float32); // (B, S, 1)
-        var pooled = (hidden[^1] * mask).sum(1) / mask.sum(1).clamp_min(1); // (B, d)
+        var pooled = (hidden[^1] * mask).sum(1) / mask.sum(1).AtLeast(1); // (B, d)
         return pooled.MoveToOuterDisposeScope();
     }
 

@@ -1,3 +1,4 @@
+using Read.Domain.Backbones;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -34,7 +35,7 @@ internal sealed class BottleneckAdapter : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var bottleneck = nn.functional.gelu(down.call(hidden)); // (…, m)
-        return (hidden + up.call(bottleneck)).MoveToOuterDisposeScope();
+        return hidden.Plus(up.call(bottleneck)).MoveToOuterDisposeScope();
     }
 
     /// <summary>Passes every later output of <paramref name="projection"/> through this adapter; dispose the result to detach.</summary>

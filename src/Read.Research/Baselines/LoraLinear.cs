@@ -1,3 +1,4 @@
+using Read.Domain.Backbones;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -46,7 +47,7 @@ internal sealed class LoraLinear : nn.Module<Tensor, Tensor>
     {
         using var down = lora_A.call(input); // (…, r)
         using var up = lora_B.call(down); // (…, d_out)
-        return up.mul(Scaling);
+        return up.Times(Scaling);
     }
 
     /// <summary>Adds this update to every later output of <paramref name="target"/>; dispose the result to detach.</summary>
@@ -56,7 +57,7 @@ internal sealed class LoraLinear : nn.Module<Tensor, Tensor>
         if (target.weight!.shape[1] != A.shape[1] || target.weight.shape[0] != B.shape[0])
             throw new ArgumentException($"LoRA of shape {A.shape[1]}→{B.shape[0]} does not fit a Linear {target.weight.shape[1]}→{target.weight.shape[0]}.", nameof(target));
         // The hook's tensors (the delta, the frozen output it replaces) belong to the caller's dispose scope.
-        var remover = target.register_forward_hook((_, input, output) => output + call(input));
+        var remover = target.register_forward_hook((_, input, output) => output.Plus(call(input)));
         return new HookHandle(remover.remove);
     }
 }

@@ -70,8 +70,9 @@ public sealed class BertModel : nn.Module<Tensor, Tensor, Tensor, Tensor[]>, IBa
     /// </summary>
     internal static Tensor MaskBias(Tensor attentionMask, ScalarType computeDtype = ScalarType.Float32)
     {
-        using var keep = attentionMask.to_type(ScalarType.Float32).unsqueeze(1).unsqueeze(2); // (B, 1, 1, S)
-        using var maskBias32 = (1.0f - keep) * MinValue(computeDtype);
-        return maskBias32.to_type(computeDtype);
+        using var scope = NewDisposeScope();
+        var keep = attentionMask.to_type(ScalarType.Float32).unsqueeze(1).unsqueeze(2); // (B, 1, 1, S)
+        var maskBias32 = keep.SubtractedFrom(1.0).Times(MinValue(computeDtype));
+        return maskBias32.to_type(computeDtype).MoveToOuterDisposeScope();
     }
 }

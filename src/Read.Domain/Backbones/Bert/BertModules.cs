@@ -30,9 +30,9 @@ internal sealed class BertEmbeddings : nn.Module<Tensor, Tensor, Tensor>
     public override Tensor forward(Tensor inputIds, Tensor tokenTypeIds)
     {
         using var scope = NewDisposeScope();
-        var positions = arange(inputIds.shape[1], dtype: ScalarType.Int64, device: inputIds.device).unsqueeze(0); // (1, S)
-        var sum = word_embeddings.call(inputIds).to_type(computeDtype) + position_embeddings.call(positions).to_type(computeDtype)
-            + token_type_embeddings.call(tokenTypeIds).to_type(computeDtype); // (B, S, d)
+        var positions = KeptScalars.Range(inputIds.shape[1], ScalarType.Int64, inputIds.device).unsqueeze(0); // (1, S)
+        var sum = word_embeddings.call(inputIds).to_type(computeDtype).Plus(position_embeddings.call(positions).to_type(computeDtype))
+            .Plus(token_type_embeddings.call(tokenTypeIds).to_type(computeDtype)); // (B, S, d)
         return BertPrecision.Norm(LayerNorm, sum).MoveToOuterDisposeScope();
     }
 }
@@ -88,7 +88,7 @@ internal sealed class BertResidualOutput : nn.Module<Tensor, Tensor, Tensor>
     public override Tensor forward(Tensor hidden, Tensor residual)
     {
         using var projected = BertPrecision.Project(dense, hidden);
-        using var sum = projected + residual;
+        using var sum = projected.Plus(residual);
         return BertPrecision.Norm(LayerNorm, sum);
     }
 }
@@ -138,8 +138,8 @@ internal sealed class BertIntermediate : nn.Module<Tensor, Tensor>
     private static Tensor GeluTanh(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var inner = (x + x.pow(3) * 0.044715) * Math.Sqrt(2.0 / Math.PI);
-        return (x * 0.5 * (inner.tanh() + 1.0)).MoveToOuterDisposeScope();
+        var inner = x.Plus(x.Power(3).Times(0.044715)).Times(Math.Sqrt(2.0 / Math.PI));
+        return x.Times(0.5).mul(inner.tanh().Plus(1.0)).MoveToOuterDisposeScope();
     }
 }
 

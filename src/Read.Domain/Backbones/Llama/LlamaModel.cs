@@ -88,7 +88,7 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor, Tensor[]>, IBackboneM
         var causal = ones(s, s, dtype: ScalarType.Bool, device: attentionMask.device).tril(); // (S, S)
         var keys = attentionMask.to_type(ScalarType.Bool).unsqueeze(1).unsqueeze(1); // (B, 1, 1, S)
         var allowed = causal.unsqueeze(0).unsqueeze(0).logical_and(keys); // (B, 1, S, S)
-        return zeros(allowed.shape, dtype: dtype, device: attentionMask.device).masked_fill(allowed.logical_not(), MinValue(dtype)).MoveToOuterDisposeScope();
+        return zeros(allowed.shape, dtype: dtype, device: attentionMask.device).Filled(allowed.logical_not(), MinValue(dtype)).MoveToOuterDisposeScope();
     }
 
     private static double MinValue(ScalarType dtype) => dtype switch

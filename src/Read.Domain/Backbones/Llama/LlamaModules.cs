@@ -24,7 +24,7 @@ internal sealed class LlamaRmsNorm : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var x32 = x.to_type(ScalarType.Float32);
-        var normed = x32 * (x32.pow(2).mean([-1], keepdim: true) + eps).rsqrt();
+        var normed = x32 * x32.Power(2).mean([-1], keepdim: true).Plus(eps).rsqrt();
         var scale = weight.dtype == x.dtype ? weight : weight.to_type(x.dtype);
         return (scale * normed.to_type(x.dtype)).MoveToOuterDisposeScope();
     }
@@ -42,7 +42,7 @@ internal sealed class LlamaRotary
     public (Tensor Cos, Tensor Sin) Angles(long length, ScalarType dtype, Device device)
     {
         using var scope = NewDisposeScope();
-        var positions = arange(length, dtype: ScalarType.Float32, device: device);
+        var positions = KeptScalars.Range(length, ScalarType.Float32, device);
         var inv = tensor(inverseFrequencies, device: device);
         var freqs = outer(positions, inv); // (S, hd/2)
         var emb = cat([freqs, freqs], -1).unsqueeze(0).unsqueeze(0); // (1, 1, S, hd)
@@ -54,7 +54,7 @@ internal sealed class LlamaRotary
         using var scope = NewDisposeScope();
         var half = x.shape[^1] / 2;
         var rotated = cat([x.narrow(-1, half, half).neg(), x.narrow(-1, 0, half)], -1); // rotate_half: (-x2, x1)
-        return (x * cos + rotated * sin).MoveToOuterDisposeScope();
+        return (x * cos).Plus(rotated * sin).MoveToOuterDisposeScope();
     }
 }
 
@@ -147,7 +147,7 @@ internal sealed class LlamaDecoderLayer : nn.Module<Tensor, Tensor, Tensor, Tens
     public override Tensor forward(Tensor x, Tensor cos, Tensor sin, Tensor maskBias)
     {
         using var scope = NewDisposeScope();
-        var h = x + self_attn.call(input_layernorm.call(x), cos, sin, maskBias);
-        return (h + mlp.call(post_attention_layernorm.call(h))).MoveToOuterDisposeScope();
+        var h = x.Plus(self_attn.call(input_layernorm.call(x), cos, sin, maskBias));
+        return h.Plus(mlp.call(post_attention_layernorm.call(h))).MoveToOuterDisposeScope();
     }
 }
