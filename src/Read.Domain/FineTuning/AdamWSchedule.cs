@@ -79,7 +79,8 @@ internal sealed class AdamWSchedule : IDisposable
         state.Step++;
         var biasCorrection1 = 1 - Math.Pow(Beta1, state.Step);
         var biasCorrection2 = 1 - Math.Pow(Beta2, state.Step);
-        parameter.MultiplyInPlace(1 - lr * weightDecay[i]);
+        if (weightDecay[i] != 0)
+            parameter.MultiplyInPlace(1 - lr * weightDecay[i]); // TorchSharp multiplies by 1 too; skipping that is exact
         state.ExpAvg.MultiplyInPlace(Beta1).AddInPlace(grad, 1 - Beta1);
         state.ExpAvgSq.MultiplyInPlace(Beta2).AddProductInPlace(grad, grad, 1 - Beta2);
         var denominator = state.ExpAvgSq.sqrt().DividedBy(Math.Sqrt(biasCorrection2)).AddInPlace(Epsilon);

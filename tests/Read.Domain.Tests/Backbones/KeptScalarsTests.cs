@@ -65,8 +65,8 @@ public sealed class KeptScalarsTests
     [Fact]
     public void TrainingSteps_WhileTheGarbageCollectorFinalizesConstantly_EndWithTheSameWeights()
     {
-        // The trainer's own path: side network forward, loss, backward, clipping and TorchSharp's AdamW (whose step makes
-        // Scalars of its own) under the same finalizer storm, against the same steps run calmly.
+        // The trainer's own path: side network forward, loss, backward, clipping and AdamWSchedule's step under the same
+        // finalizer storm, against the same steps run calmly. With TorchSharp's AdamW (before decision 018) this failed.
         float[] Train()
         {
             manual_seed(11);

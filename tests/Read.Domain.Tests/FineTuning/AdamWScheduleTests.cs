@@ -10,7 +10,7 @@ namespace Read.Domain.Tests.FineTuning;
 /// is TorchSharp's own AdamW with LambdaLR, set up as AdamWSchedule did before: the same updates. Compared within 1e-5,
 /// not bit for bit: libtorch's CPU kernels are not bitwise reproducible here, so even one training run repeated in one
 /// process differs in the last bits (about 1e-7, with TorchSharp's AdamW as with this one). The schedule off by one step
-/// fails the comparison after the first step.
+/// failed the comparison after the first step (checked by hand).
 /// </summary>
 public sealed class AdamWScheduleTests
 {

@@ -28,7 +28,6 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor, Tensor[]>, IBackboneM
     internal LlamaModel(LlamaConfig config, LlamaPrecision precision) : base(nameof(LlamaModel))
     {
         Config = config;
-        Precision = precision;
         computeDtype = precision.Compute;
         embed_tokens = nn.Embedding(config.VocabSize, config.HiddenSize, dtype: precision.Storage, device: precision.Device);
         layers = nn.ModuleList(Enumerable.Range(0, config.NumHiddenLayers).Select(_ => new LlamaDecoderLayer(config, precision)).ToArray());
@@ -38,9 +37,6 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor, Tensor[]>, IBackboneM
     }
 
     public LlamaConfig Config { get; }
-
-    /// <summary>What the weights are kept in, what the forward computes in, and where it runs.</summary>
-    internal LlamaPrecision Precision { get; }
 
     public BackboneShape Shape => new(Config.HiddenSize, Config.NumHiddenLayers, Config.MaxInputLength);
 

@@ -21,7 +21,7 @@ internal sealed record LlamaPrecision(ScalarType Storage, ScalarType Compute, De
     /// The layer stream's precision: only one layer is resident, so it is held in the compute dtype, converted once
     /// at load rather than widened on every batch (LlamaLayerStream rounds it through <see cref="Storage"/>). Widening
     /// per call costs most where a projection is large and the batch short: a 5120×13824 bf16 weight widened for
-    /// 128 tokens runs at about 0.2× of an fp32 projection (docs/benchmarks/precision.md, projection kernels).
+    /// 128 tokens runs at 0.25–0.28× of an fp32 projection (docs/benchmarks/precision.md, projection kernels).
     /// </summary>
     public LlamaPrecision Converted => this with { Storage = Compute };
 
