@@ -191,6 +191,38 @@ public sealed class FineTuneJobRunnerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Resume_UnreadableCheckpoint_OfAJobWhoseSourceCheckpointIsGone_FailsCheckpointUnavailable_NotTrainedFromScratch()
+    {
+        var train = TestData.Sentiment(16, seed: 47);
+        var fileId = await _db.InsertFileAsync(TestData.Jsonl(train), ["negative", "positive"], train.Count);
+        // Created from a checkpoint since deleted; its worker died after epoch 1, leaving a checkpoint this version cannot read.
+        var jobId = await _db.InsertJobAsync(JobStatus.Running, backboneId: BackboneRegistry.TinyBackboneId, trainingFileId: fileId,
+            hyperparametersJson: "{\"epochs\":2,\"max_length\":32}", leaseOwner: "dead-worker", leaseExpiresAt: DateTime.UtcNow.AddMinutes(-1));
+        using var unreadable = new MemoryStream();
+        using (var writer = new BinaryWriter(unreadable))
+        {
+            writer.Write("READCKPT");
+            writer.Write(99);
+        }
+
+        await using (var db = await _db.Factory.CreateDbContextAsync())
+        {
+            await db.Jobs.Where(j => j.Id == jobId).ExecuteUpdateAsync(s => s.SetProperty(j => j.FromCheckpointId, "ftckpt-deleted"));
+            db.JobCheckpoints.Add(new JobCheckpoint
+            {
+                Id = "ftckpt-" + Guid.NewGuid().ToString("N"), JobId = jobId, TenantId = _db.TenantId, Epoch = 1, MetricsJson = "{}", IsBest = true,
+                State = unreadable.ToArray(), CreatedAt = DateTime.UtcNow,
+            });
+            await db.SaveChangesAsync();
+        }
+
+        await Runner().RunAsync(jobId, CancellationToken.None);
+
+        var job = await _db.JobAsync(jobId);
+        Assert.True((job.Status, job.ErrorCode) == (JobStatus.Failed, JobErrorCodes.CheckpointUnavailable), $"{job.Status} {job.ErrorCode} {job.ErrorMessage}");
+    }
+
+    [Fact]
     public async Task Claim_ClearsTheEstimatedFinishAnEarlierAttemptLeft_UntilThisAttemptsFirstEpoch()
     {
         var train = TestData.Sentiment(16, seed: 44);

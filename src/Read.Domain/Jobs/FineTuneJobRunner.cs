@@ -158,6 +158,8 @@ public sealed class FineTuneJobRunner(
         // Disposed (flushed) on the way out, so a failure's terminal write comes after the job's last progress and events.
         await using var progress = new JobProgressRecorder(dbFactory, job, listeners, logger);
         var resumeFrom = ReadResumeCheckpoint(last, progress);
+        if (resumeFrom is null)
+            RequireInitialWeights(job, initialWeights); // a fresh start: no checkpoint of its own, or one set aside as unreadable
         var checkpoints = new JobCheckpointStore(dbFactory, job, lease, logger) { PlannedEpochs = hyperparameters.Epochs };
         FineTuneResult result;
         try
@@ -179,8 +181,7 @@ public sealed class FineTuneJobRunner(
                     ResumeDiscarded = reason =>
                     {
                         progress.Event("warning", Discarded(last!, reason));
-                        if (job.FromCheckpointId is not null && initialWeights is null)
-                            throw new JobFailedException(JobErrorCodes.CheckpointUnavailable, $"Checkpoint {job.FromCheckpointId} no longer exists.");
+                        RequireInitialWeights(job, initialWeights);
                     },
                     Precomputed = outcome => NotifyPrecomputed(job.Id, outcome),
                     StreamedStepCompleted = progress.StreamedStepCompleted,
@@ -334,10 +335,17 @@ public sealed class FineTuneJobRunner(
         if (job.FromCheckpointId is null)
             return (last, null);
         var initial = await db.JobCheckpoints.AsNoTracking().Where(c => c.Id == job.FromCheckpointId && c.TenantId == job.TenantId).Select(c => c.State).SingleOrDefaultAsync(ct);
-        // Resuming restores the weights the initial checkpoint led to: only a fresh start cannot do without it.
-        if (initial is null && last is null)
-            throw new JobFailedException(JobErrorCodes.CheckpointUnavailable, $"Checkpoint {job.FromCheckpointId} no longer exists.");
         return (last, initial is null ? null : TrainingCheckpoint.Read(initial));
+    }
+
+    /// <summary>
+    /// Resuming restores the weights the initial checkpoint led to; every fresh start of a job created from a checkpoint
+    /// (none of its own, one that cannot be read, one that no longer matches) needs that checkpoint's weights.
+    /// </summary>
+    private static void RequireInitialWeights(FineTuneJob job, TrainingCheckpoint? initialWeights)
+    {
+        if (job.FromCheckpointId is not null && initialWeights is null)
+            throw new JobFailedException(JobErrorCodes.CheckpointUnavailable, $"Checkpoint {job.FromCheckpointId} no longer exists.");
     }
 
     /// <summary>The last checkpoint to resume from; one this version cannot read is set aside (training starts over) with an event saying why.</summary>
