@@ -35,14 +35,14 @@ public static class ReadServiceDefaults
     /// (docs/decisions/014-checkpoints-leases.md), and a new job starts within a second of being enqueued. The cost is one
     /// small query per idle Hangfire worker thread per second.
     /// </summary>
-    public static readonly TimeSpan QueuePollInterval = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan QueuePollInterval = TimeSpan.FromSeconds(1);
 
     /// <summary>Hangfire's Postgres storage as the API (enqueueing) and the workers (running) share it.</summary>
     public static IGlobalConfiguration UseReadPostgresStorage(this IGlobalConfiguration hangfire, string connectionString) =>
         hangfire.UsePostgreSqlStorage(o => o.UseNpgsqlConnection(connectionString), StorageOptions());
 
     /// <summary>The storage options <see cref="UseReadPostgresStorage"/> applies.</summary>
-    public static PostgreSqlStorageOptions StorageOptions() => new()
+    private static PostgreSqlStorageOptions StorageOptions() => new()
     {
         // A worker that dies mid-job stops extending its claim; after this long another worker takes the job
         // (the runner resumes it). Sliding, so long jobs on a live worker are never handed out twice. The lease sweep

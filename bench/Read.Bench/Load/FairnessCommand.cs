@@ -194,7 +194,7 @@ internal static class FairnessCommand
             $"(load-tenant-1, its own adapter) sends {run.FloodConcurrency} concurrent requests of {run.FloodInputs} inputs, each a text and a text_pair of " +
             $"{run.FloodChars} characters (accented words, so JSON-escaped: {flood.BodyBytes / 1e6:F1} MB per body), each next one as soon as the last is answered; " +
             "the flood starts 5 s before the light tenant's second phase and stops after it. Forwards, rows per forward and ms/text (tokenize + forward) come " +
-            "from the API's /metrics over each phase (the flood's texts/s: rows served less the light tenant's). With a few dozen light requests per phase, p99 is close to the slowest one. The load generator shares the 2 cores with the API, and the machine was shared with other engineers' builds.\n\n" +
+            "from the API's /metrics over each phase (the flood's texts/s: rows served less the light tenant's). With few light requests in a phase, p99 is close to the slowest one. The load generator shares the host's " + Environment.ProcessorCount + " cores with the API.\n\n" +
             table.ToMarkdown() + "\n" +
             $"Light tenant p99 beside the flood / alone: {beside.P99Ms / alone.P99Ms:F1}× ({alone.P99Ms:F0} → {beside.P99Ms:F0} ms); p50 {alone.P50Ms:F0} → {beside.P50Ms:F0} ms.\n";
         Directory.CreateDirectory(run.Output);

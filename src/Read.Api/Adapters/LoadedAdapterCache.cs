@@ -81,16 +81,7 @@ internal sealed class LoadedAdapterCache(BackboneRegistry backbones, IOptions<In
         if (BeforeArtifactRead is { } hook)
             await hook(adapterId);
         var bytes = await artifact() ?? throw new AdapterGoneException(adapterId);
-        Backbone backbone;
-        try
-        {
-            backbone = backbones.Get(backboneId);
-        }
-        catch (KeyNotFoundException e)
-        {
-            throw new BackboneUnavailableException(adapterId, backboneId, e);
-        }
-
+        var backbone = backbones.Get(backboneId); // registered (checked above); a failure while loading it is not "unavailable"
         return new Loaded(backbone, AdapterArtifact.Load(bytes, backbone), bytes.LongLength);
     });
 

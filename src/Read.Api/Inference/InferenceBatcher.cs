@@ -94,7 +94,7 @@ internal sealed class InferenceBatcher : IAsyncDisposable
         if (!LaneFor(backbone).TryQueue(parts))
             throw new InferenceUnavailableException("The inference queue for this backbone is not accepting work (shutting down or restarting); retry shortly.");
         BatchedPrediction[] results;
-        using (ct.Register(() => { foreach (var part in parts) part.Cancel(ct); }))
+        using (ct.Register(() => { foreach (var part in parts) part.Cancel(); }))
             results = await Task.WhenAll(parts.Select(p => p.Result.Task)); // every part settled: none still uses the adapter
         return new BatchedPrediction(results.SelectMany(r => r.Predictions).ToArray(), results.Max(r => r.Batch));
     }
@@ -207,12 +207,12 @@ internal sealed class InferenceBatcher : IAsyncDisposable
             Interlocked.Exchange(ref state, Queued);
             if (!ct.IsCancellationRequested)
                 return true; // a cancellation from here on finds it queued, and takes it out itself
-            Cancel(ct);
+            Cancel();
             return false;
         }
 
         /// <summary>Cancels it unless a batch has taken it (a running forward cannot give the adapter back early).</summary>
-        public void Cancel(CancellationToken ct)
+        public void Cancel()
         {
             if (Interlocked.CompareExchange(ref state, Cancelled, Queued) != Queued)
                 return;
@@ -513,8 +513,6 @@ internal sealed class InferenceBatcher : IAsyncDisposable
                 owner.logger.LogError(outcome.Error, "Predict batch {Batch} on backbone {Backbone}: one adapter's side network failed", number, backbone.Id);
                 item.Result.TrySetException(outcome.Error!);
             }
-
-            lastSeen[item.Tenant] = Stopwatch.GetTimestamp();
         }
 
         // Asked by a running batch between two forwards of backlogged tenants' rows that left no part half computed:
